@@ -1,0 +1,289 @@
+"""Audio in: the one place that decodes, downmixes and resamples (PyAV), and the live sources.
+
+Everything leaves this module as 16 kHz mono float32. A source yields :class:`AudioChunk` blocks whose times
+come from the samples (the stream's own clock), never from the wall clock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import sys
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+
+from .errors import AudioError, UsageError
+from .records import AudioChunk
+
+log = logging.getLogger(__name__)
+
+RATE_HZ = 16000
+BLOCK_S = 0.1
+AUDIO_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac", ".wma", ".webm", ".mka", ".mp4", ".aiff", ".au"}
+PCM_FORMATS = {"s16le": np.dtype("<i2"), "s32le": np.dtype("<i4"), "f32le": np.dtype("<f4"), "u8": np.dtype("u1")}
+
+
+class _Resampler:
+    """Streaming conversion of PyAV frames or numpy blocks to 16 kHz mono float32."""
+
+    def __init__(self) -> None:
+        import av
+
+        self._av = av
+        self._resampler = av.AudioResampler(format="flt", layout="mono", rate=RATE_HZ)
+
+    def frame(self, frame) -> np.ndarray:  # type: ignore[no-untyped-def]
+        frame.pts = None
+        return self._join(self._resampler.resample(frame))
+
+    def array(self, samples: np.ndarray, rate_hz: int) -> np.ndarray:
+        """Resample a mono float32 block."""
+        if rate_hz == RATE_HZ:
+            return samples.astype(np.float32, copy=False)
+        frame = self._av.AudioFrame.from_ndarray(np.ascontiguousarray(samples, np.float32)[None], format="flt", layout="mono")
+        frame.sample_rate = rate_hz
+        return self.frame(frame)
+
+    def flush(self) -> np.ndarray:
+        return self._join(self._resampler.resample(None))
+
+    @staticmethod
+    def _join(frames: list) -> np.ndarray:  # type: ignore[type-arg]
+        if not frames:
+            return np.zeros(0, np.float32)
+        return np.concatenate([f.to_ndarray().reshape(-1) for f in frames]).astype(np.float32, copy=False)
+
+
+def decode(location: str, *, options: dict[str, str] | None = None, timeout_s: float = 10.0) -> Iterator[np.ndarray]:
+    """Decode the first audio stream of a file, URL or device into 16 kHz mono float32 blocks.
+
+    Raises :class:`AudioError` naming ``location`` when it cannot be opened or decoded.
+    """
+    import av
+
+    fmt = None
+    if ":" in location and location.split(":", 1)[0] in ("alsa", "pulse", "dshow", "avfoundation"):
+        fmt, location = location.split(":", 1)
+    try:
+        container = av.open(location, format=fmt, options=options or {}, timeout=timeout_s)
+    except (av.FFmpegError, OSError, ValueError) as exc:
+        raise AudioError(f"{location}: cannot open as audio ({_reason(exc)})") from exc
+    with container:
+        if not container.streams.audio:
+            raise AudioError(f"{location}: has no audio stream")
+        stream = container.streams.audio[0]
+        resampler = _Resampler()
+        try:
+            for frame in container.decode(stream):
+                block = resampler.frame(frame)
+                if len(block):
+                    yield block
+            tail = resampler.flush()
+        except (av.FFmpegError, ValueError) as exc:
+            raise AudioError(f"{location}: audio is corrupt or truncated ({_reason(exc)})") from exc
+    if len(tail):
+        yield tail
+
+
+def _reason(exc: Exception) -> str:
+    text = getattr(exc, "strerror", None) or str(exc)
+    return text.split(": '")[0] if text else type(exc).__name__
+
+
+def load_audio(path: str | Path, *, max_s: float = 4 * 3600) -> np.ndarray:
+    """The whole recording at ``path`` as 16 kHz mono float32; refuses empty and over-long files."""
+    path = str(path)
+    if not Path(path).is_file() and "://" not in path:
+        raise AudioError(f"{path}: no such file")
+    blocks, total = [], 0
+    for block in decode(path):
+        blocks.append(block)
+        total += len(block)
+        if total > max_s * RATE_HZ:
+            raise AudioError(f"{path}: longer than {max_s:.0f} s; split it or use 'voxwatch search' for long recordings")
+    if total == 0:
+        raise AudioError(f"{path}: contains no audio samples")
+    return np.concatenate(blocks)
+
+
+def sha256_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for piece in iter(lambda: f.read(1 << 20), b""):
+            digest.update(piece)
+    return digest.hexdigest()
+
+
+def find_audio_files(paths: list[str]) -> list[Path]:
+    """Expand files and directories (recursively) into audio files, sorted; missing paths are an error."""
+    found: list[Path] = []
+    for item in paths:
+        p = Path(item)
+        if p.is_dir():
+            found += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in AUDIO_SUFFIXES)
+        elif p.is_file():
+            found.append(p)
+        else:
+            raise AudioError(f"{item}: no such file or directory")
+    return found
+
+
+class Source(ABC):
+    """A stream of audio: a name and 16 kHz mono float32 blocks. Subclasses only produce blocks."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    @abstractmethod
+    def blocks(self) -> Iterator[np.ndarray]:
+        """Yield successive blocks; return at the end of the stream; raise :class:`AudioError` on failure."""
+
+    def chunks(self) -> Iterator[AudioChunk]:
+        """The blocks, re-cut to ``BLOCK_S`` and time-stamped by sample count."""
+        size = int(BLOCK_S * RATE_HZ)
+        pending = np.zeros(0, np.float32)
+        position = 0
+        for block in self.blocks():
+            pending = np.concatenate([pending, block]) if len(pending) else block
+            while len(pending) >= size:
+                yield AudioChunk(self.name, position / RATE_HZ, pending[:size])
+                position += size
+                pending = pending[size:]
+        if len(pending):
+            yield AudioChunk(self.name, position / RATE_HZ, pending)
+
+
+class FileSource(Source):
+    """A recording played as fast as it decodes, or at real-time pace (as a live stream would arrive)."""
+
+    def __init__(self, path: str, *, realtime: bool = False, loop: bool = False):
+        super().__init__(path)
+        if not Path(path).is_file():
+            raise AudioError(f"{path}: no such file")
+        self.realtime = realtime
+        self.loop = loop
+
+    def blocks(self) -> Iterator[np.ndarray]:
+        started = time.monotonic()
+        played = 0
+        while True:
+            empty = True
+            for block in decode(self.name):
+                empty = False
+                if self.realtime:
+                    ahead = played / RATE_HZ - (time.monotonic() - started)
+                    if ahead > 0:
+                        time.sleep(ahead)
+                played += len(block)
+                yield block
+            if empty:
+                raise AudioError(f"{self.name}: contains no audio samples")
+            if not self.loop:
+                return
+
+
+class UrlSource(Source):
+    """A network stream PyAV can open (http/icecast/hls/rtsp/rtp/udp), reconnecting with backoff when it drops."""
+
+    def __init__(self, url: str, *, reconnects: int = 0, backoff_s: float = 1.0, max_backoff_s: float = 30.0):
+        super().__init__(url)
+        self.reconnects = reconnects
+        self.backoff_s = backoff_s
+        self.max_backoff_s = max_backoff_s
+        self.drops = 0
+
+    def blocks(self) -> Iterator[np.ndarray]:
+        attempt = 0
+        while True:
+            try:
+                for block in decode(self.name):
+                    attempt = 0
+                    yield block
+                error: AudioError | None = None
+            except AudioError as exc:
+                error = exc
+            if attempt >= self.reconnects:
+                if error is not None:
+                    raise error
+                return
+            self.drops += 1
+            delay = min(self.max_backoff_s, self.backoff_s * 2**attempt)
+            attempt += 1
+            log.warning("%s dropped (%s); reconnecting in %.1f s (%d/%d)", self.name, error or "ended", delay, attempt, self.reconnects)
+            time.sleep(delay)
+
+
+@dataclass(frozen=True)
+class PcmFormat:
+    """Raw PCM layout for stdin: sample format (s16le, s32le, f32le, u8), rate and channel count."""
+
+    encoding: str = "s16le"
+    rate_hz: int = RATE_HZ
+    channels: int = 1
+
+    def __post_init__(self) -> None:
+        if self.encoding not in PCM_FORMATS:
+            raise UsageError(f"unknown PCM format {self.encoding!r}; use one of {', '.join(sorted(PCM_FORMATS))}")
+        if not 1000 <= self.rate_hz <= 384000:
+            raise UsageError(f"PCM rate {self.rate_hz} Hz is out of range (1000 to 384000)")
+        if not 1 <= self.channels <= 32:
+            raise UsageError(f"PCM channel count {self.channels} is out of range (1 to 32)")
+
+
+class PcmSource(Source):
+    """Raw interleaved PCM from a binary pipe (stdin by default)."""
+
+    def __init__(self, fmt: PcmFormat, stream: BinaryIO | None = None, name: str = "stdin"):
+        super().__init__(name)
+        self.fmt = fmt
+        self.stream = stream if stream is not None else sys.stdin.buffer
+
+    def blocks(self) -> Iterator[np.ndarray]:
+        dtype = PCM_FORMATS[self.fmt.encoding]
+        frame_bytes = dtype.itemsize * self.fmt.channels
+        want = max(frame_bytes, int(self.fmt.rate_hz * BLOCK_S) * frame_bytes)
+        resampler = _Resampler()
+        leftover = b""
+        total = 0
+        while True:
+            data = self.stream.read(want)
+            if not data:
+                break
+            data = leftover + data
+            usable = len(data) - len(data) % frame_bytes
+            data, leftover = data[:usable], data[usable:]
+            raw = np.frombuffer(data, dtype).reshape(-1, self.fmt.channels)
+            samples = _to_float(raw).mean(axis=1)
+            total += len(samples)
+            block = resampler.array(samples, self.fmt.rate_hz)
+            if len(block):
+                yield block
+        tail = resampler.flush()
+        if len(tail):
+            yield tail
+        if total == 0:
+            raise AudioError(f"{self.name}: the stream carried no audio")
+
+
+def _to_float(raw: np.ndarray) -> np.ndarray:
+    if raw.dtype.kind == "f":
+        return raw.astype(np.float32)
+    if raw.dtype == np.uint8:
+        return (raw.astype(np.float32) - 128.0) / 128.0
+    return raw.astype(np.float32) / float(np.iinfo(raw.dtype).max + 1)
+
+
+def open_source(spec: str, *, realtime: bool = False, pcm: PcmFormat | None = None, reconnects: int = 0) -> Source:
+    """Turn a command-line source into a :class:`Source`: ``-`` (raw PCM on stdin), ``alsa:NAME`` or
+    ``pulse:NAME`` (a sound card), ``scheme://...`` (a network stream) or a file path."""
+    if spec == "-":
+        return PcmSource(pcm or PcmFormat())
+    if "://" in spec or spec.split(":", 1)[0] in ("alsa", "pulse"):
+        return UrlSource(spec, reconnects=reconnects)
+    return FileSource(spec, realtime=realtime)

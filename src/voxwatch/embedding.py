@@ -1,0 +1,151 @@
+"""Speaker embedding backends behind one narrow interface: ``name``, ``sample_rate``, ``dimension``,
+``window_s`` and ``embed(batch)`` of raw 16 kHz audio windows. Only :func:`load_backend` turns names into models."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from .errors import ModelError
+from .features import HOP, log_fbank, mel_spectrogram
+
+TARGET_DBFS = -30.0
+
+
+class EmbeddingBackend(Protocol):
+    """Maps a batch of equal-length audio windows (batch, samples) to L2-normalised embeddings (batch, dimension)."""
+
+    name: str
+    sample_rate: int
+    dimension: int
+    window_s: float
+    min_window_s: float
+
+    def embed(self, batch: np.ndarray) -> np.ndarray: ...
+
+
+def _session(model: bytes | str, threads: int):  # type: ignore[no-untyped-def]
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    try:
+        return ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own untyped errors
+        raise ModelError(f"cannot load ONNX model: {exc}") from exc
+
+
+def _normalise_volume(batch: np.ndarray) -> np.ndarray:
+    """Raise each window to -30 dBFS RMS (never lower it), as GE2E's training audio was."""
+    rms_db = 10 * np.log10(np.mean(batch.astype(np.float64) ** 2, axis=1) + 1e-12)
+    gain = 10 ** (np.maximum(0.0, TARGET_DBFS - rms_db) / 20)
+    return (batch * gain[:, None]).astype(np.float32)
+
+
+def _l2(x: np.ndarray) -> np.ndarray:
+    return (x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-9)).astype(np.float32)
+
+
+class _OnnxEmbedder:
+    """Shared machinery: features per window, one ONNX run per batch."""
+
+    sample_rate = 16000
+    min_window_s = 1.0
+
+    def __init__(self, model: bytes | str, *, name: str, features: str, window_s: float, input_name: str, output_name: str, threads: int):
+        if features not in FEATURES:
+            raise ModelError(f"unknown feature type {features!r}; use one of {', '.join(FEATURES)}")
+        self.name = name
+        self.window_s = window_s
+        self._features = features
+        self._session = _session(model, threads)
+        self._input = input_name
+        self._output = output_name
+        probe = self.embed(np.zeros((1, int(window_s * self.sample_rate)), np.float32) + 1e-3)
+        self.dimension = int(probe.shape[1])
+
+    def embed(self, batch: np.ndarray) -> np.ndarray:
+        if batch.ndim != 2 or batch.shape[1] < self.min_window_s * self.sample_rate:
+            raise ValueError(f"embed expects (batch, >= {self.min_window_s * self.sample_rate:.0f}) samples, got {batch.shape}")
+        if len(batch) == 0:
+            return np.zeros((0, getattr(self, "dimension", 0)), np.float32)
+        feats = FEATURES[self._features](batch)
+        out = self._session.run([self._output], {self._input: feats})[0]
+        return _l2(np.asarray(out, np.float32).reshape(len(batch), -1))
+
+
+def _ge2e_features(batch: np.ndarray) -> np.ndarray:
+    frames = len(batch[0]) // HOP  # drop the last centred frame: a 1.6 s window gives GE2E's 160 frames
+    return np.stack([mel_spectrogram(w)[:frames] for w in _normalise_volume(batch)])
+
+
+def _fbank_features(batch: np.ndarray) -> np.ndarray:
+    return np.stack([log_fbank(w) for w in batch])
+
+
+FEATURES = {"ge2e-mel": _ge2e_features, "fbank80": _fbank_features}
+
+
+class Ge2eBackend(_OnnxEmbedder):
+    """The GE2E encoder from ``resemblyzer`` (256-d, 1.6 s windows), run by onnxruntime without torch."""
+
+    def __init__(self, threads: int = 1):
+        from .ge2e import build_onnx, read_legacy_state, resemblyzer_weights
+
+        model = build_onnx(read_legacy_state(resemblyzer_weights()))
+        super().__init__(model, name="ge2e", features="ge2e-mel", window_s=1.6, input_name="mels", output_name="embedding", threads=threads)
+
+
+class OnnxBackend(_OnnxEmbedder):
+    """Any ONNX speaker model with a sidecar ``<model>.json`` naming its features and window.
+
+    Without a sidecar, the WeSpeaker export contract is assumed: input ``feats`` of 80 log-mel filterbanks
+    (25 ms / 10 ms, mean-normalised), output ``embs``, 2 s windows.
+    """
+
+    def __init__(self, path: str | Path, threads: int = 1):
+        path = Path(path)
+        if not path.is_file():
+            raise ModelError(f"{path}: no such model file")
+        sidecar = path.with_suffix(".json")
+        meta = {"name": path.stem, "features": "fbank80", "window_s": 2.0, "input": "feats", "output": "embs"}
+        if sidecar.is_file():
+            try:
+                meta |= json.loads(sidecar.read_text())
+            except json.JSONDecodeError as exc:
+                raise ModelError(f"{sidecar}: not valid JSON ({exc})") from exc
+        super().__init__(
+            str(path),
+            name=str(meta["name"]),
+            features=str(meta["features"]),
+            window_s=float(meta["window_s"]),
+            input_name=str(meta["input"]),
+            output_name=str(meta["output"]),
+            threads=threads,
+        )
+
+
+def load_backend(spec: str = "ge2e", threads: int = 1) -> EmbeddingBackend:
+    """``ge2e`` (the default, shipped in resemblyzer), a path to an ``.onnx`` file, or ``hf:OWNER/REPO/FILE.onnx``
+    (downloaded with huggingface_hub when online)."""
+    if spec == "ge2e":
+        return Ge2eBackend(threads)
+    if spec.startswith("hf:"):
+        try:
+            from huggingface_hub import hf_hub_download
+        except ImportError as exc:
+            raise ModelError("hub models need the 'huggingface_hub' package") from exc
+        owner, repo, filename = (spec[3:].split("/", 2) + ["", ""])[:3]
+        if not filename:
+            raise ModelError(f"{spec}: expected hf:OWNER/REPO/FILE.onnx")
+        try:
+            return OnnxBackend(hf_hub_download(f"{owner}/{repo}", filename), threads)
+        except Exception as exc:  # network and hub errors come in many types
+            raise ModelError(f"{spec}: cannot download ({exc})") from exc
+    if spec.endswith(".onnx"):
+        return OnnxBackend(spec, threads)
+    raise ModelError(f"unknown embedding model {spec!r}: use 'ge2e', a path to an .onnx file, or hf:OWNER/REPO/FILE.onnx")

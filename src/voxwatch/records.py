@@ -1,0 +1,131 @@
+"""Immutable value types that cross module boundaries, each with a JSON round-trip."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import numpy as np
+
+T = TypeVar("T", bound="_JsonRecord")
+
+
+class _JsonRecord:
+    """``to_json``/``from_json`` for flat dataclasses of JSON-able fields."""
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_json(cls: type[T], data: dict[str, Any]) -> T:
+        names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@dataclass(frozen=True)
+class AudioChunk:
+    """A block of one stream's audio: 16 kHz mono float32, ``start_s`` counted from the stream's first sample."""
+
+    source: str
+    start_s: float
+    samples: np.ndarray = field(repr=False)
+    rate_hz: int = 16000
+
+    @property
+    def end_s(self) -> float:
+        return self.start_s + len(self.samples) / self.rate_hz
+
+
+@dataclass(frozen=True)
+class Segment(_JsonRecord):
+    """A stretch of one speaker-homogeneous speech turn in one recording or stream, with its mean embedding."""
+
+    source: str
+    start_s: float
+    end_s: float
+    speech_s: float
+    embedding: tuple[float, ...] = field(repr=False)
+
+    def vector(self) -> np.ndarray:
+        return np.asarray(self.embedding, np.float32)
+
+
+@dataclass(frozen=True)
+class Detection(_JsonRecord):
+    """An enrolled voice found speaking in ``source`` from ``start_s`` to ``end_s``."""
+
+    source: str
+    speaker: str
+    start_s: float
+    end_s: float
+    score: float
+    llr: float
+
+    def rttm(self) -> str:
+        """One RTTM ``SPEAKER`` line (file id, channel 1, onset, duration, speaker)."""
+        uri = self.source.rsplit("/", 1)[-1].rsplit(".", 1)[0].replace(" ", "_")
+        return f"SPEAKER {uri} 1 {self.start_s:.3f} {self.end_s - self.start_s:.3f} <NA> <NA> {self.speaker} <NA> <NA>"
+
+
+@dataclass(frozen=True)
+class Alert(_JsonRecord):
+    """Raised while a watched voice is still speaking: ``stream_time_s`` is when the evidence sufficed,
+    ``segment_start_s`` where that turn began, both in the stream's own clock."""
+
+    alert_id: str
+    source: str
+    speaker: str
+    stream_time_s: float
+    segment_start_s: float
+    score: float
+    llr: float
+    speech_s: float
+    wall_time: str
+
+
+@dataclass(frozen=True)
+class Candidate(_JsonRecord):
+    """One enrolled voice scored against a recording."""
+
+    speaker: str
+    score: float
+    llr: float
+
+
+@dataclass(frozen=True)
+class Verification(_JsonRecord):
+    """The outcome of comparing a recording with one enrolled voice."""
+
+    file: str
+    speaker: str
+    score: float
+    llr: float
+    accepted: bool
+    speech_s: float
+
+
+@dataclass(frozen=True)
+class EnrollmentInfo(_JsonRecord):
+    """What the store keeps about one enrollment recording (never the audio)."""
+
+    speaker: str
+    file: str
+    sha256: str
+    speech_s: float
+    snr_db: float
+    consistency: float
+    note: str
+    created_at: str
+    model: str
+
+
+@dataclass(frozen=True)
+class SpeakerInfo(_JsonRecord):
+    """An enrolled voice: name, how much speech backs it, and its enrollments' provenance notes."""
+
+    name: str
+    enrollments: int
+    speech_s: float
+    created_at: str
+    notes: tuple[str, ...] = ()
