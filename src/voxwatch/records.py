@@ -39,12 +39,14 @@ class AudioChunk:
 
 @dataclass(frozen=True)
 class Segment(_JsonRecord):
-    """A stretch of one speaker-homogeneous speech turn in one recording or stream, with its mean embedding."""
+    """One speaker-homogeneous speech turn in a recording or stream: its mean embedding, and how consistent
+    its windows were with that mean (``consistency``, mean cosine)."""
 
     source: str
     start_s: float
     end_s: float
     speech_s: float
+    consistency: float
     embedding: tuple[float, ...] = field(repr=False)
 
     def vector(self) -> np.ndarray:

@@ -1,0 +1,296 @@
+"""The ``voxwatch`` command: a thin layer that resolves settings, calls one :class:`Engine` method per command,
+prints the result, and turns every :class:`VoxwatchError` into one line on stderr and an exit code."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import sys
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .audio import PcmFormat, open_source
+from .engine import Engine, Settings, default_db
+from .errors import VoxwatchError
+from .pipeline import SpotterOptions
+from .sinks import ConsoleSink, JsonLinesSink, clock
+
+
+class _Context:
+    def __init__(self, db: Path, model: str, as_json: bool):
+        self.db, self.model, self.as_json = db, model, as_json
+
+    def engine(self, **spotter: Any) -> Engine:
+        options = dataclasses.replace(SpotterOptions(), **{k: v for k, v in spotter.items() if v is not None})
+        return Engine(Settings(db=self.db, model=self.model, spotter=options))
+
+    def emit(self, record: dict[str, Any], text: str) -> None:
+        click.echo(json.dumps(record) if self.as_json else text)
+
+
+def _guard(fn: Callable[..., None]) -> Callable[..., None]:
+    """Map library errors to one clear line and an exit code; never a traceback."""
+
+    @wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> None:
+        try:
+            fn(*args, **kwargs)
+        except VoxwatchError as exc:
+            click.echo(f"voxwatch: error: {exc}", err=True)
+            sys.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("voxwatch: interrupted", err=True)
+            sys.exit(130)
+
+    return run
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default=None, envvar="VOXWATCH_DB", help="Database file [default: user data dir].")
+@click.option("--model", default="ge2e", envvar="VOXWATCH_MODEL", show_default=True, help="Embedding model: ge2e, a .onnx path, or hf:OWNER/REPO/FILE.onnx.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per line.")
+@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
+@click.version_option(package_name="voxwatch")
+@click.pass_context
+def main(ctx: click.Context, db: Path | None, model: str, as_json: bool, verbose: int) -> None:
+    """voxwatch: enroll known voices, watch live streams for them, search archives.
+
+    \b
+    Example session:
+      voxwatch enroll alice alice-ref1.wav alice-ref2.flac --note "consented 2026-11-01, interview"
+      voxwatch watch radio.mp3 http://icecast.example/stream --pace realtime
+      voxwatch search /archive --speaker alice --rttm
+    """
+    logging.basicConfig(level=[logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)], format="%(levelname)s %(name)s: %(message)s")
+    ctx.obj = _Context(db or default_db(), model, as_json)
+
+
+@main.command()
+@click.argument("name")
+@click.argument("files", nargs=-1, required=True, type=click.Path())
+@click.option("--note", default="", help="Provenance: source, consent or legal basis, who recorded it and when.")
+@click.pass_obj
+@_guard
+def enroll(obj: _Context, name: str, files: tuple[str, ...], note: str) -> None:
+    """Enroll a voice from one or more recordings of that person alone.
+
+    \b
+    Example:
+      voxwatch enroll "Jane Doe" jane1.wav jane2.mp3 --note "press conference 2026-03-02, public broadcast"
+    """
+    engine = obj.engine()
+    for info in engine.enroll(name, list(files), note):
+        obj.emit(info.to_json(), f"enrolled {name!r} from {info.file}: {info.speech_s:.1f} s net speech, SNR {info.snr_db:.0f} dB, consistency {info.consistency:.2f}")
+
+
+@main.command()
+@click.pass_obj
+@_guard
+def speakers(obj: _Context) -> None:
+    """List enrolled voices.
+
+    \b
+    Example:
+      voxwatch speakers --json
+    """
+    found = obj.engine().store.speakers()
+    for s in found:
+        obj.emit(s.to_json(), f"{s.name}\t{s.enrollments} recording(s)\t{s.speech_s:.1f} s speech\tenrolled {s.created_at}\t{'; '.join(s.notes)}")
+    if not found and not obj.as_json:
+        click.echo("no voices enrolled")
+
+
+@main.command()
+@click.argument("name")
+@click.pass_obj
+@_guard
+def forget(obj: _Context, name: str) -> None:
+    """Delete every trace of a voice: voiceprints, enrollments, detections, alerts.
+
+    \b
+    Example:
+      voxwatch forget "Jane Doe"
+    """
+    counts = obj.engine().forget(name)
+    obj.emit({"forgotten": name, **counts}, f"forgot {name!r}: " + ", ".join(f"{v} {k}" for k, v in counts.items()))
+
+
+@main.command()
+@click.argument("file", type=click.Path())
+@click.option("--speaker", required=True, help="Enrolled voice to compare with.")
+@click.pass_obj
+@_guard
+def verify(obj: _Context, file: str, speaker: str) -> None:
+    """Is FILE this enrolled voice? Prints the score, the log-likelihood ratio and the decision.
+
+    \b
+    Example:
+      voxwatch verify questioned.wav --speaker "Jane Doe"
+    """
+    v = obj.engine().verify(file, speaker)
+    verdict = "SAME speaker" if v.accepted else "DIFFERENT speaker"
+    obj.emit(v.to_json(), f"{v.file} vs {v.speaker}: score {v.score:.3f}, LLR {v.llr:+.2f} → {verdict} ({v.speech_s:.1f} s speech)")
+
+
+@main.command()
+@click.argument("file", type=click.Path())
+@click.option("--top", default=5, show_default=True, help="How many candidates to show.")
+@click.pass_obj
+@_guard
+def identify(obj: _Context, file: str, top: int) -> None:
+    """Which enrolled voice is speaking in FILE? Ranked, or "none of the above".
+
+    \b
+    Example:
+      voxwatch identify caller.wav --top 3
+    """
+    candidates = obj.engine().identify(file, top)
+    for rank, c in enumerate(candidates, 1):
+        obj.emit({"rank": rank, **c.to_json()}, f"{rank}. {c.speaker}  LLR {c.llr:+.2f}  score {c.score:.3f}")
+    if not candidates:
+        obj.emit({"rank": None, "speaker": None}, "none of the above: no enrolled voice fits")
+
+
+def _progress(obj: _Context) -> Callable[[str, str | None], None]:
+    def report(path: str, error: str | None) -> None:
+        if not obj.as_json:
+            click.echo(f"  {'failed' if error else 'indexed'} {path}" + (f": {error}" if error else ""), err=True)
+
+    return report
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.pass_obj
+@_guard
+def index(obj: _Context, paths: tuple[str, ...]) -> None:
+    """Index recordings once (skips files already indexed) so searches need not touch the audio again.
+
+    \b
+    Example:
+      voxwatch index /archive/2026
+    """
+    entries, errors = obj.engine().index(list(paths), _progress(obj))
+    for e in entries:
+        obj.emit({"file": e.path, "sha256": e.sha256, "duration_s": e.duration_s, "speech_s": round(e.speech_s, 2), "segments": len(e.spans)},
+                 f"{e.path}\t{e.duration_s:.1f} s\t{e.speech_s:.1f} s speech\t{len(e.spans)} segments")
+    _fail_on(errors)
+
+
+def _fail_on(errors: list[str]) -> None:
+    for error in errors:
+        click.echo(f"voxwatch: error: {error}", err=True)
+    if errors:
+        sys.exit(3)
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option("--speaker", "speakers", multiple=True, help="Only this voice (repeatable) [default: all enrolled].")
+@click.option("--threshold", type=float, default=None, help="Minimum log-likelihood ratio of a detection.")
+@click.option("--rttm", is_flag=True, help="Print RTTM lines instead.")
+@click.pass_obj
+@_guard
+def search(obj: _Context, paths: tuple[str, ...], speakers: tuple[str, ...], threshold: float | None, rttm: bool) -> None:
+    """When does each enrolled voice speak? Searches FILES/DIRS (indexing them first), or the whole index.
+
+    \b
+    Examples:
+      voxwatch search /archive/2026 --speaker "Jane Doe"
+      voxwatch search --speaker "Jane Doe" --rttm > jane.rttm     # everything indexed so far
+    """
+    found, errors = obj.engine().search(list(paths) or None, list(speakers) or None, threshold)
+    for d in found:
+        if rttm:
+            click.echo(d.rttm())
+        else:
+            obj.emit(d.to_json(), f"{d.source}\t{clock(d.start_s)}-{clock(d.end_s)}\t{d.speaker}\tscore {d.score:.3f}\tLLR {d.llr:+.1f}")
+    if not found and not obj.as_json and not rttm:
+        click.echo("no enrolled voice found", err=True)
+    _fail_on(errors)
+
+
+@main.command()
+@click.argument("sources", nargs=-1, required=True)
+@click.option("--speaker", "speakers", multiple=True, help="Only watch for this voice (repeatable) [default: all enrolled].")
+@click.option("--pace", type=click.Choice(["realtime", "fast"]), default="realtime", show_default=True, help="Play files in real time or as fast as possible.")
+@click.option("--rate", type=int, default=16000, show_default=True, help="Sample rate of raw PCM on stdin ('-').")
+@click.option("--format", "encoding", type=click.Choice(["s16le", "s32le", "f32le", "u8"]), default="s16le", show_default=True, help="Sample format of raw PCM on stdin.")
+@click.option("--channels", type=int, default=1, show_default=True, help="Channel count of raw PCM on stdin.")
+@click.option("--threshold", type=float, default=None, help="Log-likelihood ratio an alert needs.")
+@click.option("--alerts-file", type=click.Path(dir_okay=False), default=None, help="Also append every alert to this JSON-lines file.")
+@click.option("--reconnect", type=int, default=0, show_default=True, help="Reconnect attempts (with backoff) when a network stream drops.")
+@click.option("--detections", is_flag=True, help="Also print every detected turn when it ends.")
+@click.pass_obj
+@_guard
+def watch(obj: _Context, sources: tuple[str, ...], speakers: tuple[str, ...], pace: str, rate: int, encoding: str, channels: int,
+          threshold: float | None, alerts_file: str | None, reconnect: int, detections: bool) -> None:
+    """Watch live sources and alert the moment an enrolled voice speaks. Runs until the sources end or Ctrl-C.
+
+    SOURCES are files, network streams (http, icecast, hls, rtsp, rtp, udp), '-' for raw PCM on stdin, or a sound
+    card as alsa:NAME / pulse:NAME.
+
+    \b
+    Examples:
+      voxwatch watch channel1.mp3 channel2.flac --pace realtime
+      voxwatch watch http://radio.example/live.mp3 --speaker "Jane Doe" --reconnect 10 --alerts-file alerts.jsonl
+      arecord -f S16_LE -r 8000 | voxwatch watch - --rate 8000
+    """
+    pcm = PcmFormat(encoding, rate, channels)
+    engine = obj.engine(threshold_llr=threshold)
+    srcs = [open_source(s, realtime=pace == "realtime", pcm=pcm, reconnects=reconnect) for s in sources]
+    sinks: list = [ConsoleSink(obj.as_json, detections=detections)]  # type: ignore[type-arg]
+    if alerts_file:
+        sinks.append(JsonLinesSink(alerts_file))
+    summary = engine.watch(srcs, sinks, list(speakers) or None)
+    if not obj.as_json:
+        click.echo(f"{len(summary.alerts)} alert(s), {len(summary.detections)} detected turn(s)")
+    failed = [s for s in summary.streams if s.state == "failed"]
+    if failed:
+        sys.exit(3)
+
+
+@main.command("eval")
+@click.argument("trials", type=click.Path(exists=True, dir_okay=False))
+@click.option("--p-target", type=float, default=0.01, show_default=True, help="Target prior of the detection cost function.")
+@click.option("--det", "det_path", type=click.Path(dir_okay=False), default="det.png", show_default=True, help="Where to write the DET plot.")
+@click.pass_obj
+@_guard
+def evaluate_cmd(obj: _Context, trials: str, p_target: float, det_path: str) -> None:
+    """Evaluate on a VoxCeleb-style trial list ("1 enroll.wav test.wav" per line): EER, minDCF, Cllr, DET plot.
+
+    \b
+    Example:
+      voxwatch eval trials.txt --p-target 0.01 --det det.png
+    """
+    from .trials import run_trials
+
+    metrics = run_trials(obj.engine(), trials, p_target, det_path)
+    obj.emit(metrics.to_json(), f"EER {metrics.eer * 100:.2f} %   minDCF(P_target={p_target}) {metrics.min_dcf:.3f}   "
+             f"Cllr {metrics.cllr:.3f} bits (min {metrics.min_cllr:.3f})   {metrics.n_target} target / {metrics.n_nontarget} non-target trials\nDET plot: {det_path}")
+
+
+@main.command()
+@click.option("--data", type=click.Path(exists=True, file_okay=False), default=None, help="Use real recordings: a folder with one sub-folder of audio per speaker.")
+@click.option("--out", type=click.Path(file_okay=False), default="demo-out", show_default=True, help="Where the demo writes its audio, database and alerts.")
+@click.option("--pace", type=click.Choice(["realtime", "fast"]), default="fast", show_default=True, help="Play the demo stream in real time or as fast as possible.")
+@click.option("--seconds", type=float, default=120.0, show_default=True, help="Length of the demo stream.")
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.pass_obj
+@_guard
+def demo(obj: _Context, data: str | None, out: str, pace: str, seconds: float, seed: int) -> None:
+    """Make audio, enroll some voices, watch a stream where they speak among others, and score the alerts.
+
+    \b
+    Examples:
+      voxwatch demo                                  # synthetic voices through a simulated radio channel
+      voxwatch demo --data ../shared/data/resemblyzer/audio_data/librispeech_test-other
+    """
+    from .demo import run_demo
+
+    run_demo(Path(out), data=Path(data) if data else None, realtime=pace == "realtime", seconds=seconds, seed=seed, as_json=obj.as_json, model=obj.model)

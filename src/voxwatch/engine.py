@@ -1,0 +1,337 @@
+"""The library front: enroll, verify, identify, index, search and watch over one store and one set of models.
+
+The CLI and the service are thin layers over :class:`Engine`; models load lazily, once, on first use.
+"""
+
+from __future__ import annotations
+
+import getpass
+import logging
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from .audio import FileSource, Source, find_audio_files, load_audio, sha256_file
+from .embedding import EmbeddingBackend, load_backend
+from .errors import AudioError, EnrollmentError, UsageError, VoxwatchError
+from .pipeline import Event, Spotter, SpotterOptions
+from .quality import Quality, measure
+from .records import Alert, AudioChunk, Candidate, Detection, EnrollmentInfo, Segment, Verification
+from .scoring import Calibration, Watchlist, l2_normalise
+from .store import IndexedRecording, Store, now
+from .streams import Multiplexer, StreamEnd, StreamStatus
+from .vad import SileroVad
+
+log = logging.getLogger(__name__)
+
+
+def default_db() -> Path:
+    """``$VOXWATCH_DB``, else ``voxwatch.db`` in the user data directory."""
+    if os.environ.get("VOXWATCH_DB"):
+        return Path(os.environ["VOXWATCH_DB"])
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("voxwatch")) / "voxwatch.db"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything configurable, resolved once (environment, then command line) before the engine starts."""
+
+    db: Path = field(default_factory=default_db)
+    model: str = "ge2e"
+    threads: int = 1
+    spotter: SpotterOptions = field(default_factory=SpotterOptions)
+    verify_threshold_llr: float = 0.0
+    min_enroll_speech_s: float = 3.0
+    min_same_speaker: float = 0.65  # segments of one enrollment recording less alike than this: several voices
+    max_parallel_files: int = 8
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """A recording reduced to speaker-homogeneous segments, plus its measured quality."""
+
+    file: str
+    segments: tuple[Segment, ...]
+    quality: Quality
+
+    @property
+    def speech_s(self) -> float:
+        return round(sum(s.speech_s for s in self.segments), 2)
+
+    def embedding(self) -> np.ndarray:
+        """Speech-weighted mean of the segment embeddings."""
+        if not self.segments:
+            raise AudioError(f"{self.file}: no speech found")
+        return l2_normalise(sum(s.speech_s * s.vector() for s in self.segments))
+
+
+class Sink(Protocol):
+    """Receives what a watch produces, in order. Alerts arrive already committed to the store."""
+
+    def alert(self, alert: Alert) -> None: ...
+
+    def detection(self, detection: Detection) -> None: ...
+
+    def stream_end(self, status: StreamStatus) -> None: ...
+
+
+@dataclass
+class WatchSummary:
+    alerts: list[Alert] = field(default_factory=list)
+    detections: list[Detection] = field(default_factory=list)
+    streams: list[StreamStatus] = field(default_factory=list)
+
+
+class Engine:
+    """One store, one embedding model, one VAD."""
+
+    def __init__(self, settings: Settings | None = None, actor: str | None = None):
+        self.settings = settings or Settings()
+        self.actor = actor or getpass.getuser()
+        self.store = Store(self.settings.db)
+        self._backend: EmbeddingBackend | None = None
+        self._vad: SileroVad | None = None
+
+    @property
+    def backend(self) -> EmbeddingBackend:
+        if self._backend is None:
+            self._backend = load_backend(self.settings.model, self.settings.threads)
+        return self._backend
+
+    @property
+    def vad(self) -> SileroVad:
+        if self._vad is None:
+            self._vad = SileroVad(threads=self.settings.threads)
+        return self._vad
+
+    def close(self) -> None:
+        self.store.close()
+
+    # -- building blocks ------------------------------------------------------------------------------------------
+
+    def calibration(self) -> Calibration:
+        return Calibration.default()
+
+    def watchlist(self, names: list[str] | None = None) -> Watchlist:
+        found, matrix = self.store.voiceprints(self.backend.name, names or None)
+        if not found:
+            return Watchlist.empty(self.backend.dimension, self.calibration())
+        return Watchlist(tuple(found), matrix, self.calibration())
+
+    def spotter(self, watchlist: Watchlist | None = None) -> Spotter:
+        wl = watchlist if watchlist is not None else Watchlist.empty(self.backend.dimension, self.calibration())
+        return Spotter(self.backend, self.vad, wl, self.settings.spotter)
+
+    def analyse(self, path: str | Path) -> Analysis:
+        """Decode a recording (up to 4 h) and reduce it to segments and quality figures."""
+        samples = load_audio(path)
+        spotter = self.spotter()
+        events: list[Event] = []
+        step = 16000
+        for start in range(0, len(samples), step):
+            events += spotter.process([AudioChunk(str(path), start / 16000, samples[start : start + step])])
+        events += spotter.finish(str(path))
+        return Analysis(str(path), tuple(e for e in events if isinstance(e, Segment)), measure(samples))
+
+    # -- voices ---------------------------------------------------------------------------------------------------
+
+    def enroll(self, name: str, files: list[str | Path], note: str = "") -> list[EnrollmentInfo]:
+        """Enroll ``name`` from recordings of that voice alone. All files are checked before anything is stored."""
+        name = name.strip()
+        if not name or len(name) > 100 or any(c in name for c in "\n\r\t"):
+            raise UsageError(f"invalid voice name {name!r}: 1 to 100 characters, no tabs or line breaks")
+        if not files:
+            raise UsageError("enroll needs at least one recording")
+        items = []
+        for path in files:
+            if not Path(path).is_file():
+                raise AudioError(f"{path}: no such file")
+            digest = sha256_file(path)
+            owner = self.store.enrolled_as(digest)
+            if owner is not None:
+                raise EnrollmentError(f"{path}: this recording is already enrolled for {owner!r}")
+            analysis = self.analyse(path)
+            self._check_enrollment(analysis)
+            consistency = float(np.average([s.consistency for s in analysis.segments], weights=[s.speech_s for s in analysis.segments]))
+            info = EnrollmentInfo(name, str(path), digest, analysis.speech_s, analysis.quality.snr_db, round(consistency, 4), note, now(), self.backend.name)
+            items.append((info, analysis.embedding()))
+        self.store.add_enrollments(name, items, self.actor)
+        return [info for info, _ in items]
+
+    def _check_enrollment(self, analysis: Analysis) -> None:
+        if analysis.speech_s < self.settings.min_enroll_speech_s:
+            raise EnrollmentError(
+                f"{analysis.file}: only {analysis.speech_s:.1f} s of net speech; at least {self.settings.min_enroll_speech_s:.1f} s needed"
+            )
+        long = [s for s in analysis.segments if s.speech_s >= 2.0]
+        for i, a in enumerate(long):
+            for b in long[i + 1 :]:
+                similarity = float(a.vector() @ b.vector())
+                if similarity < self.settings.min_same_speaker:
+                    raise EnrollmentError(
+                        f"{analysis.file}: sounds like more than one speaker (speech at {a.start_s:.1f} s and {b.start_s:.1f} s"
+                        f" differs: similarity {similarity:.2f} < {self.settings.min_same_speaker:.2f}); trim it to one voice"
+                    )
+
+    def forget(self, name: str) -> dict[str, int]:
+        return self.store.forget(name, self.actor)
+
+    def verify(self, path: str | Path, speaker: str) -> Verification:
+        analysis = self.analyse(path)
+        watchlist = self.watchlist([speaker])
+        scores, llrs = watchlist.llrs(analysis.embedding()[None], analysis.speech_s)
+        llr = float(llrs[0, 0])
+        self.store.audit(self.actor, "verify", speaker, str(path))
+        return Verification(str(path), speaker, round(float(scores[0, 0]), 4), round(llr, 3), llr >= self.settings.verify_threshold_llr, analysis.speech_s)
+
+    def identify(self, path: str | Path, top: int = 5) -> list[Candidate]:
+        """Enrolled voices ranked by LLR; only those above the verification threshold ("none of the above" is empty)."""
+        analysis = self.analyse(path)
+        watchlist = self.watchlist()
+        if not watchlist.names:
+            raise UsageError("no voices are enrolled; use 'voxwatch enroll' first")
+        scores, llrs = watchlist.llrs(analysis.embedding()[None], analysis.speech_s)
+        order = np.argsort(-llrs[0])[:top]
+        self.store.audit(self.actor, "identify", "*", str(path))
+        return [
+            Candidate(watchlist.names[i], round(float(scores[0, i]), 4), round(float(llrs[0, i]), 3))
+            for i in order
+            if llrs[0, i] >= self.settings.verify_threshold_llr
+        ]
+
+    # -- archives -------------------------------------------------------------------------------------------------
+
+    def index(self, paths: list[str], progress: Callable[[str, str | None], None] | None = None) -> tuple[list[IndexedRecording], list[str]]:
+        """Index recordings once (by content hash); returns the index entries and the errors of files that failed."""
+        files = find_audio_files(paths)
+        entries: dict[str, IndexedRecording] = {}
+        todo: dict[str, str] = {}
+        errors: list[str] = []
+        for f in files:
+            digest = sha256_file(f)
+            found = self.store.indexed(digest, self.backend.name)
+            if found is not None:
+                entries[str(f)] = IndexedRecording(str(f), digest, found.duration_s, found.speech_s, found.spans, found.vectors)
+                if progress:
+                    progress(str(f), None)
+            else:
+                todo[str(f)] = digest
+        batch = list(todo)
+        for start in range(0, len(batch), self.settings.max_parallel_files):
+            group = batch[start : start + self.settings.max_parallel_files]
+            segments: dict[str, list[Segment]] = {f: [] for f in group}
+            durations: dict[str, float] = {f: 0.0 for f in group}
+            spotter = self.spotter()
+            mux = Multiplexer([FileSource(f) for f in group])
+            for items in mux:
+                chunks = [c for c in items if isinstance(c, AudioChunk)]
+                for c in chunks:
+                    durations[c.source] = c.end_s
+                events = spotter.process(chunks)
+                for item in items:
+                    if isinstance(item, StreamEnd):
+                        events += spotter.finish(item.source)
+                        if item.error:
+                            errors.append(item.error)
+                            segments.pop(item.source)
+                        elif durations[item.source] == 0:
+                            errors.append(f"{item.source}: contains no audio samples")
+                            segments.pop(item.source)
+                        if progress:
+                            progress(item.source, item.error)
+                for e in events:
+                    if isinstance(e, Segment) and e.source in segments:
+                        segments[e.source].append(e)
+            for f, segs in segments.items():
+                entries[f] = self.store.add_recording(f, todo[f], self.backend.name, durations[f], segs)
+        return [entries[str(f)] for f in files if str(f) in entries], errors
+
+    def search(self, paths: list[str] | None = None, speakers: list[str] | None = None, threshold_llr: float | None = None) -> tuple[list[Detection], list[str]]:
+        """Where enrolled voices speak: in ``paths`` (indexed first if needed) or in everything indexed so far."""
+        watchlist = self.watchlist(speakers)
+        if not watchlist.names:
+            raise UsageError("no voices are enrolled; use 'voxwatch enroll' first")
+        recordings, errors = self.index(paths) if paths else (self.store.recordings(self.backend.name), [])
+        threshold = self.settings.spotter.threshold_llr if threshold_llr is None else threshold_llr
+        found: list[Detection] = []
+        for rec in recordings:
+            if not len(rec.spans):
+                continue
+            scores, llrs = watchlist.llrs(rec.vectors.astype(np.float32), rec.spans[:, 2])
+            for j, name in enumerate(watchlist.names):
+                hits = np.flatnonzero(llrs[:, j] >= threshold)
+                found += _merge(
+                    [Detection(rec.path, name, float(rec.spans[i, 0]), float(rec.spans[i, 1]), float(scores[i, j]), float(llrs[i, j])) for i in hits],
+                    self.settings.spotter.turn_gap_s,
+                )
+        self.store.audit(self.actor, "search", ",".join(watchlist.names), f"{len(recordings)} recordings")
+        found.sort(key=lambda d: (d.source, d.start_s, d.speaker))
+        return found, errors
+
+    # -- live -----------------------------------------------------------------------------------------------------
+
+    def watch(self, sources: list[Source], sinks: Iterable[Sink] = (), speakers: list[str] | None = None, mux: Multiplexer | None = None) -> WatchSummary:
+        """Watch sources until they end (or ``mux.stop()``); every alert is committed to the store before sinks see it."""
+        watchlist = self.watchlist(speakers)
+        if not watchlist.names:
+            raise UsageError("no voices are enrolled; use 'voxwatch enroll' first")
+        spotter = self.spotter(watchlist)
+        mux = mux or Multiplexer(sources)
+        sinks = list(sinks)
+        summary = WatchSummary()
+        self.store.audit(self.actor, "watch", ",".join(watchlist.names), " ".join(s.name for s in sources))
+        for items in mux:
+            chunks = [c for c in items if isinstance(c, AudioChunk)]
+            events = spotter.process(chunks)
+            for c in chunks:
+                mux.processed(c)
+            ended = [i for i in items if isinstance(i, StreamEnd)]
+            for end in ended:
+                events += spotter.finish(end.source)
+            self._publish(events, sinks, summary)
+            for end in ended:
+                status = next(s for s in mux.status() if s.source == end.source)
+                summary.streams.append(status)
+                for sink in sinks:
+                    sink.stream_end(status)
+        return summary
+
+    def _publish(self, events: list[Event], sinks: list[Sink], summary: WatchSummary) -> None:
+        detections = [e for e in events if isinstance(e, Detection)]
+        self.store.add_detections(detections)
+        for e in events:
+            if isinstance(e, Alert):
+                self.store.add_alert(e)
+                summary.alerts.append(e)
+                delivered = True
+                for sink in sinks:
+                    try:
+                        sink.alert(e)
+                    except Exception:  # a failing sink must not stop the watch; the alert stays in the outbox
+                        log.exception("sink %s could not take alert %s", type(sink).__name__, e.alert_id)
+                        delivered = False
+                if delivered:
+                    self.store.mark_delivered(e.alert_id)
+            elif isinstance(e, Detection):
+                summary.detections.append(e)
+                for sink in sinks:
+                    sink.detection(e)
+
+
+def _merge(detections: list[Detection], gap_s: float) -> list[Detection]:
+    """Join one speaker's detections that follow each other within ``gap_s``; keep the best score."""
+    merged: list[Detection] = []
+    for d in sorted(detections, key=lambda d: d.start_s):
+        last = merged[-1] if merged else None
+        if last is not None and d.start_s - last.end_s <= gap_s:
+            best = max(last, d, key=lambda x: x.llr)
+            merged[-1] = Detection(last.source, last.speaker, last.start_s, max(last.end_s, d.end_s), best.score, best.llr)
+        else:
+            merged.append(d)
+    return [Detection(d.source, d.speaker, round(d.start_s, 3), round(d.end_s, 3), round(d.score, 4), round(d.llr, 3)) for d in merged]

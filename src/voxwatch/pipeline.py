@@ -1,0 +1,278 @@
+"""The streaming spotter: chunks of many streams in, alerts, detections and speaker-homogeneous segments out.
+
+Per stream: 32 ms frames → VAD with hysteresis → speech-only buffer → windows every ``hop_s`` of speech →
+embeddings (one batched call for all streams) → the current turn's running mean embedding → calibrated LLR
+against the watchlist → an alert the moment it passes the threshold, once per turn and speaker. A turn ends
+after ``turn_gap_s`` of silence or where a window no longer sounds like the turn so far (speaker change).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+import numpy as np
+
+from .embedding import EmbeddingBackend
+from .errors import UsageError
+from .records import Alert, AudioChunk, Detection, Segment
+from .scoring import Watchlist, l2_normalise
+from .vad import FRAME, SileroVad, VadState
+
+RATE = 16000
+DEFAULT_THRESHOLD_LLR = 4.0
+
+
+@dataclass(frozen=True)
+class SpotterOptions:
+    """Tunable behaviour of :class:`Spotter`; the defaults suit broadcast and telephone speech."""
+
+    hop_s: float = 0.8
+    first_window_s: float = 1.0
+    vad_onset: float = 0.5
+    vad_offset: float = 0.35
+    hangover_s: float = 0.2
+    turn_gap_s: float = 1.0
+    change_threshold: float = 0.55
+    threshold_llr: float = DEFAULT_THRESHOLD_LLR
+    cooldown_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not 0.1 <= self.hop_s <= 5:
+            raise UsageError(f"hop_s={self.hop_s} is out of range (0.1 to 5 s)")
+        if not 0 < self.vad_offset <= self.vad_onset < 1:
+            raise UsageError(f"need 0 < vad_offset ({self.vad_offset}) <= vad_onset ({self.vad_onset}) < 1")
+        if self.turn_gap_s < self.hangover_s:
+            raise UsageError(f"turn_gap_s ({self.turn_gap_s}) must be at least hangover_s ({self.hangover_s})")
+
+
+@dataclass
+class _Turn:
+    start_s: float
+    end_s: float
+    total: np.ndarray
+    windows: list[np.ndarray] = field(default_factory=list)
+    speech_samples: int = 0  # speech covered by embedded windows
+    alerted: set[str] = field(default_factory=set)
+
+    def mean(self) -> np.ndarray:
+        return l2_normalise(self.total)
+
+
+@dataclass
+class StreamState:
+    """One stream's explicit state. ``Spotter.reset(name)`` replaces it with a fresh one."""
+
+    name: str
+    vad: VadState = field(default_factory=VadState)
+    pending: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    position: int = 0  # samples already framed for VAD
+    in_speech: bool = False
+    quiet: int = 0  # samples since the VAD last said speech
+    buffer: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # tail of the turn's speech
+    anchors: list[tuple[int, int]] = field(default_factory=list)  # (speech offset, stream sample) per run
+    speech: int = 0  # speech samples in the current turn
+    next_window: int = 0  # speech offset at which the next window ends
+    last_window_end: int = 0
+    turn: _Turn | None = None
+    last_heard: dict[str, float] = field(default_factory=dict)  # speaker → stream time last detected
+    speech_total_s: float = 0.0
+
+    def stream_time(self, offset: int) -> float:
+        """Stream time (s) of the sample at speech offset ``offset`` of the current turn."""
+        base_off, base_pos = self.anchors[0]
+        for off, pos in self.anchors:
+            if off > offset:
+                break
+            base_off, base_pos = off, pos
+        return (base_pos + offset - base_off) / RATE
+
+
+@dataclass
+class _Window:
+    state: StreamState
+    samples: np.ndarray
+    start_s: float
+    end_s: float
+    speech_samples: int
+    closes: bool = False  # the turn ends with this window
+    embedding: np.ndarray | None = None
+
+
+Event = Alert | Detection | Segment
+
+
+class Spotter:
+    """Processes chunks of any number of streams; returns :data:`Event` values in stream order.
+
+    The spotter owns no threads and no I/O: sources feed it, sinks consume what it returns.
+    """
+
+    def __init__(self, backend: EmbeddingBackend, vad: SileroVad, watchlist: Watchlist, options: SpotterOptions | None = None):
+        if watchlist.matrix.shape[1] != backend.dimension:
+            raise UsageError(f"watchlist has {watchlist.matrix.shape[1]}-d voiceprints, model {backend.name} makes {backend.dimension}-d")
+        self.backend = backend
+        self.vad = vad
+        self.watchlist = watchlist
+        self.options = options or SpotterOptions()
+        self.streams: dict[str, StreamState] = {}
+        self._window = int(backend.window_s * RATE)
+        self._hop = int(self.options.hop_s * RATE)
+        self._first = min(self._window, int(max(self.options.first_window_s, backend.min_window_s) * RATE))
+        self._hangover = int(self.options.hangover_s * RATE)
+        self._gap = int(self.options.turn_gap_s * RATE)
+
+    def reset(self, name: str) -> None:
+        self.streams[name] = StreamState(name)
+
+    def process(self, chunks: list[AudioChunk]) -> list[Event]:
+        """Feed chunks (several per stream allowed, in order) and return what they produced."""
+        frames, owners = [], []
+        for chunk in chunks:
+            state = self.streams.get(chunk.source) or self.streams.setdefault(chunk.source, StreamState(chunk.source))
+            state.pending = np.concatenate([state.pending, chunk.samples]) if len(state.pending) else chunk.samples
+            n = len(state.pending) // FRAME
+            if n:
+                frames.append(state.pending[: n * FRAME].reshape(n, FRAME))
+                owners += [state] * n
+                state.pending = state.pending[n * FRAME :]
+        if not frames:
+            return []
+        stacked = np.concatenate(frames).astype(np.float32, copy=False)
+        probs = self.vad.probabilities(stacked, [s.vad for s in owners])
+        windows: list[_Window] = []
+        for frame, prob, state in zip(stacked, probs, owners):
+            windows += self._frame(state, frame, float(prob))
+        return self._decide(windows)
+
+    def finish(self, name: str) -> list[Event]:
+        """The stream ended: close its turn and forget its state."""
+        state = self.streams.pop(name, None)
+        if state is None or state.turn is None and state.speech == 0:
+            return []
+        return self._decide(self._close(state))
+
+    # -- segmentation ---------------------------------------------------------------------------------------------
+
+    def _frame(self, state: StreamState, frame: np.ndarray, prob: float) -> list[_Window]:
+        opts = self.options
+        start = state.position
+        state.position += FRAME
+        if prob >= opts.vad_onset or (state.in_speech and prob >= opts.vad_offset):
+            state.in_speech, state.quiet = True, 0
+        else:
+            state.quiet += FRAME
+            if state.quiet > self._hangover:
+                state.in_speech = False
+        if not state.in_speech:
+            if state.quiet >= self._gap and state.speech:
+                return self._close(state)
+            return []
+        if not state.anchors or state.anchors[-1][1] + state.speech - state.anchors[-1][0] != start:
+            state.anchors.append((state.speech, start))
+        state.buffer = np.concatenate([state.buffer, frame])[-(self._window + FRAME) :]
+        state.speech += FRAME
+        state.speech_total_s += FRAME / RATE
+        if state.next_window == 0:
+            state.next_window = self._first
+        if state.speech >= state.next_window:
+            window = self._cut(state, min(self._window, state.speech))
+            state.next_window = max(self._window, state.speech) + self._hop if state.speech >= self._window else self._window
+            return [window]
+        return []
+
+    def _cut(self, state: StreamState, length: int, closes: bool = False) -> _Window:
+        end = state.speech
+        covered = min(length, end - state.last_window_end) if state.last_window_end else length
+        state.last_window_end = end
+        return _Window(state, state.buffer[-length:].copy(), state.stream_time(end - length), state.stream_time(end - 1) + 1 / RATE, covered, closes)
+
+    def _close(self, state: StreamState) -> list[_Window]:
+        """End the current turn; embed the speech not yet covered by a window if there is enough of it."""
+        out: list[_Window] = []
+        fresh = state.speech - state.last_window_end
+        if state.speech >= self._first and fresh >= self._hop // 2:
+            out.append(self._cut(state, min(self._window, state.speech), closes=True))
+        else:
+            out.append(_Window(state, np.zeros(0, np.float32), 0.0, 0.0, 0, closes=True))
+        state.buffer = np.zeros(0, np.float32)
+        state.anchors = []
+        state.speech = state.next_window = state.last_window_end = 0
+        return out
+
+    # -- embedding and decision -----------------------------------------------------------------------------------
+
+    def _decide(self, windows: list[_Window]) -> list[Event]:
+        by_length: dict[int, list[_Window]] = defaultdict(list)
+        for w in windows:
+            if len(w.samples):
+                by_length[len(w.samples)].append(w)
+        for group in by_length.values():
+            embeddings = self.backend.embed(np.stack([w.samples for w in group]))
+            for w, e in zip(group, embeddings):
+                w.embedding = e
+        events: list[Event] = []
+        for w in windows:
+            if w.embedding is not None:
+                events += self._accumulate(w)
+            if w.closes and w.state.turn is not None:
+                events += self._end_turn(w.state)
+        return events
+
+    def _accumulate(self, w: _Window) -> list[Event]:
+        state, e = w.state, w.embedding
+        assert e is not None
+        events: list[Event] = []
+        turn = state.turn
+        if turn is not None and len(turn.windows) >= 2 and float(e @ turn.mean()) < self.options.change_threshold:
+            events += self._end_turn(state)
+            turn = None
+        if turn is None:
+            turn = state.turn = _Turn(w.start_s, w.end_s, np.zeros_like(e))
+        turn.total = turn.total + e
+        turn.windows.append(e)
+        turn.speech_samples += w.speech_samples
+        turn.end_s = w.end_s
+        if not self.watchlist.names:
+            return events
+        scores, llrs = self.watchlist.llrs(turn.mean()[None], turn.speech_samples / RATE)
+        for i, name in enumerate(self.watchlist.names):
+            llr = float(llrs[0, i])
+            if llr < self.options.threshold_llr or name in turn.alerted:
+                continue
+            recent = state.last_heard.get(name)
+            turn.alerted.add(name)
+            if recent is None or turn.start_s - recent > self.options.cooldown_s:
+                events.append(
+                    Alert(
+                        alert_id=uuid.uuid4().hex,
+                        source=state.name,
+                        speaker=name,
+                        stream_time_s=round(w.end_s, 3),
+                        segment_start_s=round(turn.start_s, 3),
+                        score=round(float(scores[0, i]), 4),
+                        llr=round(llr, 3),
+                        speech_s=round(turn.speech_samples / RATE, 2),
+                        wall_time=datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+                    )
+                )
+            state.last_heard[name] = w.end_s
+        return events
+
+    def _end_turn(self, state: StreamState) -> list[Event]:
+        turn, state.turn = state.turn, None
+        assert turn is not None
+        speech_s = turn.speech_samples / RATE
+        mean = turn.mean()
+        consistency = float(np.mean(np.stack(turn.windows) @ mean))
+        segment = Segment(state.name, round(turn.start_s, 3), round(turn.end_s, 3), round(speech_s, 2), round(consistency, 4), tuple(float(x) for x in mean))
+        events: list[Event] = [segment]
+        if self.watchlist.names:
+            scores, llrs = self.watchlist.llrs(mean[None], speech_s)
+            for i, name in enumerate(self.watchlist.names):
+                if llrs[0, i] >= self.options.threshold_llr or name in turn.alerted:
+                    state.last_heard[name] = turn.end_s
+                    events.append(Detection(state.name, name, round(turn.start_s, 3), round(turn.end_s, 3), round(float(scores[0, i]), 4), round(float(llrs[0, i]), 3)))
+        return events

@@ -1,0 +1,74 @@
+"""Scoring: enrolled voices as a matrix, cosine scores, and their calibration into log-likelihood ratios."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from importlib import resources
+
+import numpy as np
+
+from .errors import UsageError
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Maps a cosine score and the seconds of speech behind it to a natural-log likelihood ratio:
+    ``llr = a + b * score + (c + d * score) * log(speech_s)``, fitted by logistic regression on trials."""
+
+    a: float
+    b: float
+    c: float
+    d: float
+
+    def llr(self, score: np.ndarray | float, speech_s: np.ndarray | float) -> np.ndarray:
+        log_s = np.log(np.maximum(np.asarray(speech_s, np.float64), 0.1))
+        s = np.asarray(score, np.float64)
+        return self.a + self.b * s + (self.c + self.d * s) * log_s
+
+    def to_json(self) -> dict[str, float]:
+        return {"a": self.a, "b": self.b, "c": self.c, "d": self.d}
+
+    @classmethod
+    def from_json(cls, data: dict[str, float]) -> Calibration:
+        return cls(float(data["a"]), float(data["b"]), float(data["c"]), float(data["d"]))
+
+    @classmethod
+    def default(cls) -> Calibration:
+        """The calibration shipped with the package (fitted on public speech, numbers only)."""
+        text = resources.files("voxwatch").joinpath("calibration.json").read_text()
+        return cls.from_json(json.loads(text)["ge2e"])
+
+
+def l2_normalise(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-9)
+
+
+@dataclass(frozen=True)
+class Watchlist:
+    """The voices being looked for: ``names[i]`` has unit-norm voiceprint ``matrix[i]``."""
+
+    names: tuple[str, ...]
+    matrix: np.ndarray
+    calibration: Calibration
+
+    def __post_init__(self) -> None:
+        if self.matrix.ndim != 2 or len(self.names) != len(self.matrix):
+            raise UsageError(f"watchlist needs one voiceprint per name: {len(self.names)} names, matrix {self.matrix.shape}")
+
+    @classmethod
+    def empty(cls, dimension: int, calibration: Calibration) -> Watchlist:
+        return cls((), np.zeros((0, dimension), np.float32), calibration)
+
+    def scores(self, embeddings: np.ndarray) -> np.ndarray:
+        """Cosine of each embedding (n, d) with each voice: (n, len(names))."""
+        return l2_normalise(embeddings) @ self.matrix.T
+
+    def llrs(self, embeddings: np.ndarray, speech_s: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
+        scores = self.scores(embeddings)
+        return scores, self.calibration.llr(scores, np.asarray(speech_s, np.float64).reshape(-1, 1))
+
+    def restrict(self, names: list[str]) -> Watchlist:
+        keep = [self.names.index(n) for n in names]
+        return Watchlist(tuple(names), self.matrix[keep], self.calibration)

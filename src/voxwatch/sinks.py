@@ -1,0 +1,95 @@
+"""Sinks observe what a watch produces: the console, an append-only JSON-lines file, a list (for tests)."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from .errors import UsageError
+from .records import Alert, Detection
+from .streams import StreamStatus
+
+
+def clock(seconds: float) -> str:
+    """``HH:MM:SS.s`` for a stream position."""
+    m, s = divmod(max(0.0, seconds), 60)
+    h, m = divmod(int(m), 60)
+    return f"{h:02d}:{m:02d}:{s:04.1f}"
+
+
+class ConsoleSink:
+    """Alerts as they happen: one readable line each, or one JSON object per line with ``as_json``."""
+
+    def __init__(self, as_json: bool = False, out: TextIO | None = None, detections: bool = False):
+        self.as_json = as_json
+        self.out = out or sys.stdout
+        self.detections = detections
+
+    def _emit(self, kind: str, payload: dict, text: str) -> None:  # type: ignore[type-arg]
+        self.out.write(json.dumps({"type": kind, **payload}) + "\n" if self.as_json else text + "\n")
+        self.out.flush()
+
+    def alert(self, alert: Alert) -> None:
+        delay = alert.stream_time_s - alert.segment_start_s
+        self._emit(
+            "alert",
+            alert.to_json(),
+            f"ALERT {clock(alert.stream_time_s)}  {alert.source}  {alert.speaker}  llr={alert.llr:+.1f} score={alert.score:.3f}"
+            f"  (turn began {clock(alert.segment_start_s)}, alerted after {delay:.1f} s)",
+        )
+
+    def detection(self, detection: Detection) -> None:
+        if self.detections:
+            d = detection
+            self._emit("detection", d.to_json(), f"  turn {clock(d.start_s)}-{clock(d.end_s)}  {d.source}  {d.speaker}  llr={d.llr:+.1f}")
+
+    def stream_end(self, status: StreamStatus) -> None:
+        text = f"stream {status.source} {status.state} after {status.audio_s:.1f} s" + (f": {status.error}" if status.error else "")
+        self._emit("stream", status.to_json(), text)
+
+
+class JsonLinesSink:
+    """Appends each alert to a file as one JSON line, flushed and fsynced before the alert counts as delivered."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        try:
+            self._file = open(self.path, "a", encoding="utf-8")
+        except OSError as exc:
+            raise UsageError(f"{self.path}: cannot open for appending alerts ({exc.strerror})") from exc
+
+    def alert(self, alert: Alert) -> None:
+        self._file.write(json.dumps(alert.to_json()) + "\n")
+        self._file.flush()
+        os.fsync(self._file.fileno())
+
+    def detection(self, detection: Detection) -> None:
+        pass
+
+    def stream_end(self, status: StreamStatus) -> None:
+        pass
+
+    def close(self) -> None:
+        self._file.close()
+
+
+@dataclass
+class CollectingSink:
+    """Keeps everything in lists (test double)."""
+
+    alerts: list[Alert] = field(default_factory=list)
+    detections: list[Detection] = field(default_factory=list)
+    ended: list[StreamStatus] = field(default_factory=list)
+
+    def alert(self, alert: Alert) -> None:
+        self.alerts.append(alert)
+
+    def detection(self, detection: Detection) -> None:
+        self.detections.append(detection)
+
+    def stream_end(self, status: StreamStatus) -> None:
+        self.ended.append(status)
