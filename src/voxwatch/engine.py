@@ -58,11 +58,8 @@ class Analysis:
 
     file: str
     segments: tuple[Segment, ...]
+    speech_s: float  # net speech found by the VAD
     quality: Quality
-
-    @property
-    def speech_s(self) -> float:
-        return round(sum(s.speech_s for s in self.segments), 2)
 
     def embedding(self) -> np.ndarray:
         """Speech-weighted mean of the segment embeddings."""
@@ -124,20 +121,24 @@ class Engine:
             return Watchlist.empty(self.backend.dimension, self.calibration())
         return Watchlist(tuple(found), matrix, self.calibration())
 
-    def spotter(self, watchlist: Watchlist | None = None) -> Spotter:
+    def spotter(self, watchlist: Watchlist | None = None, options: SpotterOptions | None = None) -> Spotter:
         wl = watchlist if watchlist is not None else Watchlist.empty(self.backend.dimension, self.calibration())
-        return Spotter(self.backend, self.vad, wl, self.settings.spotter)
+        return Spotter(self.backend, self.vad, wl, options or self.settings.spotter)
 
     def analyse(self, path: str | Path) -> Analysis:
         """Decode a recording (up to 4 h) and reduce it to segments and quality figures."""
-        samples = load_audio(path)
+        return self.analyse_samples(load_audio(path), str(path))
+
+    def analyse_samples(self, samples: np.ndarray, name: str) -> Analysis:
+        """Reduce 16 kHz mono audio to speaker-homogeneous segments and quality figures."""
         spotter = self.spotter()
         events: list[Event] = []
         step = 16000
         for start in range(0, len(samples), step):
-            events += spotter.process([AudioChunk(str(path), start / 16000, samples[start : start + step])])
-        events += spotter.finish(str(path))
-        return Analysis(str(path), tuple(e for e in events if isinstance(e, Segment)), measure(samples))
+            events += spotter.process([AudioChunk(name, start / 16000, samples[start : start + step])])
+        speech_s = spotter.streams[name].speech_total_s if name in spotter.streams else 0.0
+        events += spotter.finish(name)
+        return Analysis(name, tuple(e for e in events if isinstance(e, Segment)), round(speech_s, 2), measure(samples))
 
     # -- voices ---------------------------------------------------------------------------------------------------
 
@@ -169,6 +170,8 @@ class Engine:
             raise EnrollmentError(
                 f"{analysis.file}: only {analysis.speech_s:.1f} s of net speech; at least {self.settings.min_enroll_speech_s:.1f} s needed"
             )
+        if not analysis.segments:
+            raise EnrollmentError(f"{analysis.file}: no stretch of speech long enough to make a voiceprint from")
         long = [s for s in analysis.segments if s.speech_s >= 2.0]
         for i, a in enumerate(long):
             for b in long[i + 1 :]:

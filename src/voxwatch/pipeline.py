@@ -17,7 +17,7 @@ import numpy as np
 
 from .embedding import EmbeddingBackend
 from .errors import UsageError
-from .records import Alert, AudioChunk, Detection, Segment
+from .records import Alert, AudioChunk, Detection, Evidence, Segment
 from .scoring import Watchlist, l2_normalise
 from .vad import FRAME, SileroVad, VadState
 
@@ -38,6 +38,7 @@ class SpotterOptions:
     change_threshold: float = 0.55
     threshold_llr: float = DEFAULT_THRESHOLD_LLR
     cooldown_s: float = 10.0
+    trace: bool = False  # also emit an Evidence event per window (evaluation, calibration)
 
     def __post_init__(self) -> None:
         if not 0.1 <= self.hop_s <= 5:
@@ -101,7 +102,7 @@ class _Window:
     embedding: np.ndarray | None = None
 
 
-Event = Alert | Detection | Segment
+Event = Alert | Detection | Evidence | Segment
 
 
 class Spotter:
@@ -238,6 +239,8 @@ class Spotter:
         if not self.watchlist.names:
             return events
         scores, llrs = self.watchlist.llrs(turn.mean()[None], turn.speech_samples / RATE)
+        if self.options.trace:
+            events.append(Evidence(state.name, turn.start_s, w.end_s, turn.speech_samples / RATE, tuple(float(x) for x in scores[0])))
         for i, name in enumerate(self.watchlist.names):
             llr = float(llrs[0, i])
             if llr < self.options.threshold_llr or name in turn.alerted:

@@ -54,6 +54,17 @@ class Segment(_JsonRecord):
 
 
 @dataclass(frozen=True)
+class Evidence(_JsonRecord):
+    """The running score of a turn against every watched voice after one more window (emitted when tracing)."""
+
+    source: str
+    turn_start_s: float
+    stream_time_s: float
+    speech_s: float
+    scores: tuple[float, ...]
+
+
+@dataclass(frozen=True)
 class Detection(_JsonRecord):
     """An enrolled voice found speaking in ``source`` from ``start_s`` to ``end_s``."""
 

@@ -17,7 +17,7 @@ import numpy as np
 from . import channels
 from .audio import RATE_HZ, load_audio
 from .errors import AudioError, ModelError
-from .records import _JsonRecord
+from .corpus import Turn
 
 _SILENCE_LEVEL = 1e-3  # |sample| below this at the edges of espeak output is trimmed
 _SENTENCE_PAUSE_S = 0.3
@@ -100,15 +100,6 @@ SENTENCES: tuple[str, ...] = (
 _HALF = len(SENTENCES) // 2
 ENROLLMENT_SENTENCES = SENTENCES[:_HALF]
 STREAM_SENTENCES = SENTENCES[_HALF:]
-
-
-@dataclass(frozen=True)
-class Turn(_JsonRecord):
-    """Ground truth: ``speaker`` talks from ``start_s`` to ``end_s`` (seconds from the stream's first sample)."""
-
-    speaker: str
-    start_s: float
-    end_s: float
 
 
 def speak(voice: Voice, text: str) -> np.ndarray:

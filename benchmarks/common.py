@@ -1,0 +1,51 @@
+"""What the benchmarks share: where the data is, the LibriSpeech spotting task, and running a watch on it."""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+import time
+import wave
+from pathlib import Path
+
+import numpy as np
+
+from voxwatch.audio import FileSource
+from voxwatch.corpus import SpottingTask, manifest, speaker_folders, spotting_task
+from voxwatch.engine import Engine, Settings, WatchSummary
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def require_data() -> None:
+    if not DATA.is_dir():
+        sys.exit(f"skipped: {DATA} not found (the shared speech data this benchmark reads)")
+
+
+def librispeech_task(rng: np.random.Generator, enroll_files: int = 4, stream_files: int = 6, impostors: int = 120) -> SpottingTask:
+    """10 LibriSpeech test-other readers enrolled, the stream mixing their other readings with train-clean-100 readers."""
+    speakers = speaker_folders(DATA / "resemblyzer/audio_data/librispeech_test-other")
+    others = dict(list(manifest(DATA, "resemblyzer/audio_data/librispeech_train-clean-100").items())[:impostors])
+    return spotting_task(speakers, others, rng, enroll_files=enroll_files, stream_files=stream_files)
+
+
+def write_wav(path: Path, audio: np.ndarray) -> Path:
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes((np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes())
+    return path
+
+
+def run_watch(task: SpottingTask, settings: Settings) -> tuple[WatchSummary, float]:
+    """Enroll the task's voices in a fresh store, watch its stream (as fast as possible); returns the wall seconds of the watch."""
+    with tempfile.TemporaryDirectory() as tmp:
+        engine = Engine(Settings(**{**settings.__dict__, "db": Path(tmp) / "bench.db"}))
+        for name, files in task.enrollment.items():
+            engine.enroll(name, [str(f) for f in files], note="benchmark")
+        stream = write_wav(Path(tmp) / "stream.wav", task.audio)
+        engine.backend, engine.vad  # load models before timing
+        started = time.perf_counter()
+        summary = engine.watch([FileSource(str(stream))])
+        return summary, time.perf_counter() - started

@@ -1,0 +1,89 @@
+"""Fit the shipped default calibration (src/voxwatch/calibration.json) on ../shared/data.
+
+Speakers used here are kept apart from the tests and benchmarks (which use LibriSpeech test-other, CMU ARCTIC and
+AMI): LibriSpeech train-clean-100 (enroll on the first half of each reading, test on the second), Arabic and
+English speech commands (enroll on some words, test on turns made of others). Every test turn is scored clean and
+through a simulated radio channel, so one calibration covers both. Only numbers are written to the package.
+
+    .venv/bin/python benchmarks/fit_calibration.py [--write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from voxwatch import channels
+from voxwatch.audio import load_audio
+from voxwatch.corpus import manifest
+from voxwatch.engine import Engine, Settings
+from voxwatch.evaluate import cllr, eer, fit_logistic, min_cllr
+from voxwatch.trials import EvidenceSet, spotting_evidence, voiceprints
+
+DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def halves(files: list[Path]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    audio = np.concatenate([load_audio(f) for f in files])
+    middle = len(audio) // 2
+    return [audio[:middle]], [audio[middle:]]
+
+
+def words(files: list[Path], enroll_n: int, turn_n: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    clips = [load_audio(f) for f in files]
+    enroll = [np.concatenate(clips[:enroll_n])]
+    rest = clips[enroll_n:]
+    return enroll, [np.concatenate(rest[i : i + turn_n]) for i in range(0, len(rest) - turn_n + 1, turn_n)]
+
+
+def collect(engine: Engine, groups: dict[str, tuple[list[np.ndarray], list[np.ndarray]]], rng: np.random.Generator) -> EvidenceSet:
+    usable = {k for k, (enroll, _) in groups.items() if sum(engine.analyse_samples(a, k).speech_s for a in enroll) >= 3.0}
+    groups = {k: v for k, v in groups.items() if k in usable}
+    watchlist = voiceprints(engine, {k: v[0] for k, v in groups.items()})
+    tests: list[tuple[str | None, np.ndarray]] = []
+    for name, (_, turns) in groups.items():
+        for t in turns:
+            tests += [(name, t), (name, channels.radio(t, rng, snr_db=float(rng.uniform(8, 25))))]
+    return spotting_evidence(engine, watchlist, tests)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--write", action="store_true", help="write src/voxwatch/calibration.json")
+    args = parser.parse_args()
+    if not DATA.is_dir():
+        sys.exit(f"skipped: {DATA} not found (the shared speech data)")
+    rng = np.random.default_rng(2026)
+    engine = Engine(Settings(db=Path("/tmp/voxwatch-calibration.db")))
+    sets = {
+        "librispeech-train-clean-100": {
+            k: h for k, v in manifest(DATA, "resemblyzer/audio_data/librispeech_train-clean-100").items() if len((h := halves(v))[0][0]) >= 4 * 16000
+        },
+        "arabic-speech-commands": {k: words(v[:60], 20, 4) for k, v in manifest(DATA, "arabic_speech_commands").items() if len(v) >= 60},
+        "speech-commands-v2": {k: words(v, 6, 3) for k, v in manifest(DATA, "speech_commands_v2_test").items() if len(v) >= 12},
+    }
+    evidence = None
+    for name, groups in sets.items():
+        ev = collect(engine, groups, rng)
+        print(f"{name}: {len(groups)} speakers, {int(ev.target.sum())} target / {int((~ev.target).sum())} non-target running scores")
+        evidence = ev if evidence is None else evidence + ev
+    assert evidence is not None
+    log_s = np.log(np.maximum(evidence.speech_s, 0.1))
+    features = np.column_stack([evidence.scores, log_s, evidence.scores * log_s])
+    a, b, c, d = fit_logistic(features, evidence.target.astype(int), prior=0.5)
+    llr = a + b * evidence.scores + (c + d * evidence.scores) * log_s
+    t, n = llr[evidence.target], llr[~evidence.target]
+    print(f"calibration a={a:.4f} b={b:.4f} c={c:.4f} d={d:.4f}")
+    print(f"running-score EER {eer(t, n)[0] * 100:.2f} %, Cllr {cllr(t, n):.3f} bits, minCllr {min_cllr(t, n):.3f} bits")
+    if args.write:
+        path = Path(__file__).resolve().parents[1] / "src" / "voxwatch" / "calibration.json"
+        path.write_text(json.dumps({"ge2e": {"a": round(a, 5), "b": round(b, 5), "c": round(c, 5), "d": round(d, 5)}}, indent=2) + "\n")
+        print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
