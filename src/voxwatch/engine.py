@@ -88,12 +88,13 @@ class WatchSummary:
 class Engine:
     """One store, one embedding model, one VAD."""
 
-    def __init__(self, settings: Settings | None = None, actor: str | None = None):
+    def __init__(self, settings: Settings | None = None, actor: str | None = None, backend: EmbeddingBackend | None = None, vad: SileroVad | None = None):
+        """``backend`` and ``vad`` may be passed in to share loaded models; otherwise they load on first use."""
         self.settings = settings or Settings()
         self.actor = actor or getpass.getuser()
         self.store = Store(self.settings.db)
-        self._backend: EmbeddingBackend | None = None
-        self._vad: SileroVad | None = None
+        self._backend = backend
+        self._vad = vad
 
     @property
     def backend(self) -> EmbeddingBackend:
@@ -279,51 +280,81 @@ class Engine:
 
     # -- live -----------------------------------------------------------------------------------------------------
 
-    def watch(self, sources: list[Source], sinks: Iterable[Sink] = (), speakers: list[str] | None = None, mux: Multiplexer | None = None) -> WatchSummary:
-        """Watch sources until they end (or ``mux.stop()``); every alert is committed to the store before sinks see it."""
-        watchlist = self.watchlist(speakers)
-        if not watchlist.names:
+    def watch(self, sources: list[Source], sinks: Iterable[Sink] = (), speakers: list[str] | None = None) -> WatchSummary:
+        """Watch sources until they all end; every alert is committed to the store before sinks see it."""
+        if not self.watchlist(speakers).names:
             raise UsageError("no voices are enrolled; use 'voxwatch enroll' first")
-        spotter = self.spotter(watchlist)
-        mux = mux or Multiplexer(sources)
-        sinks = list(sinks)
-        summary = WatchSummary()
-        self.store.audit(self.actor, "watch", ",".join(watchlist.names), " ".join(s.name for s in sources))
-        for items in mux:
+        return Watch(self, Multiplexer(sources), sinks, speakers).run()
+
+
+class Watch:
+    """A running watch: sources → multiplexer → spotter → store → sinks. :meth:`run` blocks until every source has
+    ended (or, for a persistent multiplexer, until :meth:`stop`); the other methods may be called from other threads."""
+
+    def __init__(self, engine: Engine, mux: Multiplexer, sinks: Iterable[Sink] = (), speakers: list[str] | None = None):
+        self.engine = engine
+        self.mux = mux
+        self.sinks = list(sinks)
+        self.speakers = speakers
+        self.spotter = engine.spotter(engine.watchlist(speakers))
+        self.summary = WatchSummary()
+
+    def add(self, source: Source, speakers: set[str] | None = None) -> None:
+        """Watch one more source, for ``speakers`` only or for every watched voice."""
+        self.spotter.restrict(source.name, speakers)
+        self.mux.add(source)
+
+    def cancel(self, name: str) -> None:
+        self.mux.cancel(name)
+
+    def refresh(self) -> None:
+        """Pick up enrollments and forgotten voices from the store."""
+        self.spotter.set_watchlist(self.engine.watchlist(self.speakers))
+
+    def stop(self) -> None:
+        self.mux.stop()
+
+    def status(self) -> list[StreamStatus]:
+        return self.mux.status()
+
+    def run(self) -> WatchSummary:
+        names = self.spotter.watchlist.names
+        self.engine.store.audit(self.engine.actor, "watch", ",".join(names), " ".join(s.source for s in self.mux.status()))
+        for items in self.mux:
             chunks = [c for c in items if isinstance(c, AudioChunk)]
-            events = spotter.process(chunks)
+            events = self.spotter.process(chunks)
             for c in chunks:
-                mux.processed(c)
+                self.mux.processed(c)
             ended = [i for i in items if isinstance(i, StreamEnd)]
             for end in ended:
-                events += spotter.finish(end.source)
-            self._publish(events, sinks, summary)
+                events += self.spotter.finish(end.source)
+            self._publish(events)
             for end in ended:
-                status = next(s for s in mux.status() if s.source == end.source)
-                summary.streams.append(status)
-                for sink in sinks:
+                status = next(s for s in self.mux.status() if s.source == end.source)
+                self.summary.streams.append(status)
+                for sink in self.sinks:
                     sink.stream_end(status)
-        return summary
+        return self.summary
 
-    def _publish(self, events: list[Event], sinks: list[Sink], summary: WatchSummary) -> None:
-        detections = [e for e in events if isinstance(e, Detection)]
-        self.store.add_detections(detections)
+    def _publish(self, events: list[Event]) -> None:
+        store = self.engine.store
+        store.add_detections([e for e in events if isinstance(e, Detection)])
         for e in events:
             if isinstance(e, Alert):
-                self.store.add_alert(e)
-                summary.alerts.append(e)
+                store.add_alert(e)
+                self.summary.alerts.append(e)
                 delivered = True
-                for sink in sinks:
+                for sink in self.sinks:
                     try:
                         sink.alert(e)
                     except Exception:  # a failing sink must not stop the watch; the alert stays in the outbox
                         log.exception("sink %s could not take alert %s", type(sink).__name__, e.alert_id)
                         delivered = False
                 if delivered:
-                    self.store.mark_delivered(e.alert_id)
+                    store.mark_delivered(e.alert_id)
             elif isinstance(e, Detection):
-                summary.detections.append(e)
-                for sink in sinks:
+                self.summary.detections.append(e)
+                for sink in self.sinks:
                     sink.detection(e)
 
 

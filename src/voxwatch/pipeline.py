@@ -22,7 +22,7 @@ from .scoring import Watchlist, l2_normalise
 from .vad import FRAME, SileroVad, VadState
 
 RATE = 16000
-DEFAULT_THRESHOLD_LLR = 4.0
+DEFAULT_THRESHOLD_LLR = 2.5
 
 
 @dataclass(frozen=True)
@@ -119,6 +119,7 @@ class Spotter:
         self.watchlist = watchlist
         self.options = options or SpotterOptions()
         self.streams: dict[str, StreamState] = {}
+        self._only: dict[str, set[str]] = {}
         self._window = int(backend.window_s * RATE)
         self._hop = int(self.options.hop_s * RATE)
         self._first = min(self._window, int(max(self.options.first_window_s, backend.min_window_s) * RATE))
@@ -127,6 +128,19 @@ class Spotter:
 
     def reset(self, name: str) -> None:
         self.streams[name] = StreamState(name)
+
+    def set_watchlist(self, watchlist: Watchlist) -> None:
+        """Watch for a new set of voices from the next window on (e.g. after an enrollment)."""
+        if watchlist.matrix.shape[1] != self.backend.dimension:
+            raise UsageError(f"watchlist has {watchlist.matrix.shape[1]}-d voiceprints, model {self.backend.name} makes {self.backend.dimension}-d")
+        self.watchlist = watchlist
+
+    def restrict(self, name: str, speakers: set[str] | None) -> None:
+        """Only alert on ``speakers`` in stream ``name`` (None: every watched voice)."""
+        if speakers is None:
+            self._only.pop(name, None)
+        else:
+            self._only[name] = set(speakers)
 
     def process(self, chunks: list[AudioChunk]) -> list[Event]:
         """Feed chunks (several per stream allowed, in order) and return what they produced."""
@@ -241,9 +255,10 @@ class Spotter:
         scores, llrs = self.watchlist.llrs(turn.mean()[None], turn.speech_samples / RATE)
         if self.options.trace:
             events.append(Evidence(state.name, turn.start_s, w.end_s, turn.speech_samples / RATE, tuple(float(x) for x in scores[0])))
+        only = self._only.get(state.name)
         for i, name in enumerate(self.watchlist.names):
             llr = float(llrs[0, i])
-            if llr < self.options.threshold_llr or name in turn.alerted:
+            if llr < self.options.threshold_llr or name in turn.alerted or (only is not None and name not in only):
                 continue
             recent = state.last_heard.get(name)
             turn.alerted.add(name)
@@ -274,7 +289,10 @@ class Spotter:
         events: list[Event] = [segment]
         if self.watchlist.names:
             scores, llrs = self.watchlist.llrs(mean[None], speech_s)
+            only = self._only.get(state.name)
             for i, name in enumerate(self.watchlist.names):
+                if only is not None and name not in only:
+                    continue
                 if llrs[0, i] >= self.options.threshold_llr or name in turn.alerted:
                     state.last_heard[name] = turn.end_s
                     events.append(Detection(state.name, name, round(turn.start_s, 3), round(turn.end_s, 3), round(float(scores[0, i]), 4), round(float(llrs[0, i]), 3)))

@@ -41,34 +41,63 @@ class Multiplexer:
 
     ``max_pending`` chunks may wait per stream; a reader that gets further ahead blocks (file and stdin
     sources slow down; live network sources then fall behind, which shows as lag in :meth:`status`).
+    A ``persistent`` multiplexer keeps running with no sources until :meth:`stop` (a service adds them later).
     """
 
-    def __init__(self, sources: list[Source], max_pending: int = 50):
-        names = [s.name for s in sources]
-        if len(set(names)) != len(names):
-            raise VoxwatchError(f"the same source is given twice: {sorted({n for n in names if names.count(n) > 1})}")
-        self._queue: queue.Queue[AudioChunk | StreamEnd] = queue.Queue(maxsize=max_pending * max(1, len(sources)))
+    def __init__(self, sources: list[Source], max_pending: int = 50, persistent: bool = False):
+        self._max_pending = max_pending
+        self._queue: queue.Queue[AudioChunk | StreamEnd] = queue.Queue()
         self._stop = threading.Event()
-        self._sources = {s.name: s for s in sources}
-        self._arrived: dict[str, float] = {s.name: 0.0 for s in sources}
-        self._done: dict[str, float] = {s.name: 0.0 for s in sources}
-        self._state: dict[str, tuple[str, str | None]] = {s.name: ("running", None) for s in sources}
-        self._threads = [threading.Thread(target=self._read, args=(s,), name=f"source:{s.name}", daemon=True) for s in sources]
-        self._live = len(sources)
+        self._lock = threading.Lock()
+        self._persistent = persistent
+        self._sources: dict[str, Source] = {}
+        self._arrived: dict[str, float] = {}
+        self._done: dict[str, float] = {}
+        self._state: dict[str, tuple[str, str | None]] = {}
+        self._cancelled: dict[str, threading.Event] = {}
+        self._pending: dict[str, threading.Semaphore] = {}
+        self._started = False
+        self._waiting: list[threading.Thread] = []
+        self._live = 0
+        for source in sources:
+            self.add(source)
+
+    def add(self, source: Source) -> None:
+        """Start reading another source (also while iterating); names must be unique among running streams."""
+        with self._lock:
+            if self._state.get(source.name, ("ended", None))[0] == "running":
+                raise VoxwatchError(f"{source.name}: this source is already being watched")
+            self._sources[source.name] = source
+            self._arrived[source.name] = self._done[source.name] = 0.0
+            self._state[source.name] = ("running", None)
+            self._cancelled[source.name] = threading.Event()
+            self._pending[source.name] = threading.Semaphore(self._max_pending)
+            self._live += 1
+            thread = threading.Thread(target=self._read, args=(source,), name=f"source:{source.name}", daemon=True)
+            if self._started:
+                thread.start()
+            else:
+                self._waiting.append(thread)
+
+    def cancel(self, name: str) -> None:
+        """Stop reading one source; it ends like any other (a :class:`StreamEnd` without error)."""
+        with self._lock:
+            if name not in self._cancelled:
+                raise VoxwatchError(f"{name}: no such stream")
+            self._cancelled[name].set()
 
     def _read(self, source: Source) -> None:
         error = None
+        cancelled, pending = self._cancelled[source.name], self._pending[source.name]
         try:
             for chunk in source.chunks():
                 self._arrived[source.name] = chunk.end_s
-                while not self._stop.is_set():
-                    try:
-                        self._queue.put(chunk, timeout=0.2)
+                while not (self._stop.is_set() or cancelled.is_set()):
+                    if pending.acquire(timeout=0.2):
+                        self._queue.put(chunk)
                         break
-                    except queue.Full:
-                        continue
-                if self._stop.is_set():
-                    return
+                if self._stop.is_set() or cancelled.is_set():
+                    break
         except VoxwatchError as exc:
             error = str(exc)
         except Exception as exc:  # a reader must always report its end, whatever broke
@@ -77,10 +106,13 @@ class Multiplexer:
         self._queue.put(StreamEnd(source.name, error))
 
     def __iter__(self) -> Iterator[list[AudioChunk | StreamEnd]]:
-        for t in self._threads:
-            t.start()
+        with self._lock:
+            self._started = True
+            for t in self._waiting:
+                t.start()
+            self._waiting = []
         try:
-            while self._live and not self._stop.is_set():
+            while (self._live or self._persistent) and not self._stop.is_set():
                 try:
                     batch = [self._queue.get(timeout=0.2)]
                 except queue.Empty:
@@ -92,8 +124,11 @@ class Multiplexer:
                         break
                 for item in batch:
                     if isinstance(item, StreamEnd):
-                        self._live -= 1
-                        self._state[item.source] = ("failed", item.error) if item.error else ("ended", None)
+                        with self._lock:
+                            self._live -= 1
+                            self._state[item.source] = ("failed", item.error) if item.error else ("ended", None)
+                    else:
+                        self._pending[item.source].release()
                 yield batch
         finally:
             self.stop()
@@ -107,7 +142,9 @@ class Multiplexer:
 
     def status(self) -> list[StreamStatus]:
         out = []
-        for name, source in self._sources.items():
+        with self._lock:
+            sources = list(self._sources.items())
+        for name, source in sources:
             state, error = self._state[name]
             lag = max(0.0, self._arrived[name] - self._done[name])
             out.append(StreamStatus(name, state, round(self._done[name], 2), round(lag, 2), error, getattr(source, "drops", 0)))

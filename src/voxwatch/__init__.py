@@ -1,0 +1,28 @@
+"""voxwatch: open speaker spotting. Enroll known voices, watch live streams for them, search archives.
+
+    from voxwatch import Engine, Settings, FileSource
+    engine = Engine(Settings(db="voxwatch.db"))
+    engine.enroll("alice", ["alice.wav"], note="consented interview, 2026-11-01")
+    summary = engine.watch([FileSource("radio.mp3", realtime=True)])
+"""
+
+from .audio import FileSource, PcmFormat, PcmSource, Source, UrlSource, load_audio, open_source
+from .embedding import EmbeddingBackend, load_backend
+from .engine import Analysis, Engine, Settings, Sink, WatchSummary
+from .errors import AudioError, EnrollmentError, ModelError, StoreError, UnknownSpeakerError, UsageError, VoxwatchError
+from .pipeline import Spotter, SpotterOptions
+from .records import Alert, AudioChunk, Candidate, Detection, EnrollmentInfo, Evidence, Segment, SpeakerInfo, Verification
+from .scoring import Calibration, Watchlist
+from .sinks import CollectingSink, ConsoleSink, JsonLinesSink
+from .store import Store
+from .streams import Multiplexer, StreamStatus
+from .vad import SileroVad
+
+__all__ = [
+    "Alert", "Analysis", "AudioChunk", "AudioError", "Calibration", "Candidate", "CollectingSink", "ConsoleSink", "Detection",
+    "EmbeddingBackend", "Engine", "EnrollmentError", "EnrollmentInfo", "Evidence", "FileSource", "JsonLinesSink", "ModelError",
+    "Multiplexer", "PcmFormat", "PcmSource", "Segment", "Settings", "SileroVad", "Sink", "Source", "SpeakerInfo", "Spotter",
+    "SpotterOptions", "Store", "StoreError", "StreamStatus", "UnknownSpeakerError", "UrlSource", "UsageError", "Verification",
+    "VoxwatchError", "WatchSummary", "Watchlist", "load_audio", "load_backend", "open_source",
+]
+__version__ = "0.1.0"

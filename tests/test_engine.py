@@ -1,0 +1,144 @@
+"""Enroll, verify, identify, index, search and forget on real LibriSpeech speech."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import largest
+
+from voxwatch import AudioError, Engine, EnrollmentError, UnknownSpeakerError, UsageError, load_audio
+from voxwatch.corpus import compose
+
+
+def _wav(path: Path, audio: np.ndarray) -> Path:
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes((np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes())
+    return path
+
+
+@pytest.fixture
+def enrolled(engine: Engine, readers: dict[str, list[Path]]) -> dict[str, list[Path]]:
+    """Three readers enrolled from their 3 largest utterances; the rest of their utterances are returned."""
+    rest = {}
+    for name in ["1688", "2033", "3005"]:
+        files = largest(readers[name], 3)
+        engine.enroll(name, [str(f) for f in files], note="LibriSpeech test-other, CC BY 4.0")
+        rest[name] = [f for f in readers[name] if f not in files]
+    return rest
+
+
+def test_enrollment_keeps_provenance_and_quality(engine: Engine, enrolled: dict[str, list[Path]]) -> None:
+    speakers = {s.name: s for s in engine.store.speakers()}
+    assert set(speakers) == {"1688", "2033", "3005"}
+    assert all(s.enrollments == 3 and s.speech_s > 15 for s in speakers.values())
+    infos = engine.store.enrollments("2033")
+    assert all(len(i.sha256) == 64 and i.note.startswith("LibriSpeech") and i.model == "ge2e" for i in infos)
+    assert all(i.snr_db > 10 and 0.7 < i.consistency <= 1 for i in infos)
+    assert [a["action"] for a in engine.store.audit_log()].count("enroll") == 9
+
+
+def test_verify_accepts_the_same_reader_and_rejects_others(engine: Engine, enrolled: dict[str, list[Path]], readers: dict[str, list[Path]]) -> None:
+    same = [engine.verify(f, "2033") for f in largest(enrolled["2033"], 3)]
+    assert all(v.accepted for v in same), same
+    others = [engine.verify(f, "2033") for name in ("2414", "367", "533") for f in largest(readers[name], 2)]
+    assert not any(v.accepted for v in others), others
+    assert min(v.llr for v in same) > max(v.llr for v in others)
+
+
+def test_identify_ranks_the_right_voice_or_none(engine: Engine, enrolled: dict[str, list[Path]], readers: dict[str, list[Path]]) -> None:
+    for name in ("1688", "3005"):
+        ranked = engine.identify(largest(enrolled[name], 1)[0])
+        assert ranked and ranked[0].speaker == name
+    stranger = engine.identify(largest(readers["2609"], 1)[0])
+    assert stranger == [], "nobody enrolled fits: none of the above"
+
+
+def test_enrollment_refuses_short_silent_multi_speaker_and_duplicate(tmp_path: Path, engine: Engine, readers: dict[str, list[Path]]) -> None:
+    short = min(readers["3005"], key=lambda f: f.stat().st_size)
+    with pytest.raises(EnrollmentError, match="net speech"):
+        engine.enroll("x", [short])
+    silent = _wav(tmp_path / "silent.wav", np.zeros(16000 * 5, np.float32))
+    with pytest.raises(EnrollmentError, match="net speech"):
+        engine.enroll("x", [silent])
+    two = np.concatenate([load_audio(largest(readers["2414"], 1)[0]), load_audio(largest(readers["533"], 1)[0])])
+    with pytest.raises(EnrollmentError, match="more than one speaker"):
+        engine.enroll("x", [_wav(tmp_path / "two.wav", two)])
+    good = largest(readers["2414"], 1)[0]
+    engine.enroll("a", [good])
+    with pytest.raises(EnrollmentError, match="already enrolled for 'a'"):
+        engine.enroll("b", [good])
+    with pytest.raises(AudioError, match="no such file"):
+        engine.enroll("c", [tmp_path / "missing.flac"])
+    assert [s.name for s in engine.store.speakers()] == ["a"], "failed enrollments store nothing"
+
+
+def test_search_finds_readers_in_a_long_recording_and_in_the_index(tmp_path: Path, engine: Engine, enrolled: dict[str, list[Path]],
+                                                                   impostors: dict[str, list[Path]], rng: np.random.Generator) -> None:
+    parts = [(n, load_audio(f)) for n in enrolled for f in largest(enrolled[n], 2)]
+    parts += [(None, load_audio(files[0])) for files in list(impostors.values())[:8]]
+    order = rng.permutation(len(parts))
+    audio, turns = compose([parts[i] for i in order], rng)
+    recording = _wav(tmp_path / "archive.wav", audio)
+    found, errors = engine.search([str(tmp_path)], ["2033"])
+    assert errors == []
+    truth = [t for t in turns if t.speaker == "2033"]
+    hits = [t for t in truth if any(d.start_s < t.end_s and d.end_s > t.start_s for d in found)]
+    assert len(hits) == len(truth)
+    assert all(any(d.start_s < t.end_s and d.end_s > t.start_s for t in truth) for d in found), "no false detections"
+    assert all(abs(min(abs(d.start_s - t.start_s) for t in truth)) < 1.0 for d in found), "segments start within 1 s of the turn"
+    # A voice enrolled after indexing is found from the index alone, without decoding audio again.
+    engine.enroll("1688-late", [str(f) for f in largest(enrolled["1688"], 1)], note="late")
+    recording.unlink()
+    later, _ = engine.search(None, ["1688-late"])
+    late_truth = [t for t in turns if t.speaker == "1688"]
+    assert sum(any(d.start_s < t.end_s and d.end_s > t.start_s for d in later) for t in late_truth) >= len(late_truth) - 1
+    assert all(d.source == str(recording) for d in later)
+
+
+def test_index_skips_known_content_and_reports_bad_files(tmp_path: Path, engine: Engine, readers: dict[str, list[Path]]) -> None:
+    good = _wav(tmp_path / "good.wav", load_audio(largest(readers["367"], 1)[0]))
+    (tmp_path / "broken.flac").write_bytes(b"fLaC" + b"\x00" * 100)
+    entries, errors = engine.index([str(tmp_path)])
+    assert [e.path for e in entries] == [str(good)] and entries[0].speech_s > 5
+    assert len(errors) == 1 and "broken.flac" in errors[0]
+    copy = tmp_path / "copy.wav"
+    shutil.copy(good, copy)
+    again, _ = engine.index([str(copy)])
+    assert again[0].sha256 == entries[0].sha256 and again[0].path == str(copy)
+    assert len(engine.store.recordings("ge2e")) == 1, "same content indexed once"
+
+
+def test_forget_removes_every_trace(tmp_path: Path, engine: Engine, enrolled: dict[str, list[Path]]) -> None:
+    from voxwatch import FileSource
+
+    stream = _wav(tmp_path / "s.wav", np.concatenate([load_audio(f) for f in largest(enrolled["3005"], 2)]))
+    summary = engine.watch([FileSource(str(stream))])
+    assert any(a.speaker == "3005" for a in summary.alerts)
+    counts = engine.forget("3005")
+    assert counts["enrollments"] == 3 and counts["alerts"] >= 1
+    with pytest.raises(UnknownSpeakerError):
+        engine.verify(stream, "3005")
+    engine.store.close()
+    db = sqlite3.connect(engine.settings.db)
+    db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    for table, in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall():
+        for row in db.execute(f"SELECT * FROM {table}").fetchall():
+            assert "3005" not in " ".join(map(str, row)), f"{table} still mentions the voice: {row}"
+    db.close()
+    raw = Path(engine.settings.db).read_bytes()
+    assert b'"3005"' not in raw and b"speaker\x0f3005" not in raw
+
+
+def test_unknown_speaker_and_empty_watchlist(engine: Engine, readers: dict[str, list[Path]]) -> None:
+    with pytest.raises(UsageError, match="no voices are enrolled"):
+        engine.identify(readers["367"][0])
+    with pytest.raises(UnknownSpeakerError, match="no enrolled voice named 'ghost'"):
+        engine.forget("ghost")

@@ -1,0 +1,117 @@
+"""The embedded models: GE2E rebuilt without torch must give resemblyzer's embeddings; VAD must find speech."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from voxwatch import ModelError, SileroVad, load_audio, load_backend
+from voxwatch.features import mel_filterbank, mel_spectrogram
+from voxwatch.ge2e import export, read_legacy_state, resemblyzer_weights
+from voxwatch.vad import FRAME, VadState
+
+# resemblyzer's VoiceEncoder (torch) on 1.6 s of 2033-164914-0000.flac from 1.0 s, volume-normalised to -30 dBFS:
+# the first 8 values and the embedding's dot product with arange(256).
+GOLDEN_HEAD = [0.270997, 0.0, 0.047131, 0.0, 0.0, 0.0, 0.0, 0.043344]
+GOLDEN_DOT = 971.7413720311597
+
+
+def test_ge2e_matches_resemblyzer_golden(data: Path, models) -> None:  # type: ignore[no-untyped-def]
+    backend, _ = models
+    audio = load_audio(data / "resemblyzer/audio_data/librispeech_test-other/2033/2033-164914-0000.flac")
+    e = backend.embed(audio[None, 16000 : 16000 + 25600])[0]
+    assert backend.dimension == 256 and backend.window_s == 1.6
+    np.testing.assert_allclose(e[:8], GOLDEN_HEAD, atol=2e-5)
+    assert abs(float(e @ np.arange(256)) - GOLDEN_DOT) < 0.01
+    assert abs(np.linalg.norm(e) - 1) < 1e-5
+
+
+def _numpy_lstm_embedding(state: dict[str, np.ndarray], mels: np.ndarray) -> np.ndarray:
+    """An independent reference: torch's LSTM equations (gates i, f, g, o) in plain numpy."""
+
+    def sigmoid(x: np.ndarray) -> np.ndarray:
+        return 1 / (1 + np.exp(-x))
+
+    x = mels.astype(np.float64)
+    for layer in range(3):
+        w_ih, w_hh = state[f"lstm.weight_ih_l{layer}"], state[f"lstm.weight_hh_l{layer}"]
+        b = state[f"lstm.bias_ih_l{layer}"] + state[f"lstm.bias_hh_l{layer}"]
+        h, c, out = np.zeros(256), np.zeros(256), []
+        for t in range(len(x)):
+            i, f, g, o = np.split(w_ih @ x[t] + w_hh @ h + b, 4)
+            c = sigmoid(f) * c + sigmoid(i) * np.tanh(g)
+            h = sigmoid(o) * np.tanh(c)
+            out.append(h)
+        x = np.array(out)
+    e = np.maximum(state["linear.weight"] @ h + state["linear.bias"], 0)
+    return e / np.linalg.norm(e)
+
+
+def test_onnx_graph_equals_reference_lstm(data: Path, models) -> None:  # type: ignore[no-untyped-def]
+    backend, _ = models
+    audio = load_audio(data / "resemblyzer/audio_data/librispeech_test-other/1688/1688-142285-0000.flac")[:25600]
+    gain = max(1.0, 10 ** (-30 / 20) / float(np.sqrt(np.mean(audio.astype(np.float64) ** 2))))  # raise to -30 dBFS, never lower
+    mels = mel_spectrogram(audio * gain)[:160]
+    reference = _numpy_lstm_embedding(read_legacy_state(resemblyzer_weights()), mels)
+    np.testing.assert_allclose(backend.embed(audio[None])[0], reference, atol=1e-4)
+
+
+def test_mel_filterbank_is_slaney_normalised() -> None:
+    fb = mel_filterbank()
+    assert fb.shape == (201, 40)
+    peaks = fb.argmax(axis=0)
+    assert np.all(np.diff(peaks) >= 0), "filters must rise in frequency"
+    # Slaney normalisation: each triangle has unit area in Hz → heights shrink as filters widen.
+    assert fb[:, 0].max() > fb[:, -1].max()
+
+
+def test_exported_onnx_file_loads_as_a_plugged_in_model(tmp_path: Path, data: Path, models) -> None:  # type: ignore[no-untyped-def]
+    backend, _ = models
+    path = export(tmp_path / "ge2e.onnx")
+    plugged = load_backend(str(path))
+    audio = load_audio(data / "resemblyzer/audio_data/librispeech_test-other/3005/" / sorted(p.name for p in (data / "resemblyzer/audio_data/librispeech_test-other/3005").iterdir())[0])
+    windows = np.stack([audio[:25600], audio[8000:33600]])
+    np.testing.assert_allclose(plugged.embed(windows), backend.embed(windows), atol=1e-6)
+    assert plugged.dimension == 256
+
+
+def test_model_errors_are_clear(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="no such model file"):
+        load_backend(str(tmp_path / "missing.onnx"))
+    bogus = tmp_path / "bogus.onnx"
+    bogus.write_bytes(b"not a model")
+    with pytest.raises(ModelError, match="cannot load ONNX model"):
+        load_backend(str(bogus))
+    with pytest.raises(ModelError, match="unknown embedding model"):
+        load_backend("ecapa-from-nowhere")
+
+
+def test_vad_finds_speech_and_not_silence(data: Path, models) -> None:  # type: ignore[no-untyped-def]
+    _, vad = models
+    speech = load_audio(data / "resemblyzer/audio_data/librispeech_test-other/2414/" / sorted(p.name for p in (data / "resemblyzer/audio_data/librispeech_test-other/2414").iterdir())[0])
+    n = len(speech) // FRAME
+    signal = np.concatenate([np.zeros(n * FRAME, np.float32), speech[: n * FRAME]]).reshape(-1, FRAME)
+    states = [VadState()] * len(signal)
+    probs = vad.probabilities(signal, states)
+    assert probs[:n].max() < 0.1, "digital silence is never speech"
+    assert np.mean(probs[n:] > 0.5) > 0.5, "read speech is mostly speech"
+    noise = np.random.default_rng(0).normal(0, 0.01, (n, FRAME)).astype(np.float32)
+    assert np.mean(vad.probabilities(noise, [VadState()] * n) > 0.5) < 0.05, "white noise is not speech"
+
+
+def test_vad_batches_streams_independently(data: Path, models) -> None:  # type: ignore[no-untyped-def]
+    _, vad = models
+    speech = load_audio(data / "resemblyzer/audio_data/librispeech_test-other/533/" / sorted(p.name for p in (data / "resemblyzer/audio_data/librispeech_test-other/533").iterdir())[0])
+    frames = speech[: 40 * FRAME].reshape(40, FRAME)
+    alone = vad.probabilities(frames, [VadState()] * 40)
+    a, b = VadState(), VadState()
+    mixed = np.empty((80, FRAME), np.float32)
+    mixed[0::2], mixed[1::2] = frames, frames[::-1]
+    together = vad.probabilities(mixed, [a, b] * 40)
+    np.testing.assert_allclose(together[0::2], alone, atol=1e-5)
+
+
+def test_silero_path_is_found() -> None:
+    assert SileroVad().name == "silero-vad"

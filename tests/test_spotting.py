@@ -1,0 +1,92 @@
+"""Live spotting on real speech: enrolled readers among never-enrolled ones, scored against the known truth."""
+
+from __future__ import annotations
+
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from voxwatch import CollectingSink, Engine, FileSource
+from voxwatch.corpus import spotting_task
+from voxwatch.evaluate import score_alerts
+
+ENROLLED = ["1688", "2414", "3080", "533"]
+
+
+def _wav(path: Path, audio: np.ndarray) -> Path:
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes((np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes())
+    return path
+
+
+@pytest.fixture
+def task(readers: dict[str, list[Path]], impostors: dict[str, list[Path]], rng: np.random.Generator):  # type: ignore[no-untyped-def]
+    """4 readers enrolled from 3 utterances; a stream of 4 of their other utterances each among 20 other readers."""
+    others = {k: v for k, v in list(impostors.items())[:16]}
+    others |= {k: v for k, v in readers.items() if k not in ENROLLED}
+    return spotting_task({k: readers[k] for k in ENROLLED}, others, rng, enroll_files=3, stream_files=4, impostor_files=1)
+
+
+@pytest.fixture
+def watched(tmp_path: Path, engine: Engine, task):  # type: ignore[no-untyped-def]
+    for name, files in task.enrollment.items():
+        engine.enroll(name, [str(f) for f in files], note="test")
+    stream = _wav(tmp_path / "stream.wav", task.audio)
+    sink = CollectingSink()
+    summary = engine.watch([FileSource(str(stream))], [sink])
+    return summary, sink, task, str(stream)
+
+
+def test_enrolled_readers_are_spotted_with_few_false_alarms(watched) -> None:  # type: ignore[no-untyped-def]
+    summary, _, task, _ = watched
+    result = score_alerts(summary.alerts, task.turns, set(ENROLLED), task.duration_s)
+    assert result.targets == 16
+    assert result.detection_rate >= 0.85, result.to_json()
+    assert result.false_alarms <= 1, result.to_json()
+    assert result.tta_percentile(50) <= 3.0, result.to_json()
+
+
+def test_alerts_fire_while_the_voice_is_still_speaking(watched) -> None:  # type: ignore[no-untyped-def]
+    summary, _, task, stream = watched
+    long_turns = [t for t in task.turns if t.speaker in ENROLLED and t.end_s - t.start_s > 6]
+    assert long_turns
+    for turn in long_turns:
+        alerts = [a for a in summary.alerts if a.speaker == turn.speaker and turn.start_s <= a.stream_time_s <= turn.end_s]
+        assert len(alerts) == 1, f"one alert per turn, before it ends: {turn} {alerts}"
+        assert alerts[0].stream_time_s < turn.end_s - 2
+        assert abs(alerts[0].segment_start_s - turn.start_s) < 1.0, "the alert says where the turn began"
+        assert alerts[0].source == stream and alerts[0].llr >= 2.5 and len(alerts[0].alert_id) == 32
+
+
+def test_alerts_are_committed_and_detections_recorded(watched, engine: Engine) -> None:  # type: ignore[no-untyped-def]
+    summary, sink, task, _ = watched
+    stored = engine.store.alerts()
+    assert [a.alert_id for a in stored] == [a.alert_id for a in sink.alerts] == [a.alert_id for a in summary.alerts]
+    assert engine.store.alerts(undelivered=True) == []
+    detections = engine.store.detections()
+    assert detections and all(d.speaker in ENROLLED for d in detections)
+    assert sink.ended and sink.ended[0].state == "ended" and abs(sink.ended[0].audio_s - task.duration_s) < 0.2
+
+
+def test_several_streams_in_one_watch(tmp_path: Path, engine: Engine, task) -> None:  # type: ignore[no-untyped-def]
+    for name, files in task.enrollment.items():
+        engine.enroll(name, [str(f) for f in files])
+    half = len(task.audio) // 2
+    a = _wav(tmp_path / "a.wav", task.audio[:half])
+    b = _wav(tmp_path / "b.wav", task.audio[half:])
+    summary = engine.watch([FileSource(str(a)), FileSource(str(b))], speakers=["1688", "533"])
+    assert {a.source for a in summary.alerts} <= {str(a), str(b)}
+    assert {x.speaker for x in summary.alerts} <= {"1688", "533"}
+    offset = half / 16000
+    truth = [t for t in task.turns if t.speaker in ("1688", "533") and t.end_s < offset - 1 or t.speaker in ("1688", "533") and t.start_s > offset + 1]
+    alerted = sum(
+        any(x.speaker == t.speaker and t.start_s <= x.stream_time_s + (offset if x.source == str(b) else 0) <= t.end_s + 1 for x in summary.alerts)
+        for t in truth
+    )
+    assert alerted >= len(truth) - 1
+    assert len(summary.streams) == 2
