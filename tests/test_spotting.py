@@ -60,7 +60,7 @@ def test_alerts_fire_while_the_voice_is_still_speaking(watched) -> None:  # type
         assert len(alerts) == 1, f"one alert per turn, before it ends: {turn} {alerts}"
         assert alerts[0].stream_time_s < turn.end_s - 2
         assert abs(alerts[0].segment_start_s - turn.start_s) < 1.0, "the alert says where the turn began"
-        assert alerts[0].source == stream and alerts[0].llr >= 2.5 and len(alerts[0].alert_id) == 32
+        assert alerts[0].source == stream and alerts[0].llr >= 2.0 and len(alerts[0].alert_id) == 32
 
 
 def test_alerts_are_committed_and_detections_recorded(watched, engine: Engine) -> None:  # type: ignore[no-untyped-def]

@@ -35,7 +35,7 @@ def test_speak_returns_speech() -> None:
 
 @needs_espeak
 def test_voices_sound_different() -> None:
-    low, high = synth.VOICES[3], synth.VOICES[6]  # Dmitri, Grace
+    low, high = synth.VOICES[7], synth.VOICES[6]  # Hiro, Grace
     a = synth.speak(low, synth.SENTENCES[5])
     b = synth.speak(high, synth.SENTENCES[5])
     assert median_pitch_hz(b) > 1.5 * median_pitch_hz(a)

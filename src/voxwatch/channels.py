@@ -228,3 +228,17 @@ def _moving_mean(x: np.ndarray, width: int) -> np.ndarray:
     total = np.cumsum(x)
     total[width:] = total[width:] - total[:-width]
     return total / np.minimum(np.arange(1, len(x) + 1), width)
+
+
+CONDITIONS = ("clean", "radio", "telephone")
+
+
+def simulate(x: np.ndarray, condition: str, rng: np.random.Generator) -> np.ndarray:
+    """``x`` as heard through one of :data:`CONDITIONS` (for multi-condition enrollment)."""
+    if condition == "clean":
+        return np.asarray(x, np.float32)
+    if condition == "radio":
+        return radio(x, rng, snr_db=15.0)
+    if condition == "telephone":
+        return telephone(x, rng, snr_db=25.0)
+    raise ValueError(f"unknown condition {condition!r}; use one of {', '.join(CONDITIONS)}")

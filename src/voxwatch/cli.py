@@ -250,9 +250,7 @@ def watch(obj: _Context, sources: tuple[str, ...], speakers: tuple[str, ...], pa
     summary = engine.watch(srcs, sinks, list(speakers) or None)
     if not obj.as_json:
         click.echo(f"{len(summary.alerts)} alert(s), {len(summary.detections)} detected turn(s)")
-    failed = [s for s in summary.streams if s.state == "failed"]
-    if failed:
-        sys.exit(3)
+    _fail_on([s.error or s.source for s in summary.streams if s.state == "failed"])
 
 
 @main.command("eval")
@@ -294,3 +292,72 @@ def demo(obj: _Context, data: str | None, out: str, pace: str, seconds: float, s
     from .demo import run_demo
 
     run_demo(Path(out), data=Path(data) if data else None, realtime=pace == "realtime", seconds=seconds, seed=seed, as_json=obj.as_json, model=obj.model)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; anything but loopback exposes the API to the network.")
+@click.option("--port", default=8686, show_default=True, type=click.IntRange(1, 65535), help="TCP port.")
+@click.option("--allow-dir", "allow_dirs", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Directory whose files may be named in requests (file streams, search paths); repeatable [default: none].")
+@click.option("--max-upload-mb", default=100.0, show_default=True, type=float, help="Largest enrollment upload (all files of one request).")
+@click.option("--threshold", type=float, default=None, help="Log-likelihood ratio an alert needs.")
+@click.pass_obj
+@_guard
+def serve(obj: _Context, host: str, port: int, allow_dirs: tuple[Path, ...], max_upload_mb: float, threshold: float | None) -> None:
+    """Run the HTTP API, the live dashboard (http://HOST:PORT/) and webhook delivery in one process.
+
+    Every API call needs a bearer token: create one first with 'voxwatch token create NAME'.
+    OpenAPI: /openapi.json, interactive docs: /docs.
+
+    \b
+    Example:
+      voxwatch token create alice
+      voxwatch serve --allow-dir /srv/recordings --port 8686
+    """
+    from .service import Service, ServiceOptions, serve as run_service
+
+    service = Service(obj.engine(threshold_llr=threshold), ServiceOptions(allow_dirs=allow_dirs, max_upload_mb=max_upload_mb))
+    run_service(service, host, port)
+
+
+@main.group()
+def token() -> None:
+    """API tokens for 'voxwatch serve' (stored hashed; shown once, when created)."""
+
+
+@token.command("create")
+@click.argument("name")
+@click.pass_obj
+@_guard
+def token_create(obj: _Context, name: str) -> None:
+    """Create an API token and print it; this is the only time it is shown.
+
+    \b
+    Example:
+      voxwatch token create operator-1
+      curl -H "Authorization: Bearer vxw_..." http://127.0.0.1:8686/api/speakers
+    """
+    from .auth import create_token
+
+    engine = obj.engine()
+    secret = create_token(engine.store, name, engine.actor)
+    obj.emit({"name": name, "token": secret}, secret)
+    if not obj.as_json:
+        click.echo(f"token {name!r} created; copy it now, it cannot be shown again", err=True)
+
+
+@token.command("list")
+@click.pass_obj
+@_guard
+def token_list(obj: _Context) -> None:
+    """List API token names (never the tokens).
+
+    \b
+    Example:
+      voxwatch token list --json
+    """
+    found = obj.engine().store.tokens()
+    for t in found:
+        obj.emit(t, f"{t['name']}\tcreated {t['created_at']} by {t['created_by']}")
+    if not found and not obj.as_json:
+        click.echo("no tokens; create one with 'voxwatch token create NAME'")

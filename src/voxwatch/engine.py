@@ -16,6 +16,7 @@ from typing import Protocol
 import numpy as np
 
 from .audio import FileSource, Source, find_audio_files, load_audio, sha256_file
+from .channels import CONDITIONS, simulate
 from .embedding import EmbeddingBackend, load_backend
 from .errors import AudioError, EnrollmentError, UsageError, VoxwatchError
 from .pipeline import Event, Spotter, SpotterOptions
@@ -49,6 +50,7 @@ class Settings:
     verify_threshold_llr: float = 0.0
     min_enroll_speech_s: float = 3.0
     min_same_speaker: float = 0.65  # segments of one enrollment recording less alike than this: several voices
+    enroll_conditions: tuple[str, ...] = CONDITIONS  # channels each enrollment is also heard through
     max_parallel_files: int = 8
 
 
@@ -158,13 +160,24 @@ class Engine:
             owner = self.store.enrolled_as(digest)
             if owner is not None:
                 raise EnrollmentError(f"{path}: this recording is already enrolled for {owner!r}")
-            analysis = self.analyse(path)
+            samples = load_audio(path)
+            analysis = self.analyse_samples(samples, str(path))
             self._check_enrollment(analysis)
             consistency = float(np.average([s.consistency for s in analysis.segments], weights=[s.speech_s for s in analysis.segments]))
             info = EnrollmentInfo(name, str(path), digest, analysis.speech_s, analysis.quality.snr_db, round(consistency, 4), note, now(), self.backend.name)
-            items.append((info, analysis.embedding()))
+            items.append((info, self.voiceprints(samples, analysis, seed=int(digest[:8], 16))))
         self.store.add_enrollments(name, items, self.actor)
         return [info for info, _ in items]
+
+    def voiceprints(self, samples: np.ndarray, analysis: Analysis, seed: int = 0) -> dict[str, np.ndarray]:
+        """One embedding of the recording per enrollment condition (the clean one from ``analysis``)."""
+        rng = np.random.default_rng(seed)
+        prints = {}
+        for condition in self.settings.enroll_conditions:
+            heard = analysis if condition == "clean" else self.analyse_samples(simulate(samples, condition, rng), analysis.file)
+            if heard.segments:
+                prints[condition] = heard.embedding()
+        return prints
 
     def _check_enrollment(self, analysis: Analysis) -> None:
         if analysis.speech_s < self.settings.min_enroll_speech_s:

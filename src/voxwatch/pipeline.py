@@ -22,7 +22,7 @@ from .scoring import Watchlist, l2_normalise
 from .vad import FRAME, SileroVad, VadState
 
 RATE = 16000
-DEFAULT_THRESHOLD_LLR = 2.5
+DEFAULT_THRESHOLD_LLR = 2.0
 
 
 @dataclass(frozen=True)
@@ -34,8 +34,8 @@ class SpotterOptions:
     vad_onset: float = 0.5
     vad_offset: float = 0.35
     hangover_s: float = 0.2
-    turn_gap_s: float = 1.0
-    change_threshold: float = 0.55
+    turn_gap_s: float = 0.7
+    change_threshold: float = 0.7
     threshold_llr: float = DEFAULT_THRESHOLD_LLR
     cooldown_s: float = 10.0
     trace: bool = False  # also emit an Evidence event per window (evaluation, calibration)

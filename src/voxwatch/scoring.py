@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 
 import numpy as np
@@ -47,28 +47,36 @@ def l2_normalise(x: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Watchlist:
-    """The voices being looked for: ``names[i]`` has unit-norm voiceprint ``matrix[i]``."""
+    """The voices being looked for. Row ``i`` of ``matrix`` is a unit-norm voiceprint of voice ``labels[i]``; a voice
+    may have several rows (one per enrollment condition) and scores as its best-matching row."""
 
-    names: tuple[str, ...]
+    labels: tuple[str, ...]
     matrix: np.ndarray
     calibration: Calibration
+    names: tuple[str, ...] = field(init=False)
+    _starts: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        if self.matrix.ndim != 2 or len(self.names) != len(self.matrix):
-            raise UsageError(f"watchlist needs one voiceprint per name: {len(self.names)} names, matrix {self.matrix.shape}")
+        if self.matrix.ndim != 2 or len(self.labels) != len(self.matrix):
+            raise UsageError(f"watchlist needs one voice label per voiceprint: {len(self.labels)} labels, matrix {self.matrix.shape}")
+        starts = [i for i, label in enumerate(self.labels) if i == 0 or label != self.labels[i - 1]]
+        names = tuple(self.labels[i] for i in starts)
+        if len(set(names)) != len(names):
+            raise UsageError("a voice's voiceprints must be adjacent rows of the watchlist")
+        object.__setattr__(self, "names", names)
+        object.__setattr__(self, "_starts", np.array(starts, np.intp))
 
     @classmethod
     def empty(cls, dimension: int, calibration: Calibration) -> Watchlist:
         return cls((), np.zeros((0, dimension), np.float32), calibration)
 
     def scores(self, embeddings: np.ndarray) -> np.ndarray:
-        """Cosine of each embedding (n, d) with each voice: (n, len(names))."""
-        return l2_normalise(embeddings) @ self.matrix.T
+        """Cosine of each embedding (n, d) with each voice's best voiceprint: (n, len(names))."""
+        rows = l2_normalise(embeddings) @ self.matrix.T
+        if not len(self.names):
+            return rows
+        return np.maximum.reduceat(rows, self._starts, axis=1)
 
     def llrs(self, embeddings: np.ndarray, speech_s: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
         scores = self.scores(embeddings)
         return scores, self.calibration.llr(scores, np.asarray(speech_s, np.float64).reshape(-1, 1))
-
-    def restrict(self, names: list[str]) -> Watchlist:
-        keep = [self.names.index(n) for n in names]
-        return Watchlist(tuple(names), self.matrix[keep], self.calibration)

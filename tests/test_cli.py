@@ -1,0 +1,134 @@
+"""The command line, as a user runs it: every command on real audio, and bad input failing in one clear line."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import largest
+
+from voxwatch import load_audio
+from voxwatch.channels import bandpass
+from voxwatch.demo import write_wav
+
+COMMANDS = ["enroll", "speakers", "forget", "verify", "identify", "index", "search", "watch", "eval", "demo"]
+
+
+def run(tmp_path: Path, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "VOXWATCH_DB": str(tmp_path / "cli.db")}
+    exe = Path(sys.executable).with_name("voxwatch")
+    result = subprocess.run([str(exe), *args], input=stdin, capture_output=True, env=env, cwd=tmp_path, timeout=300)
+    return subprocess.CompletedProcess(result.args, result.returncode, result.stdout.decode(), result.stderr.decode())
+
+
+def assert_clean_failure(result: subprocess.CompletedProcess[str], *needles: str) -> None:
+    assert result.returncode not in (0, 1) or result.returncode == 1 and "error" in result.stderr, result
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr + result.stdout
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("voxwatch: error:"), result.stderr
+    for needle in needles:
+        assert needle in lines[0]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help_with_an_example(tmp_path: Path, command: str) -> None:
+    result = run(tmp_path, command, "--help")
+    assert result.returncode == 0 and "Example" in result.stdout
+
+
+def test_end_to_end_session(tmp_path: Path, readers: dict[str, list[Path]], impostors: dict[str, list[Path]]) -> None:
+    jane = largest(readers["2609"], 3)
+    enroll = run(tmp_path, "--json", "enroll", "Jane Reader", *map(str, jane), "--note", "LibriSpeech test-other, CC BY 4.0")
+    assert enroll.returncode == 0, enroll.stderr
+    infos = [json.loads(line) for line in enroll.stdout.splitlines()]
+    assert len(infos) == 3 and all(i["speech_s"] > 3 and i["note"].startswith("LibriSpeech") for i in infos)
+
+    listed = [json.loads(line) for line in run(tmp_path, "--json", "speakers").stdout.splitlines()]
+    assert listed[0]["name"] == "Jane Reader" and listed[0]["enrollments"] == 3
+
+    others = [f for f in readers["2609"] if f not in jane]
+    verify = json.loads(run(tmp_path, "--json", "verify", str(largest(others, 1)[0]), "--speaker", "Jane Reader").stdout)
+    assert verify["accepted"] is True and verify["llr"] > 0
+    stranger = largest(readers["3331"], 1)[0]
+    assert json.loads(run(tmp_path, "--json", "verify", str(stranger), "--speaker", "Jane Reader").stdout)["accepted"] is False
+    assert "none of the above" in run(tmp_path, "identify", str(stranger)).stdout
+    assert run(tmp_path, "identify", str(largest(others, 1)[0])).stdout.startswith("1. Jane Reader")
+
+    # A recording with Jane in the middle of two strangers.
+    parts = [load_audio(list(impostors.values())[0][0]), np.zeros(16000, np.float32), load_audio(largest(others, 1)[0]),
+             np.zeros(16000, np.float32), load_audio(list(impostors.values())[1][0])]
+    jane_start = (len(parts[0]) + 16000) / 16000
+    jane_end = jane_start + len(parts[2]) / 16000
+    archive = tmp_path / "archive"
+    write_wav(archive / "show.wav", np.concatenate(parts))
+    indexed = run(tmp_path, "--json", "index", str(archive))
+    assert indexed.returncode == 0 and json.loads(indexed.stdout)["segments"] >= 3
+    found = [json.loads(line) for line in run(tmp_path, "--json", "search", "--speaker", "Jane Reader").stdout.splitlines()]
+    assert len(found) == 1 and abs(found[0]["start_s"] - jane_start) < 1.0 and abs(found[0]["end_s"] - jane_end) < 1.5
+    rttm = run(tmp_path, "search", str(archive), "--rttm").stdout.split()
+    assert rttm[0] == "SPEAKER" and rttm[1] == "show" and rttm[7] == "Jane"  # RTTM fields are space-separated
+
+    watched = run(tmp_path, "--json", "watch", str(archive / "show.wav"), "--pace", "fast", "--alerts-file", "alerts.jsonl")
+    assert watched.returncode == 0, watched.stderr
+    alerts = [json.loads(line) for line in watched.stdout.splitlines() if json.loads(line)["type"] == "alert"]
+    assert len(alerts) == 1 and alerts[0]["speaker"] == "Jane Reader"
+    assert jane_start <= alerts[0]["stream_time_s"] <= jane_start + 4
+    assert json.loads((tmp_path / "alerts.jsonl").read_text())["alert_id"] == alerts[0]["alert_id"]
+
+    pcm = (bandpass(np.concatenate(parts), 0, 3800)[::2] * 32767).astype("<i2").tobytes()  # 8 kHz raw PCM on stdin
+    piped = run(tmp_path, "--json", "watch", "-", "--rate", "8000", stdin=pcm)
+    assert piped.returncode == 0, piped.stderr
+    assert [json.loads(x)["speaker"] for x in piped.stdout.splitlines() if json.loads(x)["type"] == "alert"] == ["Jane Reader"]
+
+    forgot = run(tmp_path, "forget", "Jane Reader")
+    assert forgot.returncode == 0 and "forgot 'Jane Reader'" in forgot.stdout
+    assert "no voices enrolled" in run(tmp_path, "speakers").stdout
+
+
+def test_eval_on_a_trial_list(tmp_path: Path, readers: dict[str, list[Path]]) -> None:
+    lines = []
+    names = ["1688", "2033", "3005", "367"]
+    for a in names:
+        for b in names:
+            lines.append(f"{int(a == b)} {largest(readers[a], 1)[0]} {largest(readers[b], 3)[-1]}")
+    (tmp_path / "trials.txt").write_text("\n".join(lines) + "\n")
+    result = run(tmp_path, "--json", "eval", "trials.txt", "--det", "det.png")
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(result.stdout)
+    assert metrics["n_target"] == 4 and metrics["n_nontarget"] == 12
+    assert metrics["eer"] <= 0.1 and metrics["cllr"] < 1.0
+    assert (tmp_path / "det.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_bad_input_fails_in_one_clear_line(tmp_path: Path, readers: dict[str, list[Path]]) -> None:
+    (tmp_path / "notes.wav").write_text("meeting notes, not audio\n" * 20)
+    (tmp_path / "empty.wav").write_bytes(b"")
+    write_wav(tmp_path / "silence.wav", np.zeros(16000 * 6, np.float32))
+    assert_clean_failure(run(tmp_path, "enroll", "x", "missing.wav"), "missing.wav", "no such file")
+    assert_clean_failure(run(tmp_path, "enroll", "x", "notes.wav"), "notes.wav", "cannot open as audio")
+    assert_clean_failure(run(tmp_path, "enroll", "x", "empty.wav"), "empty.wav")
+    assert_clean_failure(run(tmp_path, "enroll", "x", "silence.wav"), "silence.wav", "net speech")
+    assert_clean_failure(run(tmp_path, "verify", "silence.wav", "--speaker", "nobody"), "nobody")
+    assert_clean_failure(run(tmp_path, "watch", "silence.wav", "--pace", "fast"), "no voices are enrolled")
+    assert run(tmp_path, "enroll", "ok", *map(str, largest(readers["367"], 2))).returncode == 0
+    watch = run(tmp_path, "watch", "notes.wav", "--pace", "fast")
+    assert watch.returncode == 3 and "notes.wav" in watch.stdout + watch.stderr and "Traceback" not in watch.stderr
+    assert_clean_failure(run(tmp_path, "watch", "-", "--rate", "16000", stdin=b""), "no audio")
+    assert_clean_failure(run(tmp_path, "eval", "notes.wav"), "notes.wav")
+    assert [s for s in run(tmp_path, "--json", "speakers").stdout.splitlines()], "nothing stored was lost"
+
+
+@pytest.mark.slow
+def test_demo_runs_on_a_fresh_database(tmp_path: Path) -> None:
+    if shutil.which("espeak-ng") is None:
+        pytest.skip("espeak-ng is not installed (the demo's voices)")
+    result = run(tmp_path, "demo", "--out", "demo", "--seconds", "60")
+    assert result.returncode == 0, result.stderr
+    assert "ALERT" in result.stdout and "summary: detected" in result.stdout
