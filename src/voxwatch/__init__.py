@@ -6,6 +6,13 @@
     summary = engine.watch([FileSource("radio.mp3", realtime=True)])
 """
 
+import os
+
+# One BLAS thread: voxwatch's matrices are small and its parallelism comes from batching; oversubscribed BLAS
+# threads make them many times slower. Takes effect when voxwatch is imported before numpy.
+for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
 from .audio import FileSource, PcmFormat, PcmSource, Source, UrlSource, load_audio, open_source
 from .embedding import EmbeddingBackend, load_backend
 from .engine import Analysis, Engine, Settings, Sink, WatchSummary

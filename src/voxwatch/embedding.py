@@ -79,8 +79,8 @@ class _OnnxEmbedder:
 
 
 def _ge2e_features(batch: np.ndarray) -> np.ndarray:
-    frames = len(batch[0]) // HOP  # drop the last centred frame: a 1.6 s window gives GE2E's 160 frames
-    return np.stack([mel_spectrogram(w)[:frames] for w in _normalise_volume(batch)])
+    frames = batch.shape[1] // HOP  # drop the last centred frame: a 1.6 s window gives GE2E's 160 frames
+    return mel_spectrogram(_normalise_volume(batch))[:, :frames]
 
 
 def _fbank_features(batch: np.ndarray) -> np.ndarray:

@@ -37,7 +37,7 @@ def mel_filterbank(n_mels: int = N_MELS, n_fft: int = N_FFT, rate_hz: int = RATE
     lower = -ramps[:-2] / widths[:-1, None]
     upper = ramps[2:] / widths[1:, None]
     weights = np.maximum(0, np.minimum(lower, upper)) * (2.0 / (mel_hz[2:] - mel_hz[:-2]))[:, None]
-    return weights.T.astype(np.float32)
+    return np.ascontiguousarray(weights.T, np.float32)
 
 
 @lru_cache(maxsize=1)
@@ -46,19 +46,20 @@ def _window() -> np.ndarray:
 
 
 def mel_frames(samples: np.ndarray) -> np.ndarray:
-    """Mel power frames (n_frames, 40) of audio whose every frame is complete: frame i covers
-    samples[i * HOP : i * HOP + N_FFT]. Callers pad or keep context themselves (see :func:`mel_spectrogram`)."""
-    n = 1 + (len(samples) - N_FFT) // HOP if len(samples) >= N_FFT else 0
+    """Mel power frames (..., n_frames, 40) of audio (..., n_samples) whose every frame is complete: frame i covers
+    samples[i * HOP : i * HOP + N_FFT]. Leading dimensions are a batch, computed in one FFT and one product."""
+    n = 1 + (samples.shape[-1] - N_FFT) // HOP if samples.shape[-1] >= N_FFT else 0
     if n == 0:
-        return np.zeros((0, N_MELS), np.float32)
-    frames = np.lib.stride_tricks.sliding_window_view(samples, N_FFT)[::HOP][:n]
-    power = np.abs(np.fft.rfft(frames * _window(), axis=1)) ** 2
-    return (power.astype(np.float32) @ mel_filterbank()).astype(np.float32)
+        return np.zeros((*samples.shape[:-1], 0, N_MELS), np.float32)
+    frames = np.lib.stride_tricks.sliding_window_view(samples, N_FFT, axis=-1)[..., ::HOP, :][..., :n, :]
+    power = (np.abs(np.fft.rfft(frames * _window(), axis=-1)) ** 2).astype(np.float32)
+    return (power.reshape(-1, power.shape[-1]) @ mel_filterbank()).reshape(*power.shape[:-1], N_MELS)
 
 
 def mel_spectrogram(samples: np.ndarray) -> np.ndarray:
-    """Whole-utterance mel spectrogram, centred frames with zero padding (as librosa >= 0.10)."""
-    return mel_frames(np.pad(samples.astype(np.float32), N_FFT // 2))
+    """Whole-utterance mel spectrogram(s), centred frames with zero padding (as librosa >= 0.10)."""
+    pad = [(0, 0)] * (samples.ndim - 1) + [(N_FFT // 2, N_FFT // 2)]
+    return mel_frames(np.pad(samples.astype(np.float32), pad))
 
 
 @lru_cache(maxsize=1)

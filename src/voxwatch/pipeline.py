@@ -9,7 +9,7 @@ after ``turn_gap_s`` of silence or where a window no longer sounds like the turn
 from __future__ import annotations
 
 import uuid
-from collections import defaultdict
+from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -72,7 +72,7 @@ class StreamState:
     position: int = 0  # samples already framed for VAD
     in_speech: bool = False
     quiet: int = 0  # samples since the VAD last said speech
-    buffer: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # tail of the turn's speech
+    buffer: deque[np.ndarray] = field(default_factory=deque)  # the turn's latest speech frames (one window's worth)
     anchors: list[tuple[int, int]] = field(default_factory=list)  # (speech offset, stream sample) per run
     speech: int = 0  # speech samples in the current turn
     next_window: int = 0  # speech offset at which the next window ends
@@ -187,7 +187,9 @@ class Spotter:
             return []
         if not state.anchors or state.anchors[-1][1] + state.speech - state.anchors[-1][0] != start:
             state.anchors.append((state.speech, start))
-        state.buffer = np.concatenate([state.buffer, frame])[-(self._window + FRAME) :]
+        state.buffer.append(frame)
+        if len(state.buffer) > self._window // FRAME + 1:
+            state.buffer.popleft()
         state.speech += FRAME
         state.speech_total_s += FRAME / RATE
         if state.next_window == 0:
@@ -202,7 +204,8 @@ class Spotter:
         end = state.speech
         covered = min(length, end - state.last_window_end) if state.last_window_end else length
         state.last_window_end = end
-        return _Window(state, state.buffer[-length:].copy(), state.stream_time(end - length), state.stream_time(end - 1) + 1 / RATE, covered, closes)
+        samples = np.concatenate(state.buffer)[-length:]
+        return _Window(state, samples, state.stream_time(end - length), state.stream_time(end - 1) + 1 / RATE, covered, closes)
 
     def _close(self, state: StreamState) -> list[_Window]:
         """End the current turn; embed the speech not yet covered by a window if there is enough of it."""
@@ -212,7 +215,7 @@ class Spotter:
             out.append(self._cut(state, min(self._window, state.speech), closes=True))
         else:
             out.append(_Window(state, np.zeros(0, np.float32), 0.0, 0.0, 0, closes=True))
-        state.buffer = np.zeros(0, np.float32)
+        state.buffer = deque()
         state.anchors = []
         state.speech = state.next_window = state.last_window_end = 0
         return out

@@ -3,6 +3,7 @@ behind a cheap energy gate so silent frames never reach the network."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from dataclasses import dataclass, field
 from importlib.util import find_spec
 from pathlib import Path
@@ -35,9 +36,14 @@ def silero_model_path() -> Path:
 
 
 class SileroVad:
-    """Speech probability per 32 ms frame for many streams in one call."""
+    """Speech probability per 32 ms frame for many streams in one call.
+
+    Two exports of the same network: the streaming one batches one frame of many streams per run; the sequence
+    one runs many frames of one stream per run (bit-identical results, used when a stream brings a long block).
+    """
 
     name = "silero-vad"
+    SEQUENCE_MIN_FRAMES = 8
 
     def __init__(self, path: Path | None = None, threads: int = 1):
         import onnxruntime as ort
@@ -45,7 +51,10 @@ class SileroVad:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
-        self._session = ort.InferenceSession(str(path or silero_model_path()), opts, providers=["CPUExecutionProvider"])
+        path = path or silero_model_path()
+        self._session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        sequence = path.with_name("silero_vad_16k_sequence.onnx")
+        self._sequence = ort.InferenceSession(str(sequence), opts, providers=["CPUExecutionProvider"]) if sequence.is_file() else None
         self._rate = np.array(16000, np.int64)
 
     def probabilities(self, frames: np.ndarray, states: list[VadState]) -> np.ndarray:
@@ -56,10 +65,20 @@ class SileroVad:
         """
         probs = np.zeros(len(frames), np.float32)
         energy = 10 * np.log10(np.mean(frames.astype(np.float64) ** 2, axis=1) + 1e-12)
+        by_stream: dict[int, list[int]] = defaultdict(list)
+        for i, state in enumerate(states):
+            by_stream[id(state)].append(i)
+        rest = []
+        for idx in by_stream.values():
+            if self._sequence is not None and len(idx) >= self.SEQUENCE_MIN_FRAMES:
+                probs[idx] = self._run_sequence(frames[idx], states[idx[0]])
+            else:
+                rest += idx
         # Rounds: each round takes at most one frame per stream, so recurrent state stays in order.
         rounds: list[list[int]] = []
         seen: dict[int, int] = {}
-        for i, state in enumerate(states):
+        for i in rest:
+            state = states[i]
             r = seen.get(id(state), 0)
             seen[id(state)] = r + 1
             if r == len(rounds):
@@ -80,3 +99,15 @@ class SileroVad:
                 states[i].context = frames[i, -CONTEXT:].copy()
                 probs[i] = out[k, 0]
         return probs
+
+    def _run_sequence(self, frames: np.ndarray, state: VadState) -> np.ndarray:
+        """Consecutive frames of one stream in one run (the energy gate does not apply here)."""
+        assert self._sequence is not None
+        context = np.empty((len(frames), CONTEXT), np.float32)
+        context[0] = state.context
+        context[1:] = frames[:-1, -CONTEXT:]
+        h, c = state.hidden[0][None, None], state.hidden[1][None, None]
+        out, h, c = self._sequence.run(None, {"input": np.concatenate([context, frames], axis=1), "h": h, "c": c})
+        state.hidden = np.stack([h[0, 0], c[0, 0]])
+        state.context = frames[-1, -CONTEXT:].copy()
+        return out
