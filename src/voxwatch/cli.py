@@ -322,7 +322,13 @@ def serve(obj: _Context, host: str, port: int, allow_dirs: tuple[Path, ...], max
 
 @main.group()
 def token() -> None:
-    """API tokens for 'voxwatch serve' (stored hashed; shown once, when created)."""
+    """API tokens for 'voxwatch serve' (stored hashed; shown once, when created).
+
+    \b
+    Example:
+      voxwatch token create operator-1
+      voxwatch token list
+    """
 
 
 @token.command("create")

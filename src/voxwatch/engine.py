@@ -52,6 +52,7 @@ class Settings:
     min_same_speaker: float = 0.65  # segments of one enrollment recording less alike than this: several voices
     enroll_conditions: tuple[str, ...] = CONDITIONS  # channels each enrollment is also heard through
     max_parallel_files: int = 8
+    search_merge_gap_s: float = 2.0  # one voice's detections closer than this form one region in search results
 
 
 @dataclass(frozen=True)
@@ -285,7 +286,7 @@ class Engine:
                 hits = np.flatnonzero(llrs[:, j] >= threshold)
                 found += _merge(
                     [Detection(rec.path, name, float(rec.spans[i, 0]), float(rec.spans[i, 1]), float(scores[i, j]), float(llrs[i, j])) for i in hits],
-                    self.settings.spotter.turn_gap_s,
+                    self.settings.search_merge_gap_s,
                 )
         self.store.audit(self.actor, "search", ",".join(watchlist.names), f"{len(recordings)} recordings")
         found.sort(key=lambda d: (d.source, d.start_s, d.speaker))

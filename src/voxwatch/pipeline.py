@@ -3,7 +3,8 @@
 Per stream: 32 ms frames → VAD with hysteresis → speech-only buffer → windows every ``hop_s`` of speech →
 embeddings (one batched call for all streams) → the current turn's running mean embedding → calibrated LLR
 against the watchlist → an alert the moment it passes the threshold, once per turn and speaker. A turn ends
-after ``turn_gap_s`` of silence or where a window no longer sounds like the turn so far (speaker change).
+after ``max_pause_s`` of silence, or where a window no longer sounds like the turn so far (speaker change); after a
+pause of ``turn_gap_s`` the turn goes on only if the next window still sounds like it.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ class SpotterOptions:
     vad_offset: float = 0.35
     hangover_s: float = 0.2
     turn_gap_s: float = 0.7
+    max_pause_s: float = 3.0
     change_threshold: float = 0.7
     threshold_llr: float = DEFAULT_THRESHOLD_LLR
     cooldown_s: float = 10.0
@@ -45,8 +47,8 @@ class SpotterOptions:
             raise UsageError(f"hop_s={self.hop_s} is out of range (0.1 to 5 s)")
         if not 0 < self.vad_offset <= self.vad_onset < 1:
             raise UsageError(f"need 0 < vad_offset ({self.vad_offset}) <= vad_onset ({self.vad_onset}) < 1")
-        if self.turn_gap_s < self.hangover_s:
-            raise UsageError(f"turn_gap_s ({self.turn_gap_s}) must be at least hangover_s ({self.hangover_s})")
+        if not self.hangover_s <= self.turn_gap_s <= self.max_pause_s:
+            raise UsageError(f"need hangover_s ({self.hangover_s}) <= turn_gap_s ({self.turn_gap_s}) <= max_pause_s ({self.max_pause_s})")
 
 
 @dataclass
@@ -78,6 +80,7 @@ class StreamState:
     next_window: int = 0  # speech offset at which the next window ends
     last_window_end: int = 0
     turn: _Turn | None = None
+    paused: bool = False  # a pause separates the speech buffer from the turn's earlier windows
     last_heard: dict[str, float] = field(default_factory=dict)  # speaker → stream time last detected
     speech_total_s: float = 0.0
 
@@ -99,6 +102,7 @@ class _Window:
     end_s: float
     speech_samples: int
     closes: bool = False  # the turn ends with this window
+    after_pause: bool = False  # the first window after a pause: the turn goes on only if it sounds the same
     embedding: np.ndarray | None = None
 
 
@@ -125,6 +129,7 @@ class Spotter:
         self._first = min(self._window, int(max(self.options.first_window_s, backend.min_window_s) * RATE))
         self._hangover = int(self.options.hangover_s * RATE)
         self._gap = int(self.options.turn_gap_s * RATE)
+        self._max_pause = int(self.options.max_pause_s * RATE)
 
     def reset(self, name: str) -> None:
         self.streams[name] = StreamState(name)
@@ -167,7 +172,7 @@ class Spotter:
         state = self.streams.pop(name, None)
         if state is None or state.turn is None and state.speech == 0:
             return []
-        return self._decide(self._close(state))
+        return self._decide(self._pause(state, ends_turn=True))
 
     # -- segmentation ---------------------------------------------------------------------------------------------
 
@@ -183,7 +188,9 @@ class Spotter:
                 state.in_speech = False
         if not state.in_speech:
             if state.quiet >= self._gap and state.speech:
-                return self._close(state)
+                return self._pause(state, ends_turn=False)
+            if state.quiet - FRAME < self._max_pause <= state.quiet:
+                return [_Window(state, np.zeros(0, np.float32), 0.0, 0.0, 0, closes=True)]
             return []
         if not state.anchors or state.anchors[-1][1] + state.speech - state.anchors[-1][0] != start:
             state.anchors.append((state.speech, start))
@@ -205,16 +212,19 @@ class Spotter:
         covered = min(length, end - state.last_window_end) if state.last_window_end else length
         state.last_window_end = end
         samples = np.concatenate(state.buffer)[-length:]
-        return _Window(state, samples, state.stream_time(end - length), state.stream_time(end - 1) + 1 / RATE, covered, closes)
+        after_pause, state.paused = state.paused, False
+        return _Window(state, samples, state.stream_time(end - length), state.stream_time(end - 1) + 1 / RATE, covered, closes, after_pause)
 
-    def _close(self, state: StreamState) -> list[_Window]:
-        """End the current turn; embed the speech not yet covered by a window if there is enough of it."""
+    def _pause(self, state: StreamState, ends_turn: bool) -> list[_Window]:
+        """A pause (or the end of the stream): embed the speech not yet covered by a window if there is enough of it,
+        and start the next speech afresh; ``ends_turn`` also closes the turn."""
         out: list[_Window] = []
         fresh = state.speech - state.last_window_end
         if state.speech >= self._first and fresh >= self._hop // 2:
-            out.append(self._cut(state, min(self._window, state.speech), closes=True))
-        else:
+            out.append(self._cut(state, min(self._window, state.speech), closes=ends_turn))
+        elif ends_turn:
             out.append(_Window(state, np.zeros(0, np.float32), 0.0, 0.0, 0, closes=True))
+        state.paused = True
         state.buffer = deque()
         state.anchors = []
         state.speech = state.next_window = state.last_window_end = 0
@@ -244,7 +254,8 @@ class Spotter:
         assert e is not None
         events: list[Event] = []
         turn = state.turn
-        if turn is not None and len(turn.windows) >= 2 and float(e @ turn.mean()) < self.options.change_threshold:
+        enough = 1 if w.after_pause else 2  # a pause is a likely change point: check from the first window on
+        if turn is not None and len(turn.windows) >= enough and float(e @ turn.mean()) < self.options.change_threshold:
             events += self._end_turn(state)
             turn = None
         if turn is None:
