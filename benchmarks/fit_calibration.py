@@ -3,7 +3,9 @@
 Speakers used here are kept apart from the tests and benchmarks (which use LibriSpeech test-other, CMU ARCTIC and
 AMI): LibriSpeech train-clean-100 (enroll on the first half of each reading, test on the second), Arabic and
 English speech commands (enroll on some words, test on turns made of others). With --radio every test turn is also
-scored through a simulated radio channel. Only numbers are written to the package.
+scored through a simulated radio channel. Only numbers are written to the package: the calibration, and with it a
+compact summary of the scores it was fitted on (calibration_scores.npz, the reference distributions of
+``voxwatch compare`` reports).
 
     .venv/bin/python benchmarks/fit_calibration.py [--radio] [--write]
 """
@@ -25,6 +27,7 @@ from voxwatch.evaluate import cllr, eer, fit_logistic, min_cllr
 from voxwatch.trials import EvidenceSet, spotting_evidence, voiceprints
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+MAX_SCORES = 20000  # scores per class kept in calibration_scores.npz (a fixed random subsample beyond that)
 
 
 def halves(files: list[Path]) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -53,9 +56,29 @@ def collect(engine: Engine, groups: dict[str, tuple[list[np.ndarray], list[np.nd
     return spotting_evidence(engine, watchlist, tests)
 
 
+def score_summary(evidence: EvidenceSet, calibration: dict[str, float], target_llr: np.ndarray, nontarget_llr: np.ndarray) -> dict[str, np.ndarray]:
+    """The training scores, compact: float16 scores and speech seconds of at most MAX_SCORES targets and as many
+    non-targets (a fixed random subsample), plus the full set's size and metrics. Numbers only, no audio."""
+    pick = np.random.default_rng(0)  # its own generator: the fit's draws stay as they were
+    tar, non = (np.flatnonzero(mask) for mask in (evidence.target, ~evidence.target))
+    tar, non = (np.sort(pick.choice(i, MAX_SCORES, replace=False)) if len(i) > MAX_SCORES else i for i in (tar, non))
+    return {
+        "target_scores": evidence.scores[tar].astype(np.float16),
+        "target_speech_s": evidence.speech_s[tar].astype(np.float16),
+        "nontarget_scores": evidence.scores[non].astype(np.float16),
+        "nontarget_speech_s": evidence.speech_s[non].astype(np.float16),
+        "calibration": np.array([calibration[k] for k in "abcd"]),  # the a, b, c, d these scores were fitted to
+        "n_target": np.int64(len(target_llr)),
+        "n_nontarget": np.int64(len(nontarget_llr)),
+        "eer": np.float64(eer(target_llr, nontarget_llr)[0]),
+        "cllr": np.float64(cllr(target_llr, nontarget_llr)),
+        "min_cllr": np.float64(min_cllr(target_llr, nontarget_llr)),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--write", action="store_true", help="write src/voxwatch/calibration.json")
+    parser.add_argument("--write", action="store_true", help="write src/voxwatch/calibration.json and calibration_scores.npz")
     parser.add_argument("--radio", action="store_true", help="also score every test turn through a simulated radio channel")
     args = parser.parse_args()
     if not DATA.is_dir():
@@ -84,8 +107,12 @@ def main() -> None:
     print(f"running-score EER {eer(t, n)[0] * 100:.2f} %, Cllr {cllr(t, n):.3f} bits, minCllr {min_cllr(t, n):.3f} bits")
     if args.write:
         path = Path(__file__).resolve().parents[1] / "src" / "voxwatch" / "calibration.json"
-        path.write_text(json.dumps({"ge2e": {"a": round(a, 5), "b": round(b, 5), "c": round(c, 5), "d": round(d, 5)}}, indent=2) + "\n")
+        fitted = {"a": round(a, 5), "b": round(b, 5), "c": round(c, 5), "d": round(d, 5)}
+        path.write_text(json.dumps({"ge2e": fitted}, indent=2) + "\n")
         print(f"wrote {path}")
+        scores_path = path.with_name("calibration_scores.npz")
+        np.savez_compressed(scores_path, **score_summary(evidence, fitted, t, n))
+        print(f"wrote {scores_path}")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,11 @@
 """The dashboard in a real browser: Debian's chromium driven by Playwright (never a downloaded browser) against a
 running ``voxwatch serve``. Sign in with a token, enroll a voice through the page, start a stream of real speech,
-see its alert arrive live, play and acknowledge it, search a recording, and keep screenshots in docs/."""
+see its alert arrive live, play and acknowledge it, search a recording, and take screenshots (into
+$VOXWATCH_SCREENSHOTS when set, e.g. docs/, otherwise a temporary folder)."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +14,6 @@ import pytest
 from test_service import OTHER, TARGET, Server, by_size, make_token, speech_stream, upload
 
 CHROMIUM = Path("/usr/bin/chromium")
-DOCS = Path(__file__).resolve().parents[1] / "docs"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 
@@ -93,8 +94,10 @@ def test_operator_enrolls_watches_sees_alert_live_plays_and_acknowledges(browser
     page.wait_for_selector(f"tr[data-alert-id='{alert_id}'] .acked-by:has-text('operator')", timeout=10_000)
     with service.client() as c:
         assert c.get(f"/api/alerts/{alert_id}").json()["acknowledged_by"] == "token:operator"
-    DOCS.mkdir(exist_ok=True)
-    page.screenshot(path=str(DOCS / "dashboard.png"), full_page=True)
+    shots = Path(os.environ.get("VOXWATCH_SCREENSHOTS", tmp_path))
+    shots.mkdir(exist_ok=True)
+    page.screenshot(path=str(shots / "dashboard.png"), full_page=True)
+    assert (shots / "dashboard.png").read_bytes()[:4] == b"\x89PNG"
 
     # search an archive recording: one timeline per recording, a lane per voice found
     page.click("nav a[data-tab=search]")
@@ -103,5 +106,5 @@ def test_operator_enrolls_watches_sees_alert_live_plays_and_acknowledges(browser
     page.wait_for_selector(f"#timeline .recording .who:text-is('{TARGET}')", timeout=60_000)
     page.wait_for_selector(f"#timeline .recording .who:text-is('{OTHER}')")
     assert page.locator("#timeline .seg.hit").count() >= 2
-    page.screenshot(path=str(DOCS / "dashboard-search.png"), full_page=True)
+    page.screenshot(path=str(shots / "dashboard-search.png"), full_page=True)
     assert not errors, errors

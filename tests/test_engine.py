@@ -87,8 +87,9 @@ def test_search_finds_readers_in_a_long_recording_and_in_the_index(tmp_path: Pat
     order = rng.permutation(len(parts))
     audio, turns = compose([parts[i] for i in order], rng)
     recording = _wav(tmp_path / "archive.wav", audio)
-    found, errors = engine.search([str(tmp_path)], ["2033"])
-    assert errors == []
+    result = engine.search([str(tmp_path)], ["2033"])
+    found = result.detections
+    assert result.errors == [] and [r.path for r in result.recordings] == [str(recording)]
     truth = [t for t in turns if t.speaker == "2033"]
     hits = [t for t in truth if any(d.start_s < t.end_s and d.end_s > t.start_s for d in found)]
     assert len(hits) == len(truth)
@@ -97,7 +98,7 @@ def test_search_finds_readers_in_a_long_recording_and_in_the_index(tmp_path: Pat
     # A voice enrolled after indexing is found from the index alone, without decoding audio again.
     engine.enroll("1688-late", [str(f) for f in largest(enrolled["1688"], 1)], note="late")
     recording.unlink()
-    later, _ = engine.search(None, ["1688-late"])
+    later = engine.search(None, ["1688-late"]).detections
     late_truth = [t for t in turns if t.speaker == "1688"]
     assert sum(any(d.start_s < t.end_s and d.end_s > t.start_s for d in later) for t in late_truth) >= len(late_truth) - 1
     assert all(d.source == str(recording) for d in later)

@@ -204,7 +204,8 @@ def search(obj: _Context, paths: tuple[str, ...], speakers: tuple[str, ...], thr
       voxwatch search /archive/2026 --speaker "Jane Doe"
       voxwatch search --speaker "Jane Doe" --rttm > jane.rttm     # everything indexed so far
     """
-    found, errors = obj.engine().search(list(paths) or None, list(speakers) or None, threshold)
+    result = obj.engine().search(list(paths) or None, list(speakers) or None, threshold, _progress(obj) if paths else None)
+    found = result.detections
     for d in found:
         if rttm:
             click.echo(d.rttm())
@@ -212,7 +213,7 @@ def search(obj: _Context, paths: tuple[str, ...], speakers: tuple[str, ...], thr
             obj.emit(d.to_json(), f"{d.source}\t{clock(d.start_s)}-{clock(d.end_s)}\t{d.speaker}\tscore {d.score:.3f}\tLLR {d.llr:+.1f}")
     if not found and not obj.as_json and not rttm:
         click.echo("no enrolled voice found", err=True)
-    _fail_on(errors)
+    _fail_on(result.errors)
 
 
 @main.command()

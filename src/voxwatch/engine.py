@@ -5,17 +5,18 @@ The CLI and the service are thin layers over :class:`Engine`; models load lazily
 
 from __future__ import annotations
 
+import dataclasses
 import getpass
 import logging
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
-from .audio import FileSource, Source, find_audio_files, load_audio, sha256_file
+from .audio import Source, decode, find_audio_files, load_audio, sha256_file
 from .channels import CONDITIONS, simulate
 from .embedding import EmbeddingBackend, load_backend
 from .errors import AudioError, EnrollmentError, UsageError, VoxwatchError
@@ -51,7 +52,10 @@ class Settings:
     min_enroll_speech_s: float = 3.0
     min_same_speaker: float = 0.65  # segments of one enrollment recording less alike than this: several voices
     enroll_conditions: tuple[str, ...] = CONDITIONS  # channels each enrollment is also heard through
-    max_parallel_files: int = 8
+    max_parallel_files: int = 8  # files one indexing worker decodes at once, as streams of one spotter
+    workers: int = 2  # indexing processes
+    index_hop_s: float = 1.6  # archives are embedded every 1.6 s of speech (live streams every hop_s)
+    search_prefilter_margin: float = 0.1  # how far below the threshold a voice summary still gets its segments scored
     search_merge_gap_s: float = 2.0  # one voice's detections closer than this form one region in search results
 
 
@@ -86,6 +90,15 @@ class WatchSummary:
     alerts: list[Alert] = field(default_factory=list)
     detections: list[Detection] = field(default_factory=list)
     streams: list[StreamStatus] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """Detections, the index entries they were found in, and the files that could not be read."""
+
+    detections: list[Detection]
+    recordings: list[IndexedRecording]
+    errors: list[str]
 
 
 class Engine:
@@ -226,57 +239,65 @@ class Engine:
     # -- archives -------------------------------------------------------------------------------------------------
 
     def index(self, paths: list[str], progress: Callable[[str, str | None], None] | None = None) -> tuple[list[IndexedRecording], list[str]]:
-        """Index recordings once (by content hash); returns the index entries and the errors of files that failed."""
-        files = find_audio_files(paths)
-        entries: dict[str, IndexedRecording] = {}
-        todo: dict[str, str] = {}
-        errors: list[str] = []
-        for f in files:
-            digest = sha256_file(f)
-            found = self.store.indexed(digest, self.backend.name)
-            if found is not None:
-                entries[str(f)] = IndexedRecording(str(f), digest, found.duration_s, found.speech_s, found.spans, found.vectors)
-                if progress:
-                    progress(str(f), None)
-            else:
-                todo[str(f)] = digest
-        batch = list(todo)
-        for start in range(0, len(batch), self.settings.max_parallel_files):
-            group = batch[start : start + self.settings.max_parallel_files]
-            segments: dict[str, list[Segment]] = {f: [] for f in group}
-            durations: dict[str, float] = {f: 0.0 for f in group}
-            spotter = self.spotter()
-            mux = Multiplexer([FileSource(f) for f in group])
-            for items in mux:
-                chunks = [c for c in items if isinstance(c, AudioChunk)]
-                for c in chunks:
-                    durations[c.source] = c.end_s
-                events = spotter.process(chunks)
-                for item in items:
-                    if isinstance(item, StreamEnd):
-                        events += spotter.finish(item.source)
-                        if item.error:
-                            errors.append(item.error)
-                            segments.pop(item.source)
-                        elif durations[item.source] == 0:
-                            errors.append(f"{item.source}: contains no audio samples")
-                            segments.pop(item.source)
-                        if progress:
-                            progress(item.source, item.error)
-                for e in events:
-                    if isinstance(e, Segment) and e.source in segments:
-                        segments[e.source].append(e)
-            for f, segs in segments.items():
-                entries[f] = self.store.add_recording(f, todo[f], self.backend.name, durations[f], segs)
-        return [entries[str(f)] for f in files if str(f) in entries], errors
+        """Index recordings once (by content hash); returns the index entries and the errors of files that failed.
 
-    def search(self, paths: list[str] | None = None, speakers: list[str] | None = None, threshold_llr: float | None = None) -> tuple[list[Detection], list[str]]:
-        """Where enrolled voices speak: in ``paths`` (indexed first if needed) or in everything indexed so far."""
+        Files are segmented by ``settings.workers`` processes, each running several files at once as streams."""
+        files = [str(f) for f in find_audio_files(paths)]
+        digests = {f: sha256_file(f) for f in files}
+        entries: dict[str, IndexedRecording] = {}
+        todo = []
+        for f in files:
+            found = self.store.indexed(digests[f], self.backend.name)
+            if found is None:
+                todo.append(f)
+                continue
+            entries[f] = dataclasses.replace(found, path=f)
+            if progress:
+                progress(f, None)
+        errors: list[str] = []
+        for path, duration_s, segments, error in self._segment_files(todo):
+            if error is None:
+                entries[path] = self.store.add_recording(path, digests[path], self.backend.name, duration_s, segments)
+            else:
+                errors.append(error)
+            if progress:
+                progress(path, error)
+        return [entries[f] for f in files if f in entries], errors
+
+    def _segment_files(self, paths: list[str]) -> Iterator[tuple[str, float, list[Segment], str | None]]:
+        options = dataclasses.replace(self.settings.spotter, hop_s=self.settings.index_hop_s)
+        group = max(1, min(self.settings.max_parallel_files, -(-len(paths) // max(1, self.settings.workers))))
+        groups = [paths[i : i + group] for i in range(0, len(paths), group)]
+        if self.settings.workers <= 1 or len(groups) <= 1:
+            spotter = self.spotter(options=options)
+            for g in groups:
+                yield from segment_files(spotter, g)
+            return
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(self.settings.workers, mp_context=context, initializer=_worker_start, initargs=(self.settings.model, options)) as pool:
+            for results in pool.map(_worker_segment, groups):
+                yield from results
+
+    def search(self, paths: list[str] | None = None, speakers: list[str] | None = None, threshold_llr: float | None = None,
+               progress: Callable[[str, str | None], None] | None = None) -> SearchResult:
+        """Where enrolled voices speak: in ``paths`` (indexed first where needed) or in everything indexed so far.
+
+        Over the whole index, each recording's voice summaries are scored first; only recordings where a watched
+        voice may speak have their segments scored."""
         watchlist = self.watchlist(speakers)
         if not watchlist.names:
             raise UsageError("no voices are enrolled; use 'voxwatch enroll' first")
-        recordings, errors = self.index(paths) if paths else (self.store.recordings(self.backend.name), [])
         threshold = self.settings.spotter.threshold_llr if threshold_llr is None else threshold_llr
+        if paths:
+            recordings, errors = self.index(paths, progress)
+        else:
+            ids, centroids, owners = self.store.index_summaries(self.backend.name, self.backend.dimension)
+            floor = self.calibration().lowest_score(threshold) - self.settings.search_prefilter_margin
+            hopeful = np.unique(owners[(watchlist.scores(centroids) >= floor).any(axis=1)]) if len(owners) else owners
+            recordings, errors = self.store.recordings_by_id([int(ids[k]) for k in hopeful]), []
         found: list[Detection] = []
         for rec in recordings:
             if not len(rec.spans):
@@ -290,7 +311,7 @@ class Engine:
                 )
         self.store.audit(self.actor, "search", ",".join(watchlist.names), f"{len(recordings)} recordings")
         found.sort(key=lambda d: (d.source, d.start_s, d.speaker))
-        return found, errors
+        return SearchResult(found, recordings, errors)
 
     # -- live -----------------------------------------------------------------------------------------------------
 
@@ -370,6 +391,54 @@ class Watch:
                 self.summary.detections.append(e)
                 for sink in self.sinks:
                     sink.detection(e)
+
+
+def segment_files(spotter: Spotter, paths: list[str], chunk_s: float = 4.0) -> Iterator[tuple[str, float, list[Segment], str | None]]:
+    """Decode ``paths`` together, as streams of one spotter, and yield (path, duration, segments, error) per file."""
+    decoders = {p: decode(p) for p in paths}
+    pending = {p: np.zeros(0, np.float32) for p in paths}
+    position = {p: 0 for p in paths}
+    segments: dict[str, list[Segment]] = {p: [] for p in paths}
+    step = int(chunk_s * 16000)
+    while decoders:
+        chunks, ended = [], []
+        for path, blocks in decoders.items():
+            try:
+                while len(pending[path]) < step:
+                    pending[path] = np.concatenate([pending[path], next(blocks)])
+            except StopIteration:
+                ended.append((path, None))
+            except AudioError as exc:
+                ended.append((path, str(exc)))
+            if len(pending[path]):
+                chunks.append(AudioChunk(path, position[path] / 16000, pending[path][:step]))
+                position[path] += len(chunks[-1].samples)
+                pending[path] = pending[path][step:]
+        events = spotter.process(chunks)
+        for path, error in ended:
+            del decoders[path]
+            events += spotter.finish(path)
+        for e in events:
+            if isinstance(e, Segment):
+                segments[e.source].append(e)
+        for path, error in ended:
+            if error is None and position[path] == 0:
+                error = f"{path}: contains no audio samples"
+            yield path, position[path] / 16000, segments.pop(path), error
+
+
+_WORKER: Spotter | None = None
+
+
+def _worker_start(model: str, options: SpotterOptions) -> None:
+    global _WORKER
+    backend = load_backend(model, threads=1)
+    _WORKER = Spotter(backend, SileroVad(threads=1), Watchlist.empty(backend.dimension, Calibration.default()), options)
+
+
+def _worker_segment(paths: list[str]) -> list[tuple[str, float, list[Segment], str | None]]:
+    assert _WORKER is not None
+    return list(segment_files(_WORKER, paths))
 
 
 def _merge(detections: list[Detection], gap_s: float) -> list[Detection]:

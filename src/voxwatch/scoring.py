@@ -11,6 +11,9 @@ import numpy as np
 from .errors import UsageError
 
 
+MIN_SPEECH_S = 1.0  # the shortest evidence scored (one short window); shorter durations count as this
+
+
 @dataclass(frozen=True)
 class Calibration:
     """Maps a cosine score and the seconds of speech behind it to a natural-log likelihood ratio:
@@ -22,7 +25,7 @@ class Calibration:
     d: float
 
     def llr(self, score: np.ndarray | float, speech_s: np.ndarray | float) -> np.ndarray:
-        log_s = np.log(np.maximum(np.asarray(speech_s, np.float64), 0.1))
+        log_s = np.log(np.maximum(np.asarray(speech_s, np.float64), MIN_SPEECH_S))
         s = np.asarray(score, np.float64)
         return self.a + self.b * s + (self.c + self.d * s) * log_s
 
@@ -32,6 +35,12 @@ class Calibration:
     @classmethod
     def from_json(cls, data: dict[str, float]) -> Calibration:
         return cls(float(data["a"]), float(data["b"]), float(data["c"]), float(data["d"]))
+
+    def lowest_score(self, threshold_llr: float, longest_s: float = 600.0) -> float:
+        """The lowest score that reaches ``threshold_llr`` with up to ``longest_s`` of speech behind it."""
+        grid = np.linspace(-1, 1, 2001)
+        reach = np.maximum.reduce([self.llr(grid, t) for t in (MIN_SPEECH_S, 10.0, longest_s)]) >= threshold_llr
+        return float(grid[np.argmax(reach)]) if reach.any() else 1.0
 
     @classmethod
     def default(cls) -> Calibration:
@@ -80,3 +89,22 @@ class Watchlist:
     def llrs(self, embeddings: np.ndarray, speech_s: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
         scores = self.scores(embeddings)
         return scores, self.calibration.llr(scores, np.asarray(speech_s, np.float64).reshape(-1, 1))
+
+
+def voice_summaries(vectors: np.ndarray, weights: np.ndarray, similar: float = 0.8, most: int = 32) -> np.ndarray:
+    """A few unit vectors that stand for the voices among a recording's segment embeddings: greedy clustering,
+    heaviest segments first, a segment joining the closest summary it resembles by at least ``similar``."""
+    if not len(vectors):
+        return np.zeros((0, vectors.shape[1] if vectors.ndim == 2 else 0), np.float32)
+    vectors = l2_normalise(vectors)
+    sums: list[np.ndarray] = []
+    for i in np.argsort(-weights, kind="stable"):
+        if sums:
+            current = l2_normalise(np.stack(sums))
+            similarity = current @ vectors[i]
+            best = int(np.argmax(similarity))
+            if similarity[best] >= similar or len(sums) >= most:
+                sums[best] = sums[best] + weights[i] * vectors[i]
+                continue
+        sums.append(weights[i] * vectors[i])
+    return l2_normalise(np.stack(sums))

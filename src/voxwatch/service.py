@@ -610,14 +610,14 @@ class Service:
 
         try:
             names = [str(f) for f in files]
-            entries, errors = engine.index(names, progress)
-            found, more = engine.search([e.path for e in entries], speakers) if entries else ([], [])
+            result = engine.search(names, speakers, progress=progress)
+            entries, found, errors = result.recordings, result.detections, result.errors
             recordings = [
                 {"path": e.path, "duration_s": round(e.duration_s, 3), "speech_s": round(e.speech_s, 2),
                  "segments": [[round(float(s[0]), 3), round(float(s[1]), 3)] for s in e.spans]}
                 for e in entries
             ]
-            self.store.finish_search_job(job_id, "done", recordings, found, errors + more)
+            self.store.finish_search_job(job_id, "done", recordings, found, errors)
         except VoxwatchError as exc:
             self.store.finish_search_job(job_id, "failed", [], [], [str(exc)])
         except Exception as exc:

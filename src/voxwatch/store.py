@@ -16,6 +16,7 @@ import numpy as np
 
 from .errors import StoreError, UnknownSpeakerError, UsageError
 from .records import Alert, Detection, EnrollmentInfo, Segment, SpeakerInfo
+from .scoring import voice_summaries
 
 MIGRATIONS = [
     """
@@ -34,6 +35,9 @@ MIGRATIONS = [
         id INTEGER PRIMARY KEY, sha256 TEXT NOT NULL, model TEXT NOT NULL, path TEXT NOT NULL,
         duration_s REAL NOT NULL, speech_s REAL NOT NULL, indexed_at TEXT NOT NULL,
         spans BLOB NOT NULL, vectors BLOB NOT NULL, UNIQUE (sha256, model));
+    CREATE TABLE voice_summaries (
+        recording_id INTEGER PRIMARY KEY REFERENCES recordings(id) ON DELETE CASCADE, model TEXT NOT NULL,
+        centroids BLOB NOT NULL);
     CREATE TABLE detections (
         id INTEGER PRIMARY KEY, source TEXT NOT NULL, speaker TEXT NOT NULL, start_s REAL NOT NULL,
         end_s REAL NOT NULL, score REAL NOT NULL, llr REAL NOT NULL, created_at TEXT NOT NULL);
@@ -248,6 +252,26 @@ class Store:
         rows = self._query("SELECT path, sha256, duration_s, speech_s, spans, vectors FROM recordings WHERE sha256 = ? AND model = ?", (sha256, model))
         return self._recording(rows[0]) if rows else None
 
+    def index_summaries(self, model: str, dimension: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every indexed recording's voice summaries: recording ids, the summaries (m, d) and the row of ``ids``
+        each summary belongs to."""
+        rows = self._query("SELECT recording_id, centroids FROM voice_summaries WHERE model = ?", (model,))
+        ids = np.array([r[0] for r in rows], np.int64)
+        parts = [np.frombuffer(r[1], np.float16) for r in rows]
+        if not parts:
+            return ids, np.zeros((0, dimension), np.float32), np.zeros(0, np.intp)
+        centroids = np.concatenate(parts).reshape(-1, dimension).astype(np.float32)
+        owners = np.repeat(np.arange(len(rows)), [len(p) // dimension for p in parts])
+        return ids, centroids, owners
+
+    def recordings_by_id(self, ids: list[int]) -> list[IndexedRecording]:
+        found = []
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            found += self._query(f"SELECT path, sha256, duration_s, speech_s, spans, vectors FROM recordings WHERE id IN ({marks})", tuple(chunk))
+        return sorted((self._recording(r) for r in found), key=lambda r: r.path)
+
     def recordings(self, model: str) -> list[IndexedRecording]:
         rows = self._query("SELECT path, sha256, duration_s, speech_s, spans, vectors FROM recordings WHERE model = ? ORDER BY path", (model,))
         return [self._recording(r) for r in rows]
@@ -259,14 +283,17 @@ class Store:
         return IndexedRecording(path, sha, duration, speech, s, np.frombuffer(vectors, np.float16).reshape(len(s), -1))
 
     def add_recording(self, path: str, sha256: str, model: str, duration_s: float, segments: list[Segment]) -> IndexedRecording:
+        """Index one recording: its segments (float16 embeddings) and a few voice summaries for fast whole-index search."""
         spans = np.array([[s.start_s, s.end_s, s.speech_s, s.consistency] for s in segments], np.float32).reshape(-1, 4)
         vectors = np.array([s.embedding for s in segments], np.float16)
+        centroids = voice_summaries(vectors.astype(np.float32).reshape(len(spans), -1), spans[:, 2]).astype(np.float16)
         with self._tx() as db:
-            db.execute(
-                "INSERT OR REPLACE INTO recordings (sha256, model, path, duration_s, speech_s, indexed_at, spans, vectors)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            db.execute("DELETE FROM recordings WHERE sha256 = ? AND model = ?", (sha256, model))
+            cur = db.execute(
+                "INSERT INTO recordings (sha256, model, path, duration_s, speech_s, indexed_at, spans, vectors) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 (sha256, model, path, duration_s, float(spans[:, 2].sum()), now(), spans.tobytes(), vectors.tobytes()),
             )
+            db.execute("INSERT INTO voice_summaries (recording_id, model, centroids) VALUES (?, ?, ?)", (cur.lastrowid, model, centroids.tobytes()))
         return IndexedRecording(path, sha256, duration_s, float(spans[:, 2].sum()), spans, vectors.reshape(len(spans), -1))
 
     # -- detections, alerts, audit --------------------------------------------------------------------------------
