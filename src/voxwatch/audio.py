@@ -189,7 +189,10 @@ class FileSource(Source):
 
 
 class UrlSource(Source):
-    """A network stream PyAV can open (http/icecast/hls/rtsp/rtp/udp), reconnecting with backoff when it drops."""
+    """A network stream PyAV can open (http/icecast/hls/rtsp/rtp/udp), reconnecting with backoff when it drops.
+
+    ``reconnects`` bounds *consecutive* failed attempts: once audio flows again the count starts afresh, so a
+    live stream that drops now and then is followed indefinitely, and a dead one is given up after that many."""
 
     def __init__(self, url: str, *, reconnects: int = 0, backoff_s: float = 1.0, max_backoff_s: float = 30.0):
         super().__init__(url)

@@ -43,10 +43,13 @@ _SCALE = ((1.0, "weak"), (2.0, "moderate"), (3.0, "moderately strong"), (4.0, "s
 
 @dataclass(frozen=True)
 class Limits:
-    """The recording conditions the shipped calibration covers; outside them a comparison carries a warning."""
+    """The recording conditions the shipped calibration covers; outside them a comparison carries a warning.
+    ``max_questioned_speech_s`` None: the longest net speech among the calibration trials (the questioned side's
+    speech enters the calibration; beyond it the LR follows the fitted trend, extrapolated)."""
 
     min_speech_s: float = 3.0
     max_speech_s: float = 120.0
+    max_questioned_speech_s: float | None = None
     min_snr_db: float = 10.0
     narrowband_hz: float = 4500.0  # channel band edge below this: telephone, radio or an 8 kHz recording
     max_clipping: float = 0.01
@@ -257,14 +260,20 @@ def _several_voices(analysis: Analysis, limits: Limits) -> str | None:
 def _warnings(q: Recording, q_analysis: Analysis, refs: list[Recording], ref_analyses: list[Analysis], limits: Limits) -> list[str]:
     out: list[str] = []
     reference_speech = sum(r.speech_s for r in refs)
-    sides = [("questioned recording", q.speech_s)] + [("reference recordings together" if len(refs) > 1 else "reference recording", reference_speech)]
-    for what, speech in sides:
+    longest = limits.max_questioned_speech_s
+    if longest is None:
+        longest = min(limits.max_speech_s, float(np.max(calibration_scores().target_speech_s)))
+    reference = "reference recordings together" if len(refs) > 1 else "reference recording"
+    for what, speech in (("questioned recording", q.speech_s), (reference, reference_speech)):
         if speech < limits.min_speech_s:
             out.append(f"short speech: the {what} holds only {speech:.1f} s of net speech, less than the {limits.min_speech_s:g} s the"
                        " calibration covers; voiceprints from so little speech are unstable and the LR is less reliable")
-        elif speech > limits.max_speech_s:
-            out.append(f"long speech: the {what} holds {speech:.1f} s of net speech, more than the {limits.max_speech_s:g} s the"
-                       " calibration covers; the LR is extrapolated and may overstate the evidence")
+    if q.speech_s > longest:
+        out.append(f"long speech: the questioned recording holds {q.speech_s:.1f} s of net speech, more than the {longest:.1f} s of the"
+                   " longest calibration trial; the LR follows the calibration's fitted trend beyond the data it was fitted on")
+    if reference_speech > limits.max_speech_s:
+        out.append(f"long speech: the {reference} {'hold' if len(refs) > 1 else 'holds'} {reference_speech:.1f} s of net speech, more than the {limits.max_speech_s:g} s"
+                   " the calibration covers")
     for role, side, analysis in [("questioned", q, q_analysis)] + [("reference", r, a) for r, a in zip(refs, ref_analyses)]:
         name = f"{role} {side.file}"
         if side.snr_db < limits.min_snr_db:
@@ -292,9 +301,14 @@ def _calibration_warnings(model: str, calibration: Calibration) -> list[str]:
     out = []
     if model != "ge2e":
         out.append(f"uncalibrated model: the shipped calibration was fitted for the ge2e model, not {model!r}; the LR is not calibrated")
-    elif calibration != calibration_scores().calibration:
-        out.append("the calibration in use is not the one the shipped calibration scores were fitted with: the report's reference"
-                   " distributions, Tippett plot and error rates describe the shipped calibration, not this one")
+        return out
+    shipped = calibration_scores()
+    scores = np.concatenate([shipped.target_scores, shipped.nontarget_scores])
+    speech = np.concatenate([shipped.target_speech_s, shipped.nontarget_speech_s])
+    drift = float(np.max(np.abs(calibration.llr(scores, speech) - shipped.calibration.llr(scores, speech))))
+    if drift > 0.5:
+        out.append(f"changed calibration: the calibration in use gives LLRs up to {drift:.1f} away from the one fitted on the shipped"
+                   " calibration trials; re-fit it (benchmarks/fit_calibration.py --write) before relying on the LR")
     return out
 
 

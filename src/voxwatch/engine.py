@@ -159,26 +159,33 @@ class Engine:
 
     # -- voices ---------------------------------------------------------------------------------------------------
 
-    def enroll(self, name: str, files: list[str | Path], note: str = "") -> list[EnrollmentInfo]:
-        """Enroll ``name`` from recordings of that voice alone. All files are checked before anything is stored."""
+    def enroll(self, name: str, files: list[str | Path], note: str = "", labels: list[str] | None = None) -> list[EnrollmentInfo]:
+        """Enroll ``name`` from recordings of that voice alone. All files are checked before anything is stored.
+
+        ``labels`` name the recordings in the store and in errors (e.g. an upload's original file name)."""
         name = name.strip()
         if not name or len(name) > 100 or any(c in name for c in "\n\r\t"):
             raise UsageError(f"invalid voice name {name!r}: 1 to 100 characters, no tabs or line breaks")
         if not files:
             raise UsageError("enroll needs at least one recording")
+        if labels is not None and len(labels) != len(files):
+            raise UsageError(f"{len(labels)} labels for {len(files)} recordings")
         items = []
-        for path in files:
+        for path, label in zip(files, labels or [str(f) for f in files]):
             if not Path(path).is_file():
-                raise AudioError(f"{path}: no such file")
+                raise AudioError(f"{label}: no such file")
             digest = sha256_file(path)
             owner = self.store.enrolled_as(digest)
             if owner is not None:
-                raise EnrollmentError(f"{path}: this recording is already enrolled for {owner!r}")
-            samples = load_audio(path)
-            analysis = self.analyse_samples(samples, str(path))
+                raise EnrollmentError(f"{label}: this recording is already enrolled for {owner!r}")
+            try:
+                samples = load_audio(path)
+            except AudioError as exc:
+                raise AudioError(str(exc).replace(str(path), label)) from exc
+            analysis = self.analyse_samples(samples, label)
             self._check_enrollment(analysis)
             consistency = float(np.average([s.consistency for s in analysis.segments], weights=[s.speech_s for s in analysis.segments]))
-            info = EnrollmentInfo(name, str(path), digest, analysis.speech_s, analysis.quality.snr_db, round(consistency, 4), note, now(), self.backend.name)
+            info = EnrollmentInfo(name, label, digest, analysis.speech_s, analysis.quality.snr_db, round(consistency, 4), note, now(), self.backend.name)
             items.append((info, self.voiceprints(samples, analysis, seed=int(digest[:8], 16))))
         self.store.add_enrollments(name, items, self.actor)
         return [info for info, _ in items]
@@ -356,27 +363,34 @@ class Watch:
         names = self.spotter.watchlist.names
         self.engine.store.audit(self.engine.actor, "watch", ",".join(names), " ".join(s.source for s in self.mux.status()))
         for items in self.mux:
-            chunks = [c for c in items if isinstance(c, AudioChunk)]
-            events = self.spotter.process(chunks)
-            for c in chunks:
-                self.mux.processed(c)
-            ended = [i for i in items if isinstance(i, StreamEnd)]
-            for end in ended:
-                events += self.spotter.finish(end.source)
-            self._publish(events)
-            for end in ended:
-                status = next(s for s in self.mux.status() if s.source == end.source)
-                self.summary.streams.append(status)
-                for sink in self.sinks:
-                    sink.stream_end(status)
+            try:
+                self._step(items)
+            except Exception:  # one bad batch must not end every watch; what it held is logged, the rest goes on
+                log.exception("a watch step failed on %d chunk(s); continuing", len(items))
         return self.summary
+
+    def _step(self, items: list[AudioChunk | StreamEnd]) -> None:
+        chunks = [c for c in items if isinstance(c, AudioChunk)]
+        events = self.spotter.process(chunks)
+        for c in chunks:
+            self.mux.processed(c)
+        ended = [i for i in items if isinstance(i, StreamEnd)]
+        for end in ended:
+            events += self.spotter.finish(end.source)
+        self._publish(events)
+        for end in ended:
+            status = next(s for s in self.mux.status() if s.source == end.source)
+            self.summary.streams.append(status)
+            for sink in self.sinks:
+                sink.stream_end(status)
 
     def _publish(self, events: list[Event]) -> None:
         store = self.engine.store
         store.add_detections([e for e in events if isinstance(e, Detection)])
         for e in events:
             if isinstance(e, Alert):
-                store.add_alert(e)
+                if not store.add_alert(e):
+                    continue
                 self.summary.alerts.append(e)
                 delivered = True
                 for sink in self.sinks:

@@ -423,10 +423,10 @@ class Service:
         info = next(s for s in self.store.speakers() if s.name == name)
         return {**info.to_json(), "quality": enrollment_quality(enrollments), "recordings": [e.to_json() for e in enrollments]}
 
-    def enroll(self, name: str, files: list[Path], note: str, actor: str) -> list[EnrollmentInfo]:
+    def enroll(self, name: str, files: list[Path], note: str, actor: str, labels: list[str]) -> list[EnrollmentInfo]:
         for f in files:
             check_upload(f)
-        infos = self.engine_as(actor).enroll(name, list(files), note)
+        infos = self.engine_as(actor).enroll(name, list(files), note, labels)
         self.watch.refresh()
         self.hub.publish("speakers", {"enrolled": name})
         return infos
@@ -744,7 +744,7 @@ def create_app(service: Service) -> FastAPI:
             raise UsageError("upload 1 to 20 recordings")
         folder = Path(tempfile.mkdtemp(prefix="voxwatch-upload-"))
         try:
-            paths = []
+            paths, labels = [], []
             for i, upload in enumerate(files):
                 original = Path(upload.filename or f"recording-{i}").name
                 suffix = Path(original).suffix.lower()
@@ -754,7 +754,8 @@ def create_app(service: Service) -> FastAPI:
                 with open(target, "wb") as out:
                     shutil.copyfileobj(upload.file, out)
                 paths.append(target)
-            infos = service.enroll(name, paths, note, who)
+                labels.append(f"upload:{original}")
+            infos = service.enroll(name, paths, note, who, labels)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
         return {**service.speaker(name.strip()), "added": [i.to_json() for i in infos]}

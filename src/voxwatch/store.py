@@ -312,13 +312,17 @@ class Store:
         rows = self._query(sql + " WHERE speaker = ? ORDER BY id" if speaker else sql + " ORDER BY id", (speaker,) if speaker else ())
         return [Detection(*r) for r in rows]
 
-    def add_alert(self, alert: Alert) -> None:
-        """Commit an alert to the outbox; sinks deliver it afterwards."""
+    def add_alert(self, alert: Alert) -> bool:
+        """Commit an alert to the outbox; sinks deliver it afterwards. False (and nothing stored) when its voice has
+        been forgotten meanwhile."""
         with self._tx() as db:
+            if db.execute("SELECT 1 FROM speakers WHERE name = ?", (alert.speaker,)).fetchone() is None:
+                return False
             db.execute(
                 "INSERT INTO alerts (alert_id, source, speaker, wall_time, payload) VALUES (?, ?, ?, ?, ?)",
                 (alert.alert_id, alert.source, alert.speaker, alert.wall_time, json.dumps(alert.to_json())),
             )
+        return True
 
     def mark_delivered(self, alert_id: str) -> None:
         with self._tx() as db:
