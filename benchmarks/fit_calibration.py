@@ -23,7 +23,8 @@ from voxwatch import channels
 from voxwatch.audio import load_audio
 from voxwatch.corpus import manifest
 from voxwatch.engine import Engine, Settings
-from voxwatch.evaluate import cllr, eer, fit_logistic, min_cllr
+from voxwatch.evaluate import cllr, eer, min_cllr
+from voxwatch.scoring import Calibration
 from voxwatch.trials import EvidenceSet, spotting_evidence, voiceprints
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -36,11 +37,18 @@ def halves(files: list[Path]) -> tuple[list[np.ndarray], list[np.ndarray]]:
     return [audio[:middle]], [audio[middle:]]
 
 
-def words(files: list[Path], enroll_n: int, turn_n: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def words(files: list[Path], enroll_n: int, turn_n: tuple[int, ...]) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Enrollment from the first words; test turns of the others, their lengths cycling through ``turn_n`` words."""
     clips = [load_audio(f) for f in files]
     enroll = [np.concatenate(clips[:enroll_n])]
-    rest = clips[enroll_n:]
-    return enroll, [np.concatenate(rest[i : i + turn_n]) for i in range(0, len(rest) - turn_n + 1, turn_n)]
+    rest, turns, k = clips[enroll_n:], [], 0
+    while rest:
+        n = turn_n[k % len(turn_n)]
+        if len(rest) < n:
+            break
+        turns.append(np.concatenate(rest[:n]))
+        rest, k = rest[n:], k + 1
+    return enroll, turns
 
 
 def collect(engine: Engine, groups: dict[str, tuple[list[np.ndarray], list[np.ndarray]]], rng: np.random.Generator, radio: bool) -> EvidenceSet:
@@ -89,8 +97,8 @@ def main() -> None:
         "librispeech-train-clean-100": {
             k: h for k, v in manifest(DATA, "resemblyzer/audio_data/librispeech_train-clean-100").items() if len((h := halves(v))[0][0]) >= 4 * 16000
         },
-        "arabic-speech-commands": {k: words(v[:60], 20, 4) for k, v in manifest(DATA, "arabic_speech_commands").items() if len(v) >= 60},
-        "speech-commands-v2": {k: words(v, 6, 3) for k, v in manifest(DATA, "speech_commands_v2_test").items() if len(v) >= 12},
+        "arabic-speech-commands": {k: words(v, 20, (4, 16, 8, 24)) for k, v in manifest(DATA, "arabic_speech_commands").items() if len(v) >= 60},
+        "speech-commands-v2": {k: words(v, 6, (3, 6)) for k, v in manifest(DATA, "speech_commands_v2_test").items() if len(v) >= 12},
     }
     evidence = None
     for name, groups in sets.items():
@@ -98,17 +106,18 @@ def main() -> None:
         print(f"{name}: {len(groups)} speakers, {int(ev.target.sum())} target / {int((~ev.target).sum())} non-target running scores")
         evidence = ev if evidence is None else evidence + ev
     assert evidence is not None
-    log_s = np.log(np.maximum(evidence.speech_s, 0.1))
-    features = np.column_stack([evidence.scores, log_s, evidence.scores * log_s])
-    a, b, c, d = fit_logistic(features, evidence.target.astype(int), prior=0.5)
-    llr = a + b * evidence.scores + (c + d * evidence.scores) * log_s
+    calibration = Calibration.fit(evidence.scores, evidence.speech_s, evidence.target, evidence.pairs)
+    llr = calibration.llr(evidence.scores, evidence.speech_s)
     t, n = llr[evidence.target], llr[~evidence.target]
-    print(f"calibration a={a:.4f} b={b:.4f} c={c:.4f} d={d:.4f}")
-    print(f"running-score EER {eer(t, n)[0] * 100:.2f} %, Cllr {cllr(t, n):.3f} bits, minCllr {min_cllr(t, n):.3f} bits")
+    print(f"calibration a={calibration.a:.4f} b={calibration.b:.4f} c={calibration.c:.4f} d={calibration.d:.4f}")
+    print(f"running-score EER {eer(t, n)[0] * 100:.2f} %, Cllr {cllr(t, n):.3f} bits, minCllr {min_cllr(t, n):.3f} bits,"
+          f" speech behind the scores up to {evidence.speech_s.max():.1f} s")
+    for rate in (10.0, 3.0, 1.0, 0.3, 0.1):
+        print(f"  {rate} false alarms per hour of non-target speech per voice: LLR threshold {calibration.threshold_for(rate):+.2f}")
     if args.write:
         path = Path(__file__).resolve().parents[1] / "src" / "voxwatch" / "calibration.json"
-        fitted = {"a": round(a, 5), "b": round(b, 5), "c": round(c, 5), "d": round(d, 5)}
-        path.write_text(json.dumps({"ge2e": fitted}, indent=2) + "\n")
+        fitted = {k: round(v, 5) for k, v in calibration.to_json().items() if k in "abcd"}  # type: ignore[arg-type]
+        path.write_text(json.dumps({"ge2e": {**fitted, "false_alarms": calibration.to_json()["false_alarms"]}}, indent=1) + "\n")
         print(f"wrote {path}")
         scores_path = path.with_name("calibration_scores.npz")
         np.savez_compressed(scores_path, **score_summary(evidence, fitted, t, n))

@@ -64,6 +64,7 @@ HELD_LAG_S = 2.0
 HELD_GROWTH_S = 1.0
 ABORT_LAG_S = 20.0  # a step whose wall lag passes this has clearly fallen behind: stop it
 WARMUP_S = 5.0
+SPY_RATE_HZ = 50
 
 
 # -- the streams ------------------------------------------------------------------------------------------------
@@ -233,7 +234,7 @@ def run_step(engine: Engine, folder: Path, clips: list[Clip], n: int, args: argp
     watch = Watch(engine, Multiplexer(sources), [sink])
     step = Step(n)
     thread_cpu: dict[str, float] = {}
-    profiler = cProfile.Profile() if profile else None
+    profiler = (cProfile.Profile(time.thread_time) if args.profile_clock == "cpu" else cProfile.Profile()) if profile else None
 
     def consume() -> None:
         cpu = time.thread_time()
@@ -309,7 +310,7 @@ def score(
         step.targets += result.targets
         step.detected += result.detected
         step.false_alarms += result.false_alarms
-        step.tta_stream += result.times
+        step.tta_stream += result.times_to_alert_s
         started = source.started or 0.0
         for alert, received in mine:
             step.delays.append(received - started - alert.stream_time_s)
@@ -375,11 +376,11 @@ def _own(stats: dict, file_end: str, name: str) -> float:  # type: ignore[type-a
     return sum(stats[k][2] for k in _find(stats, file_end, name))
 
 
-def _from_callers(stats: dict, callee: str, caller_file: str, caller_names: set[str]) -> float:  # type: ignore[type-arg]
-    """Inclusive time of built-in ``callee`` (matched by substring) spent on behalf of the named callers."""
+def _from_callers(stats: dict, callee, caller_file: str, caller_names: set[str]) -> float:  # type: ignore[no-untyped-def, type-arg]
+    """Inclusive time of the functions ``callee(key)`` accepts, spent on behalf of the named callers."""
     total = 0.0
     for key, (_, _, _, _, callers) in stats.items():
-        if callee not in key[2]:
+        if not callee(key):
             continue
         for caller, numbers in callers.items():
             if caller[0].replace("\\", "/").endswith(caller_file) and caller[2] in caller_names:
@@ -387,26 +388,35 @@ def _from_callers(stats: dict, callee: str, caller_file: str, caller_names: set[
     return total
 
 
-def profile_summary(step: Step, top: int = 22) -> str:
+def _is_ort_run(key: tuple) -> bool:  # type: ignore[type-arg]
+    """``InferenceSession.run`` (the Python wrapper around the binding)."""
+    return key[0].replace("\\", "/").endswith("onnxruntime/capi/onnxruntime_inference_collection.py") and key[2] == "run"
+
+
+def _is_queue_get(key: tuple) -> bool:  # type: ignore[type-arg]
+    return key[0].endswith("queue.py") and key[2] == "get"
+
+
+def profile_summary(step: Step, clock: str, top: int = 22) -> str:
     """Where the watch thread's time went, by stage (cProfile inclusive times), then the top functions."""
     assert step.profile is not None
     stats = step.profile.stats  # type: ignore[attr-defined]
     run = _inclusive(stats, "voxwatch/engine.py", "run")
-    ort = "run' of 'onnxruntime"
     vad = _inclusive(stats, "voxwatch/vad.py", "probabilities")
-    vad_ort = _from_callers(stats, ort, "voxwatch/vad.py", {"probabilities", "_run_sequence"})
+    vad_ort = _from_callers(stats, _is_ort_run, "voxwatch/vad.py", {"probabilities", "_run_sequence"})
     vad_seq = _inclusive(stats, "voxwatch/vad.py", "_run_sequence")
     embed = _inclusive(stats, "voxwatch/embedding.py", "embed")
-    embed_ort = _from_callers(stats, ort, "voxwatch/embedding.py", {"embed"})
+    embed_ort = _from_callers(stats, _is_ort_run, "voxwatch/embedding.py", {"embed"})
     features = _inclusive(stats, "voxwatch/embedding.py", "_ge2e_features") + _inclusive(stats, "voxwatch/embedding.py", "_fbank_features")
     frame = _inclusive(stats, "voxwatch/pipeline.py", "_frame")
     decide = _inclusive(stats, "voxwatch/pipeline.py", "_decide")
+    decide_in_process = _from_callers(stats, lambda k: k[0].endswith("voxwatch/pipeline.py") and k[2] == "_decide", "voxwatch/pipeline.py", {"process"})
     accumulate = _inclusive(stats, "voxwatch/pipeline.py", "_accumulate")
     end_turn = _inclusive(stats, "voxwatch/pipeline.py", "_end_turn")
     process = _inclusive(stats, "voxwatch/pipeline.py", "process")
     finish = _inclusive(stats, "voxwatch/pipeline.py", "finish")
     mux_iter = _inclusive(stats, "voxwatch/streams.py", "__iter__")
-    mux_wait = _from_callers(stats, "get", "voxwatch/streams.py", {"__iter__"})
+    mux_wait = _from_callers(stats, _is_queue_get, "voxwatch/streams.py", {"__iter__"})
     processed = _inclusive(stats, "voxwatch/streams.py", "processed")
     publish = _inclusive(stats, "voxwatch/engine.py", "_publish")
     rows = [
@@ -419,32 +429,37 @@ def profile_summary(step: Step, top: int = 22) -> str:
         ("      of which one-stream sequence runs", vad_seq),
         ("      Python: energy gate, rounds, state copies", vad - vad_ort),
         ("    per-frame Python loop (Spotter._frame, _cut, _pause)", frame),
-        ("    embedding + decision (Spotter._decide)", decide),
+        ("    embedding + decision (Spotter._decide, also from finish)", decide),
         ("      embed: mel features (numpy)", features),
         ("      embed: onnxruntime run", embed_ort),
         ("      scoring turns (_accumulate)", accumulate),
         ("      closing turns (_end_turn)", end_turn),
-        ("    chunk framing and stacking (rest of process)", process - vad - frame - decide),
+        ("    chunk framing and stacking (rest of process)", process - vad - frame - decide_in_process),
         ("  Spotter.finish", finish),
         ("  Multiplexer.processed", processed),
         ("  store + sinks (Watch._publish)", publish),
         ("  rest of Watch.run", run - mux_iter - process - finish - processed - publish),
     ]
     out = io.StringIO()
-    out.write(f"watch thread profile at N={step.n} ({step.wall_s:.0f} s wall; cProfile inflates the Python parts):\n")
+    unit = "CPU s" if clock == "cpu" else "s"
+    out.write(
+        f"watch thread profile at N={step.n}, {clock} clock ({step.wall_s:.0f} s wall, watch thread CPU {step.watch_cpu_s:.0f} s;"
+        f" cProfile inflates the Python parts{'; onnxruntime pool threads work outside this thread' if clock == 'cpu' else ''}):\n"
+    )
     for label, seconds in rows:
-        out.write(f"  {label:<58} {seconds:7.2f} s  {seconds / max(run, 1e-9):6.1%}  {seconds / step.wall_s:5.2f} s per wall s\n")
+        out.write(f"  {label:<58} {seconds:7.2f} {unit:<5} {seconds / max(run, 1e-9):6.1%}  {seconds / step.wall_s:5.2f} per wall s\n")
     out.write(f"\ntop {top} functions by own time:\n")
     stream = io.StringIO()
-    pstats.Stats(step.profile, stream=stream).sort_stats("tottime").print_stats(top)
+    step.profile.stream = stream  # type: ignore[attr-defined]
+    step.profile.sort_stats("tottime").print_stats(top)
     lines = stream.getvalue().splitlines()
     start = next((i for i, line in enumerate(lines) if "ncalls" in line), 0)
     out.write("\n".join(lines[start:]) + "\n")
     return out.getvalue()
 
 
-def py_spy_summary(raw: Path) -> str:
-    """Whole-process samples (py-spy --raw --threads [--gil]) by thread kind and by the stage on top of the stack."""
+def py_spy_summary(raw: Path, seconds: float, rate_hz: int) -> str:
+    """Who holds the GIL: py-spy samples (--gil: only the thread holding it) by thread kind and stage."""
     by_thread: Counter[str] = Counter()
     by_stage: Counter[tuple[str, str]] = Counter()
     total = 0
@@ -465,12 +480,13 @@ def py_spy_summary(raw: Path) -> str:
         )
         by_stage[(kind, stage)] += n
     out = io.StringIO()
-    out.write(f"py-spy: {total} samples\n")
+    expected = seconds * rate_hz
+    out.write(f"py-spy --gil: the GIL was held in {total} of ~{expected:.0f} samples ({total / expected:.0%} of the time); holders:\n")
     for kind, n in by_thread.most_common():
-        out.write(f"  {kind:<14} {n / max(total, 1):6.1%}\n")
+        out.write(f"  {kind:<14} {n / expected:6.1%} of the time\n")
         for (k, stage), m in by_stage.most_common():
-            if k == kind and m / max(total, 1) >= 0.005:
-                out.write(f"      {stage:<50} {m / max(total, 1):6.1%}\n")
+            if k == kind and m / expected >= 0.005:
+                out.write(f"      {stage:<50} {m / expected:6.1%}\n")
     return out.getvalue()
 
 
@@ -526,11 +542,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads (Settings.threads)")
     parser.add_argument("--stagger", type=float, default=2.0, help="stream starts spread over this many seconds")
     parser.add_argument("--profile-n", type=int, default=250, help="streams in the profiled run (0: no profile)")
+    parser.add_argument("--profile-clock", choices=["cpu", "wall"], default="cpu", help="cProfile timer: the watch thread's CPU or wall time")
     parser.add_argument("--readers-n", type=int, default=250, help="streams in the readers-only run (0: skip it)")
     parser.add_argument("--readers-s", type=float, default=0.0, help="seconds of the readers-only run (default 30, quick 15)")
     parser.add_argument("--py-spy", default="", help="path of a py-spy binary: also sample every thread during the profile")
     parser.add_argument("--keep-going", action="store_true", help="do not stop the ramp at the first step that falls behind")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--db", default="", help="keep the enrolled readers in this store and reuse them next time")
     args = parser.parse_args()
     require_data()
     steps = [int(x) for x in args.steps.split(",") if x] or ([1, 50, 100] if args.quick else [1, 25, 50, 100, 150, 200, 250, 300])
@@ -546,14 +564,18 @@ def main() -> None:
         if args.profile_n and abs(profile_s - duration) >= 1:
             (folder / "profile").mkdir()
             profile_clips = build_clips(folder / "profile", profile_s, args.seed)[1]
-        engine = Engine(Settings(db=folder / "bench.db", threads=args.threads))
+        built = time.monotonic() - t
+        engine = Engine(Settings(db=Path(args.db) if args.db else folder / "bench.db", threads=args.threads))
+        known = set(engine.watchlist().names)
         for name, files in enrollment.items():
-            engine.enroll(name, [str(f) for f in files], note="benchmark")
+            if name not in known:
+                engine.enroll(name, [str(f) for f in files], note="benchmark")
         engine.backend, engine.vad  # models loaded before the first step
         targets = sum(t.speaker in enrollment for c in clips for t in c.turns)
         print(
             f"{len(clips)} clips of {np.mean([c.duration_s for c in clips]):.0f} s from {BASE_STREAMS} composed streams,"
-            f" {targets} target turns by {len(enrollment)} enrolled readers; set-up {time.monotonic() - t:.0f} s;"
+            f" {targets} target turns by {len(enrollment)} enrolled readers; set-up {time.monotonic() - t:.0f} s"
+            f" (streams {built:.0f} s, enrollment {time.monotonic() - t - built:.0f} s);"
             f" onnxruntime threads {args.threads}; {os.cpu_count()} CPUs"
         )
         print(HEADER, flush=True)
@@ -595,17 +617,17 @@ def main() -> None:
             raw = folder / "py-spy.txt"
             if args.py_spy:
                 spy = subprocess.Popen(
-                    [args.py_spy, "record", "--pid", str(os.getpid()), "--duration", str(int(profile_s)), "--rate", "50",
-                     "--format", "raw", "--threads", "--nonblocking", "--output", str(raw)],
+                    [args.py_spy, "record", "--pid", str(os.getpid()), "--duration", str(int(profile_s)), "--rate", str(SPY_RATE_HZ),
+                     "--format", "raw", "--threads", "--gil", "--output", str(raw)],
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                 )  # fmt: skip
             step = run_step(engine, folder, profile_clips, args.profile_n, args, profile=True)
             print(HEADER + "\n" + row(step) + "   (profiled)")
-            print(profile_summary(step))
+            print(profile_summary(step, args.profile_clock))
             if spy is not None:
                 spy.wait()
                 if raw.is_file():
-                    print(py_spy_summary(raw))
+                    print(py_spy_summary(raw, profile_s, SPY_RATE_HZ))
         engine.close()
 
 

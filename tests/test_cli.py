@@ -17,7 +17,7 @@ from voxwatch import load_audio
 from voxwatch.channels import bandpass
 from voxwatch.demo import write_wav
 
-COMMANDS = ["enroll", "speakers", "forget", "verify", "identify", "index", "search", "watch", "eval", "demo"]
+COMMANDS = ["enroll", "speakers", "forget", "verify", "identify", "index", "search", "watch", "eval", "calibrate", "compare", "demo", "serve"]
 
 
 def run(tmp_path: Path, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
@@ -132,3 +132,20 @@ def test_demo_runs_on_a_fresh_database(tmp_path: Path) -> None:
     result = run(tmp_path, "demo", "--out", "demo", "--seconds", "60")
     assert result.returncode == 0, result.stderr
     assert "ALERT" in result.stdout and "summary: detected" in result.stdout
+
+
+def test_calibrate_refits_on_own_trials_and_is_used(tmp_path: Path, readers: dict[str, list[Path]]) -> None:
+    names = sorted(readers)[:6]
+    lines = [f"{int(a == b)} {largest(readers[a], 1)[0]} {f}" for a in names for b in names for f in largest(readers[b], 4)[2:]]
+    (tmp_path / "trials.txt").write_text("\n".join(lines) + "\n")
+    result = run(tmp_path, "--json", "calibrate", "trials.txt", "--out", "ours.json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["cllr_after"] <= report["cllr_before"] + 1e-6 and report["cllr_after"] < 0.5
+    table = json.loads((tmp_path / "ours.json").read_text())
+    assert {"a", "b", "c", "d", "false_alarms"} <= set(table)
+    evaluated = run(tmp_path, "--json", "--calibration", "ours.json", "eval", "trials.txt", "--det", "det.png")
+    assert abs(json.loads(evaluated.stdout)["cllr"] - report["cllr_after"]) < 1e-6
+    broken = tmp_path / "broken.json"
+    broken.write_text("{}")
+    assert_clean_failure(run(tmp_path, "--calibration", "broken.json", "eval", "trials.txt"), "broken.json", "not a voxwatch calibration")

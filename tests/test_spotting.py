@@ -11,6 +11,7 @@ import pytest
 from voxwatch import CollectingSink, Engine, FileSource
 from voxwatch.corpus import spotting_task
 from voxwatch.evaluate import score_alerts
+from voxwatch.pipeline import DEFAULT_THRESHOLD_LLR
 
 ENROLLED = ["1688", "2414", "3080", "533"]
 
@@ -60,7 +61,7 @@ def test_alerts_fire_while_the_voice_is_still_speaking(watched) -> None:  # type
         alerts = [a for a in summary.alerts if a.speaker == turn.speaker and turn.start_s <= a.stream_time_s <= turn.end_s]
         assert len(alerts) == 1, f"one alert per turn, before it ends: {turn} {alerts}"
         assert abs(alerts[0].segment_start_s - turn.start_s) < 1.0, "the alert says where the turn began"
-        assert alerts[0].source == stream and alerts[0].llr >= 2.0 and len(alerts[0].alert_id) == 32
+        assert alerts[0].source == stream and alerts[0].llr >= DEFAULT_THRESHOLD_LLR and len(alerts[0].alert_id) == 32
         delays.append(alerts[0].stream_time_s - turn.start_s)
     assert np.median(delays) < 3.0, delays
 

@@ -3,7 +3,6 @@ prints the result, and turns every :class:`VoxwatchError` into one line on stder
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import sys
@@ -16,18 +15,17 @@ import click
 
 from .audio import PcmFormat, open_source
 from .engine import Engine, Settings, default_db
-from .errors import VoxwatchError
-from .pipeline import SpotterOptions
+from .errors import UsageError, VoxwatchError
 from .sinks import ConsoleSink, JsonLinesSink, clock
 
 
 class _Context:
-    def __init__(self, db: Path, model: str, as_json: bool):
-        self.db, self.model, self.as_json = db, model, as_json
+    def __init__(self, db: Path, model: str, calibration: Path | None, as_json: bool):
+        self.db, self.model, self.calibration, self.as_json = db, model, calibration, as_json
 
-    def engine(self, **spotter: Any) -> Engine:
-        options = dataclasses.replace(SpotterOptions(), **{k: v for k, v in spotter.items() if v is not None})
-        return Engine(Settings(db=self.db, model=self.model, spotter=options))
+    def engine(self, threshold_llr: float | None = None, false_alarms_per_hour: float | None = None) -> Engine:
+        return Engine(Settings(db=self.db, model=self.model, calibration=self.calibration, threshold_llr=threshold_llr,
+                               false_alarms_per_hour=false_alarms_per_hour))
 
     def emit(self, record: dict[str, Any], text: str) -> None:
         click.echo(json.dumps(record) if self.as_json else text)
@@ -53,11 +51,13 @@ def _guard(fn: Callable[..., None]) -> Callable[..., None]:
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default=None, envvar="VOXWATCH_DB", help="Database file [default: user data dir].")
 @click.option("--model", default="ge2e", envvar="VOXWATCH_MODEL", show_default=True, help="Embedding model: ge2e, a .onnx path, or hf:OWNER/REPO/FILE.onnx.")
+@click.option("--calibration", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None, envvar="VOXWATCH_CALIBRATION",
+              help="Calibration file from 'voxwatch calibrate' [default: the shipped one].")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per line.")
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
 @click.version_option(package_name="voxwatch")
 @click.pass_context
-def main(ctx: click.Context, db: Path | None, model: str, as_json: bool, verbose: int) -> None:
+def main(ctx: click.Context, db: Path | None, model: str, calibration: Path | None, as_json: bool, verbose: int) -> None:
     """voxwatch: enroll known voices, watch live streams for them, search archives.
 
     \b
@@ -67,7 +67,7 @@ def main(ctx: click.Context, db: Path | None, model: str, as_json: bool, verbose
       voxwatch search /archive --speaker alice --rttm
     """
     logging.basicConfig(level=[logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)], format="%(levelname)s %(name)s: %(message)s")
-    ctx.obj = _Context(db or default_db(), model, as_json)
+    ctx.obj = _Context(db or default_db(), model, calibration, as_json)
 
 
 @main.command()
@@ -192,11 +192,13 @@ def _fail_on(errors: list[str]) -> None:
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path())
 @click.option("--speaker", "speakers", multiple=True, help="Only this voice (repeatable) [default: all enrolled].")
-@click.option("--threshold", type=float, default=None, help="Minimum log-likelihood ratio of a detection.")
+@click.option("--threshold", type=float, default=None, help="Minimum log-likelihood ratio of a detection [default: 1.5].")
+@click.option("--false-alarms-per-hour", "fa_rate", type=float, default=None,
+              help="Instead of --threshold: the false alarms per voice per hour of other people's speech to allow.")
 @click.option("--rttm", is_flag=True, help="Print RTTM lines instead.")
 @click.pass_obj
 @_guard
-def search(obj: _Context, paths: tuple[str, ...], speakers: tuple[str, ...], threshold: float | None, rttm: bool) -> None:
+def search(obj: _Context, paths: tuple[str, ...], speakers: tuple[str, ...], threshold: float | None, fa_rate: float | None, rttm: bool) -> None:
     """When does each enrolled voice speak? Searches FILES/DIRS (indexing them first), or the whole index.
 
     \b
@@ -204,7 +206,7 @@ def search(obj: _Context, paths: tuple[str, ...], speakers: tuple[str, ...], thr
       voxwatch search /archive/2026 --speaker "Jane Doe"
       voxwatch search --speaker "Jane Doe" --rttm > jane.rttm     # everything indexed so far
     """
-    result = obj.engine().search(list(paths) or None, list(speakers) or None, threshold, _progress(obj) if paths else None)
+    result = obj.engine(threshold, fa_rate).search(list(paths) or None, list(speakers) or None, progress=_progress(obj) if paths else None)
     found = result.detections
     for d in found:
         if rttm:
@@ -223,14 +225,16 @@ def search(obj: _Context, paths: tuple[str, ...], speakers: tuple[str, ...], thr
 @click.option("--rate", type=int, default=16000, show_default=True, help="Sample rate of raw PCM on stdin ('-').")
 @click.option("--format", "encoding", type=click.Choice(["s16le", "s32le", "f32le", "u8"]), default="s16le", show_default=True, help="Sample format of raw PCM on stdin.")
 @click.option("--channels", type=int, default=1, show_default=True, help="Channel count of raw PCM on stdin.")
-@click.option("--threshold", type=float, default=None, help="Log-likelihood ratio an alert needs.")
+@click.option("--threshold", type=float, default=None, help="Log-likelihood ratio an alert needs [default: 1.5].")
+@click.option("--false-alarms-per-hour", "fa_rate", type=float, default=None,
+              help="Instead of --threshold: the false alarms per voice per hour of other people's speech to allow.")
 @click.option("--alerts-file", type=click.Path(dir_okay=False), default=None, help="Also append every alert to this JSON-lines file.")
 @click.option("--reconnect", type=int, default=0, show_default=True, help="Reconnect attempts (with backoff) when a network stream drops.")
 @click.option("--detections", is_flag=True, help="Also print every detected turn when it ends.")
 @click.pass_obj
 @_guard
 def watch(obj: _Context, sources: tuple[str, ...], speakers: tuple[str, ...], pace: str, rate: int, encoding: str, channels: int,
-          threshold: float | None, alerts_file: str | None, reconnect: int, detections: bool) -> None:
+          threshold: float | None, fa_rate: float | None, alerts_file: str | None, reconnect: int, detections: bool) -> None:
     """Watch live sources and alert the moment an enrolled voice speaks. Runs until the sources end or Ctrl-C.
 
     SOURCES are files, network streams (http, icecast, hls, rtsp, rtp, udp), '-' for raw PCM on stdin, or a sound
@@ -243,7 +247,7 @@ def watch(obj: _Context, sources: tuple[str, ...], speakers: tuple[str, ...], pa
       arecord -f S16_LE -r 8000 | voxwatch watch - --rate 8000
     """
     pcm = PcmFormat(encoding, rate, channels)
-    engine = obj.engine(threshold_llr=threshold)
+    engine = obj.engine(threshold, fa_rate)
     srcs = [open_source(s, realtime=pace == "realtime", pcm=pcm, reconnects=reconnect) for s in sources]
     sinks: list = [ConsoleSink(obj.as_json, detections=detections)]  # type: ignore[type-arg]
     if alerts_file:
@@ -275,6 +279,39 @@ def evaluate_cmd(obj: _Context, trials: str, p_target: float, det_path: str) -> 
 
 
 @main.command()
+@click.argument("trials", type=click.Path(exists=True, dir_okay=False))
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Where to write the calibration (JSON).")
+@click.pass_obj
+@_guard
+def calibrate(obj: _Context, trials: str, out: Path) -> None:
+    """Re-fit the score-to-LLR calibration on your own trial list ("1 enroll.wav test.wav" per line), then use it with
+    --calibration FILE (or $VOXWATCH_CALIBRATION).
+
+    \b
+    Example:
+      voxwatch calibrate our-trials.txt --out ours.json && voxwatch --calibration ours.json watch line1.wav
+    """
+    import numpy as np
+
+    from .evaluate import evaluate
+    from .scoring import Calibration
+    from .trials import score_trials
+
+    engine = obj.engine()
+    scores, speech, target = score_trials(engine, trials)
+    fitted = Calibration.fit(scores, speech, target, np.arange(len(scores)))  # each trial counts as one turn
+    old, new = engine.calibration().llr(scores, speech), fitted.llr(scores, speech)
+    before, after = evaluate(old[target], old[~target]), evaluate(new[target], new[~target])
+    try:
+        out.write_text(json.dumps(fitted.to_json(), indent=1) + "\n")
+    except OSError as exc:
+        raise UsageError(f"{out}: cannot write the calibration ({exc.strerror})") from exc
+    obj.emit({"calibration": str(out), "cllr_before": before.cllr, "cllr_after": after.cllr, "min_cllr": after.min_cllr, "eer": after.eer},
+             f"Cllr on these trials: {before.cllr:.3f} bits with the current calibration, {after.cllr:.3f} after re-fitting"
+             f" (minCllr {after.min_cllr:.3f}, EER {after.eer * 100:.2f} %); written to {out}")
+
+
+@main.command()
 @click.option("--data", type=click.Path(exists=True, file_okay=False), default=None, help="Use real recordings: a folder with one sub-folder of audio per speaker.")
 @click.option("--out", type=click.Path(file_okay=False), default="demo-out", show_default=True, help="Where the demo writes its audio, database and alerts.")
 @click.option("--pace", type=click.Choice(["realtime", "fast"]), default="fast", show_default=True, help="Play the demo stream in real time or as fast as possible.")
@@ -301,10 +338,12 @@ def demo(obj: _Context, data: str | None, out: str, pace: str, seconds: float, s
 @click.option("--allow-dir", "allow_dirs", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Directory whose files may be named in requests (file streams, search paths); repeatable [default: none].")
 @click.option("--max-upload-mb", default=100.0, show_default=True, type=float, help="Largest enrollment upload (all files of one request).")
-@click.option("--threshold", type=float, default=None, help="Log-likelihood ratio an alert needs.")
+@click.option("--threshold", type=float, default=None, help="Log-likelihood ratio an alert needs [default: 1.5].")
+@click.option("--false-alarms-per-hour", "fa_rate", type=float, default=None,
+              help="Instead of --threshold: the false alarms per voice per hour of other people's speech to allow.")
 @click.pass_obj
 @_guard
-def serve(obj: _Context, host: str, port: int, allow_dirs: tuple[Path, ...], max_upload_mb: float, threshold: float | None) -> None:
+def serve(obj: _Context, host: str, port: int, allow_dirs: tuple[Path, ...], max_upload_mb: float, threshold: float | None, fa_rate: float | None) -> None:
     """Run the HTTP API, the live dashboard (http://HOST:PORT/) and webhook delivery in one process.
 
     Every API call needs a bearer token: create one first with 'voxwatch token create NAME'.
@@ -317,7 +356,7 @@ def serve(obj: _Context, host: str, port: int, allow_dirs: tuple[Path, ...], max
     """
     from .service import Service, ServiceOptions, serve as run_service
 
-    service = Service(obj.engine(threshold_llr=threshold), ServiceOptions(allow_dirs=allow_dirs, max_upload_mb=max_upload_mb))
+    service = Service(obj.engine(threshold, fa_rate), ServiceOptions(allow_dirs=allow_dirs, max_upload_mb=max_upload_mb))
     run_service(service, host, port)
 
 
@@ -368,3 +407,50 @@ def token_list(obj: _Context) -> None:
         obj.emit(t, f"{t['name']}\tcreated {t['created_at']} by {t['created_by']}")
     if not found and not obj.as_json:
         click.echo("no tokens; create one with 'voxwatch token create NAME'")
+
+
+@main.command()
+@click.argument("questioned", type=click.Path())
+@click.option("--reference", "references", multiple=True, required=True, type=click.Path(),
+              help="A recording of the claimed speaker alone (repeatable).")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None, help="Also write a self-contained HTML report here.")
+@click.pass_obj
+@_guard
+def compare(obj: _Context, questioned: str, references: tuple[str, ...], report_path: str | None) -> None:
+    """Forensic-style comparison of a QUESTIONED recording with reference recordings of a claimed speaker (nothing
+    needs to be enrolled): a calibrated likelihood ratio with its verbal scale, the quality of both sides, and a
+    warning for every condition outside what the calibration covers.
+
+    \b
+    Example:
+      voxwatch compare intercept.wav --reference suspect-interview1.wav --reference suspect-interview2.flac --report case-17.html
+    """
+    from .compare import compare as run_compare
+    from .errors import UsageError
+    from .report import reproduce_command, write_report
+
+    if report_path and not Path(report_path).absolute().parent.is_dir():
+        raise UsageError(f"cannot write report {report_path}: its folder does not exist")
+    engine = obj.engine()
+    try:
+        result = run_compare(engine, questioned, list(references))
+    finally:
+        engine.close()
+    command = reproduce_command(result, report_path, obj.model)
+    if report_path:
+        write_report(result, report_path, command)
+    if obj.as_json:
+        click.echo(json.dumps({**result.to_json(), "report": report_path, "command": command}))
+        return
+    for role, r in [("questioned", result.questioned)] + [("reference", r) for r in result.references]:
+        band = f"{r.bandwidth_hz:.0f} Hz" if r.bandwidth_hz else "n/a"
+        click.echo(f"{role:<10}  {r.file}\n            {r.speech_s:.1f} s net speech of {r.duration_s:.1f} s, SNR {r.snr_db:.0f} dB, "
+                   f"bandwidth {band}, clipping {100 * r.clipping:.2f} %, sha256 {r.sha256}")
+    click.echo(f"score {result.score:.3f} (" + ", ".join(f"{c} {s:.3f}" for c, s in result.condition_scores) + ")")
+    click.echo(f"LR {result.lr_text} (log10 LR {result.log10_lr:+.2f}): {result.verbal}")
+    click.echo(result.statement)
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}")
+    if report_path:
+        click.echo(f"report: {report_path}")
+    click.echo(f"reproduce: {command}")

@@ -35,7 +35,8 @@ __all__ = ["CalibrationScores", "Comparison", "Limits", "Recording", "calibratio
 log = logging.getLogger(__name__)
 
 SAME = "the questioned recording was spoken by the speaker of the reference recordings"
-DIFFERENT = "the questioned recording was spoken by someone else, a speaker of the relevant population (as represented by the calibration speakers)"
+DIFFERENT = ("the questioned recording was spoken by someone else, a speaker of the relevant population"
+             " (as represented by the calibration speakers)")
 
 # ENFSI guideline for evaluative reporting (2015): upper bound of |log10 LR| for each verbal step
 _SCALE = ((1.0, "weak"), (2.0, "moderate"), (3.0, "moderately strong"), (4.0, "strong"), (6.0, "very strong"), (math.inf, "extremely strong"))
@@ -109,9 +110,10 @@ class Comparison:
         """The finding in one sentence, the way an evaluative report states it."""
         if round(self.log10_lr, 2) == 0:
             return "The findings are about as probable if the questioned speaker is the reference speaker as if someone else is speaking."
+        same, other = "the questioned speaker is the reference speaker", "someone else is speaking"
         if self.log10_lr > 0:
-            return f"The findings are {self.lr_text} times more probable if the questioned speaker is the reference speaker than if someone else is speaking."
-        return f"The findings are {format_lr(-self.log10_lr)} times more probable if someone else is speaking than if the questioned speaker is the reference speaker."
+            return f"The findings are {self.lr_text} times more probable if {same} than if {other}."
+        return f"The findings are {format_lr(-self.log10_lr)} times more probable if {other} than if {same}."
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -175,22 +177,25 @@ def compare(engine: Engine, questioned: str | Path, references: list[str | Path]
     limits = limits or Limits()
     if not references:
         raise UsageError("compare needs at least one reference recording of the claimed speaker")
-    q_samples, q_analysis, q_side = _read(engine, questioned)
+    digests = [_digest(p) for p in [questioned, *references]]  # cheap checks first, before any audio is analysed
+    for i, path in enumerate(references, 1):
+        if digests[i] == digests[0]:
+            raise UsageError(f"{path}: the same recording as the questioned one (identical SHA-256); a recording cannot be its own reference")
+        if digests[i] in digests[1:i]:
+            raise UsageError(f"{path}: given twice as a reference (identical SHA-256)")
+    _, q_analysis, q_side = _read(engine, questioned, digests[0])
     if not q_analysis.segments:
         raise AudioError(f"{questioned}: no stretch of speech long enough to compare ({q_analysis.speech_s:.1f} s of net speech found)")
     ref_sides: list[Recording] = []
+    analyses: list[Analysis] = []
     sums: dict[str, np.ndarray] = {}
-    analyses = []
-    for path in references:
-        samples, analysis, side = _read(engine, path)
-        if side.sha256 == q_side.sha256:
-            raise UsageError(f"{path}: the same recording as the questioned one (identical SHA-256); a recording cannot be its own reference")
-        if any(side.sha256 == r.sha256 for r in ref_sides):
-            raise UsageError(f"{path}: given twice as a reference (identical SHA-256)")
+    for path, digest in zip(references, digests[1:]):
+        samples, analysis, side = _read(engine, path, digest)
         if not analysis.segments:
-            raise AudioError(f"{path}: no stretch of speech long enough to make a voiceprint from ({analysis.speech_s:.1f} s of net speech found)")
-        # as enrollment does: one print per simulated channel, weighted by speech across recordings
-        for condition, vector in engine.voiceprints(samples, analysis, seed=int(side.sha256[:8], 16)).items():
+            raise AudioError(f"{path}: no stretch of speech long enough to make a voiceprint from"
+                             f" ({analysis.speech_s:.1f} s of net speech found)")
+        # as enrollment makes a voiceprint: one print per simulated channel, weighted by speech across recordings
+        for condition, vector in engine.voiceprints(samples, analysis, seed=int(digest[:8], 16)).items():
             sums[condition] = sums.get(condition, 0) + analysis.speech_s * vector
         ref_sides.append(side)
         analyses.append(analysis)
@@ -201,7 +206,7 @@ def compare(engine: Engine, questioned: str | Path, references: list[str | Path]
     scores, llrs = Watchlist(("reference",) * len(conditions), prints, calibration).llrs(embedding, q_analysis.speech_s)
     per_condition = Watchlist(conditions, prints, calibration).scores(embedding)[0]
     warnings = _warnings(q_side, q_analysis, ref_sides, analyses, limits)
-    warnings += _calibration_warnings(engine.backend.name, calibration)
+    warnings += _calibration_warnings(engine.backend.name, calibration, float(scores[0, 0]))
     result = Comparison(
         q_side,
         tuple(ref_sides),
@@ -212,18 +217,22 @@ def compare(engine: Engine, questioned: str | Path, references: list[str | Path]
         engine.backend.name,
         calibration,
     )
-    engine.store.audit(engine.actor, "compare", " ".join(r.sha256 for r in ref_sides), f"{questioned} sha256={q_side.sha256} llr={result.llr}")
+    engine.store.audit(engine.actor, "compare", ",".join(r.file for r in ref_sides), f"{questioned} sha256={q_side.sha256} llr={result.llr}")
     log.info("compared %s with %d reference(s): score %.3f, LLR %+.2f", questioned, len(ref_sides), result.score, result.llr)
     return result
 
 
-def _read(engine: Engine, path: str | Path) -> tuple[np.ndarray, Analysis, Recording]:
+def _digest(path: str | Path) -> str:
     if not Path(path).is_file():
         raise AudioError(f"{path}: no such file" if not Path(path).exists() else f"{path}: not a file")
+    return sha256_file(path)
+
+
+def _read(engine: Engine, path: str | Path, digest: str) -> tuple[np.ndarray, Analysis, Recording]:
     samples = load_audio(path)
-    analysis = engine.analyse_samples(samples, str(path))
+    analysis = engine.analyse_samples(samples, str(path))  # what engine.analyse does, keeping the samples
     q = analysis.quality
-    side = Recording(str(path), sha256_file(path), q.duration_s, analysis.speech_s, len(analysis.segments), q.snr_db, _band_hz(samples), q.clipping)
+    side = Recording(str(path), digest, q.duration_s, analysis.speech_s, len(analysis.segments), q.snr_db, _band_hz(samples), q.clipping)
     return samples, analysis, side
 
 
@@ -272,7 +281,8 @@ def _warnings(q: Recording, q_analysis: Analysis, refs: list[Recording], ref_ana
         out.append(f"long speech: the questioned recording holds {q.speech_s:.1f} s of net speech, more than the {longest:.1f} s of the"
                    " longest calibration trial; the LR follows the calibration's fitted trend beyond the data it was fitted on")
     if reference_speech > limits.max_speech_s:
-        out.append(f"long speech: the {reference} {'hold' if len(refs) > 1 else 'holds'} {reference_speech:.1f} s of net speech, more than the {limits.max_speech_s:g} s"
+        verb = "hold" if len(refs) > 1 else "holds"
+        out.append(f"long speech: the {reference} {verb} {reference_speech:.1f} s of net speech, more than the {limits.max_speech_s:g} s"
                    " the calibration covers")
     for role, side, analysis in [("questioned", q, q_analysis)] + [("reference", r, a) for r, a in zip(refs, ref_analyses)]:
         name = f"{role} {side.file}"
@@ -288,21 +298,33 @@ def _warnings(q: Recording, q_analysis: Analysis, refs: list[Recording], ref_ana
         several = _several_voices(analysis, limits)
         if several:
             out.append(f"several voices? {name} may hold more than one speaker: {several}; compare only speech of one voice")
-    for r in refs:
-        bands = sorted((q.bandwidth_hz, r.bandwidth_hz))
-        if bands[0] > 0 and bands[0] < limits.band_ratio * bands[1]:
-            out.append(f"channel mismatch: the questioned recording carries speech up to {q.bandwidth_hz:.0f} Hz, reference {r.file} up to"
-                       f" {r.bandwidth_hz:.0f} Hz; a channel mismatch lowers same-speaker scores, which the reference prints made"
-                       " through simulated radio and telephone channels compensate only in part")
+    def mismatched(r: Recording) -> bool:
+        narrow, wide = sorted((q.bandwidth_hz, r.bandwidth_hz))
+        return 0 < narrow < limits.band_ratio * wide
+
+    apart = [r for r in refs if mismatched(r)]
+    if apart:
+        listed = ", ".join(f"{r.file} up to {r.bandwidth_hz:.0f} Hz" for r in apart)
+        out.append(f"channel mismatch: the questioned recording carries speech up to {q.bandwidth_hz:.0f} Hz, reference {listed};"
+                   " a channel mismatch lowers same-speaker scores, which the reference prints made through simulated radio and"
+                   " telephone channels compensate only in part")
     return out
 
 
-def _calibration_warnings(model: str, calibration: Calibration) -> list[str]:
+def _calibration_warnings(model: str, calibration: Calibration, score: float) -> list[str]:
     out = []
     if model != "ge2e":
         out.append(f"uncalibrated model: the shipped calibration was fitted for the ge2e model, not {model!r}; the LR is not calibrated")
         return out
     shipped = calibration_scores()
+    highest, lowest = float(shipped.nontarget_scores.max()), float(shipped.target_scores.min())
+    if score > highest or score < lowest:
+        if score > highest:
+            kind, bound = "different", f"as high as {score:.3f} (highest {highest:.3f})"
+        else:
+            kind, bound = "same", f"as low as {score:.3f} (lowest {lowest:.3f})"
+        out.append(f"score beyond the calibration trials: no {kind}-speaker calibration trial scored {bound}; the data support the"
+                   " direction of the LR, its size follows the calibration's fitted model beyond them")
     scores = np.concatenate([shipped.target_scores, shipped.nontarget_scores])
     speech = np.concatenate([shipped.target_speech_s, shipped.nontarget_speech_s])
     drift = float(np.max(np.abs(calibration.llr(scores, speech) - shipped.calibration.llr(scores, speech))))
@@ -343,7 +365,8 @@ def calibration_scores() -> CalibrationScores:
         with np.load(io.BytesIO(raw), allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
     except (OSError, ValueError) as exc:
-        raise ModelError(f"the package's calibration_scores.npz is missing or unreadable ({exc}); run benchmarks/fit_calibration.py --radio --write") from exc
+        raise ModelError(f"the package's calibration_scores.npz is missing or unreadable ({exc});"
+                         " run benchmarks/fit_calibration.py --radio --write") from exc
     as64 = {k: arrays[k].astype(np.float64) for k in ("target_scores", "target_speech_s", "nontarget_scores", "nontarget_speech_s")}
     return CalibrationScores(
         **as64,

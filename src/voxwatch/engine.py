@@ -48,6 +48,9 @@ class Settings:
     model: str = "ge2e"
     threads: int = 1
     spotter: SpotterOptions = field(default_factory=SpotterOptions)
+    calibration: Path | None = None  # a file from 'voxwatch calibrate'; None: the shipped calibration
+    threshold_llr: float | None = None  # the alert/detection threshold, if given outright
+    false_alarms_per_hour: float | None = None  # else the threshold for this false-alarm rate (per voice, per speech-hour)
     verify_threshold_llr: float = 0.0
     min_enroll_speech_s: float = 3.0
     min_same_speaker: float = 0.65  # segments of one enrollment recording less alike than this: several voices
@@ -130,7 +133,15 @@ class Engine:
     # -- building blocks ------------------------------------------------------------------------------------------
 
     def calibration(self) -> Calibration:
-        return Calibration.default()
+        return Calibration.load(self.settings.calibration) if self.settings.calibration else Calibration.default()
+
+    def threshold(self) -> float:
+        """The LLR an alert or a search hit needs: given outright, or derived from a false-alarm rate."""
+        if self.settings.threshold_llr is not None:
+            return self.settings.threshold_llr
+        if self.settings.false_alarms_per_hour is not None:
+            return self.calibration().threshold_for(self.settings.false_alarms_per_hour)
+        return self.settings.spotter.threshold_llr
 
     def watchlist(self, names: list[str] | None = None) -> Watchlist:
         found, matrix = self.store.voiceprints(self.backend.name, names or None)
@@ -140,7 +151,7 @@ class Engine:
 
     def spotter(self, watchlist: Watchlist | None = None, options: SpotterOptions | None = None) -> Spotter:
         wl = watchlist if watchlist is not None else Watchlist.empty(self.backend.dimension, self.calibration())
-        return Spotter(self.backend, self.vad, wl, options or self.settings.spotter)
+        return Spotter(self.backend, self.vad, wl, options or dataclasses.replace(self.settings.spotter, threshold_llr=self.threshold()))
 
     def analyse(self, path: str | Path) -> Analysis:
         """Decode a recording (up to 4 h) and reduce it to segments and quality figures."""
@@ -297,7 +308,7 @@ class Engine:
         watchlist = self.watchlist(speakers)
         if not watchlist.names:
             raise UsageError("no voices are enrolled; use 'voxwatch enroll' first")
-        threshold = self.settings.spotter.threshold_llr if threshold_llr is None else threshold_llr
+        threshold = self.threshold() if threshold_llr is None else threshold_llr
         if paths:
             recordings, errors = self.index(paths, progress)
         else:

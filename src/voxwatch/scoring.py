@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from importlib import resources
+from pathlib import Path
 
 import numpy as np
 
@@ -17,24 +18,62 @@ MIN_SPEECH_S = 1.0  # the shortest evidence scored (one short window); shorter d
 @dataclass(frozen=True)
 class Calibration:
     """Maps a cosine score and the seconds of speech behind it to a natural-log likelihood ratio:
-    ``llr = a + b * score + (c + d * score) * log(speech_s)``, fitted by logistic regression on trials."""
+    ``llr = a + b * score + (c + d * score) * log(speech_s)``, fitted by logistic regression on trials.
+
+    ``fa_llr``/``fa_per_hour`` measure, on the non-target trials it was fitted on, how many false alarms per hour
+    of a stranger's speech each enrolled voice raises at each LLR threshold: the operating point in user terms."""
 
     a: float
     b: float
     c: float
     d: float
+    fa_llr: tuple[float, ...] = ()
+    fa_per_hour: tuple[float, ...] = ()
 
     def llr(self, score: np.ndarray | float, speech_s: np.ndarray | float) -> np.ndarray:
         log_s = np.log(np.maximum(np.asarray(speech_s, np.float64), MIN_SPEECH_S))
         s = np.asarray(score, np.float64)
         return self.a + self.b * s + (self.c + self.d * s) * log_s
 
-    def to_json(self) -> dict[str, float]:
-        return {"a": self.a, "b": self.b, "c": self.c, "d": self.d}
+    def threshold_for(self, false_alarms_per_hour: float) -> float:
+        """The lowest LLR threshold expected to raise at most this many false alarms per hour of non-target speech
+        per enrolled voice."""
+        if false_alarms_per_hour <= 0:
+            raise UsageError(f"the false-alarm rate must be positive, not {false_alarms_per_hour}")
+        if not self.fa_llr:
+            raise UsageError("this calibration has no false-alarm table; give an LLR threshold instead")
+        ok = [t for t, rate in zip(self.fa_llr, self.fa_per_hour) if rate <= false_alarms_per_hour]
+        return ok[0] if ok else self.fa_llr[-1]
+
+    def to_json(self) -> dict[str, object]:
+        return {"a": self.a, "b": self.b, "c": self.c, "d": self.d, "false_alarms": {"llr": list(self.fa_llr), "per_hour": list(self.fa_per_hour)}}
 
     @classmethod
-    def from_json(cls, data: dict[str, float]) -> Calibration:
-        return cls(float(data["a"]), float(data["b"]), float(data["c"]), float(data["d"]))
+    def from_json(cls, data: dict) -> Calibration:  # type: ignore[type-arg]
+        table = data.get("false_alarms", {})
+        return cls(float(data["a"]), float(data["b"]), float(data["c"]), float(data["d"]),
+                   tuple(map(float, table.get("llr", ()))), tuple(map(float, table.get("per_hour", ()))))
+
+    @classmethod
+    def fit(cls, scores: np.ndarray, speech_s: np.ndarray, target: np.ndarray, pairs: np.ndarray) -> Calibration:
+        """Fit on trials: ``scores`` with the ``speech_s`` behind them, ``target`` truth, and ``pairs`` naming the
+        (test turn, voice) each score belongs to (running scores of one turn share a pair; its last is its length)."""
+        from .evaluate import fit_logistic
+
+        log_s = np.log(np.maximum(speech_s, MIN_SPEECH_S))
+        a, b, c, d = fit_logistic(np.column_stack([scores, log_s, scores * log_s]), target.astype(int), prior=0.5)
+        fitted = cls(float(a), float(b), float(c), float(d))
+        llr = fitted.llr(scores, speech_s)
+        non = ~target
+        ids, inverse = np.unique(pairs[non], return_inverse=True)
+        worst = np.full(len(ids), -np.inf)
+        np.maximum.at(worst, inverse, llr[non])
+        length = np.zeros(len(ids))
+        np.maximum.at(length, inverse, speech_s[non])
+        hours = max(length.sum() / 3600, 1e-9)
+        grid = np.round(np.arange(-5.0, 20.01, 0.25), 2)
+        rates = [round(float((worst >= g).sum() / hours), 4) for g in grid]
+        return cls(fitted.a, fitted.b, fitted.c, fitted.d, tuple(float(g) for g in grid), tuple(rates))
 
     def lowest_score(self, threshold_llr: float, longest_s: float = 600.0) -> float:
         """The lowest score that reaches ``threshold_llr`` with up to ``longest_s`` of speech behind it."""
@@ -47,6 +86,14 @@ class Calibration:
         """The calibration shipped with the package (fitted on public speech, numbers only)."""
         text = resources.files("voxwatch").joinpath("calibration.json").read_text()
         return cls.from_json(json.loads(text)["ge2e"])
+
+    @classmethod
+    def load(cls, path: str | Path) -> Calibration:
+        """A calibration written by ``voxwatch calibrate``."""
+        try:
+            return cls.from_json(json.loads(Path(path).read_text()))
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise UsageError(f"{path}: not a voxwatch calibration file ({exc})") from exc
 
 
 def l2_normalise(x: np.ndarray) -> np.ndarray:

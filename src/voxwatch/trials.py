@@ -11,34 +11,41 @@ import numpy as np
 
 from .engine import Analysis, Engine
 from .evaluate import Metrics, evaluate, plot_det, read_trials
-from .errors import VoxwatchError
+from .audio import load_audio
+from .errors import AudioError, VoxwatchError
 from .records import AudioChunk, Evidence
 from .scoring import Watchlist, l2_normalise
 
 
-def run_trials(engine: Engine, trials_path: str | Path, p_target: float = 0.01, det_path: str | Path | None = None) -> Metrics:
-    """Score every trial of a VoxCeleb-style list (each file analysed once) and compute EER, minDCF and Cllr."""
+def score_trials(engine: Engine, trials_path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Score every trial of a VoxCeleb-style list the way the product does (the enrollment side as a multi-condition
+    voiceprint, each file analysed once): scores, seconds of test speech, and target truth."""
     trials = read_trials(trials_path)
-    cache: dict[str, Analysis] = {}
-
-    def analysis(path: str) -> Analysis:
-        if path not in cache:
-            cache[path] = engine.analyse(path)
-        return cache[path]
-
-    calibration = engine.calibration()
-    scores, llrs, labels = [], [], []
+    prints: dict[str, Watchlist] = {}
+    tests: dict[str, Analysis] = {}
+    scores, speech, labels = [], [], []
     for label, enroll, test in trials:
-        a, b = analysis(enroll), analysis(test)
-        score = float(a.embedding() @ b.embedding())
-        scores.append(score)
-        llrs.append(float(calibration.llr(score, min(a.speech_s, b.speech_s))))
+        if enroll not in prints:
+            samples = load_audio(enroll)
+            rows = engine.voiceprints(samples, engine.analyse_samples(samples, enroll))
+            if not rows:
+                raise AudioError(f"{enroll}: no speech to make a voiceprint from")
+            prints[enroll] = Watchlist((enroll,) * len(rows), np.stack(list(rows.values())), engine.calibration())
+        if test not in tests:
+            tests[test] = engine.analyse(test)
+        scores.append(float(prints[enroll].scores(tests[test].embedding()[None])[0, 0]))
+        speech.append(tests[test].speech_s)
         labels.append(label)
-    y = np.array(labels, bool)
-    s, lr = np.array(scores), np.array(llrs)
-    metrics = evaluate(lr[y], lr[~y], p_target=p_target, llr=True)
+    return np.array(scores), np.array(speech), np.array(labels, bool)
+
+
+def run_trials(engine: Engine, trials_path: str | Path, p_target: float = 0.01, det_path: str | Path | None = None) -> Metrics:
+    """EER, minDCF and Cllr of a trial list, and its DET plot."""
+    scores, speech, target = score_trials(engine, trials_path)
+    llr = engine.calibration().llr(scores, speech)
+    metrics = evaluate(llr[target], llr[~target], p_target=p_target, llr=True)
     if det_path is not None:
-        plot_det({Path(trials_path).name: (s[y], s[~y])}, det_path, title=f"DET: {Path(trials_path).name}")
+        plot_det({Path(trials_path).name: (scores[target], scores[~target])}, det_path, title=f"DET: {Path(trials_path).name}")
     return metrics
 
 
@@ -49,9 +56,12 @@ class EvidenceSet:
     scores: np.ndarray
     speech_s: np.ndarray
     target: np.ndarray  # bool
+    pairs: np.ndarray  # which (test turn, voice) each row belongs to
 
     def __add__(self, other: EvidenceSet) -> EvidenceSet:
-        return EvidenceSet(*(np.concatenate([a, b]) for a, b in ((self.scores, other.scores), (self.speech_s, other.speech_s), (self.target, other.target))))
+        offset = int(self.pairs.max()) + 1 if len(self.pairs) else 0
+        return EvidenceSet(np.concatenate([self.scores, other.scores]), np.concatenate([self.speech_s, other.speech_s]),
+                           np.concatenate([self.target, other.target]), np.concatenate([self.pairs, other.pairs + offset]))
 
 
 def voiceprints(engine: Engine, enrollment: dict[str, list[np.ndarray]]) -> Watchlist:
@@ -76,7 +86,7 @@ def voiceprints(engine: Engine, enrollment: dict[str, list[np.ndarray]]) -> Watc
 def spotting_evidence(engine: Engine, watchlist: Watchlist, tests: list[tuple[str | None, np.ndarray]], parallel: int = 32) -> EvidenceSet:
     """Stream each test utterance (speaker, audio) through the live spotter and keep every running turn score."""
     spotter_options = dataclasses.replace(engine.settings.spotter, trace=True, threshold_llr=np.inf)
-    scores, speech, target = [], [], []
+    scores, speech, target, pairs = [], [], [], []
     for start in range(0, len(tests), parallel):
         group = tests[start : start + parallel]
         spotter = engine.spotter(watchlist, spotter_options)
@@ -93,6 +103,7 @@ def spotting_evidence(engine: Engine, watchlist: Watchlist, tests: list[tuple[st
                 scores.append(e.scores)
                 speech.append(np.full(len(e.scores), e.speech_s))
                 target.append(np.array([n == speaker for n in watchlist.names]))
+                pairs.append(int(e.source) * len(watchlist.names) + np.arange(len(e.scores)))
     if not scores:
-        return EvidenceSet(np.zeros(0), np.zeros(0), np.zeros(0, bool))
-    return EvidenceSet(np.concatenate(scores), np.concatenate(speech), np.concatenate(target))
+        return EvidenceSet(np.zeros(0), np.zeros(0), np.zeros(0, bool), np.zeros(0, np.int64))
+    return EvidenceSet(np.concatenate(scores), np.concatenate(speech), np.concatenate(target), np.concatenate(pairs))
