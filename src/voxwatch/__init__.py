@@ -14,6 +14,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 from .audio import FileSource, PcmFormat, PcmSource, Source, UrlSource, load_audio, open_source
+from .compare import Comparison, compare
 from .embedding import EmbeddingBackend, load_backend
 from .engine import Analysis, Engine, Settings, Sink, WatchSummary
 from .errors import AudioError, EnrollmentError, ModelError, StoreError, UnknownSpeakerError, UsageError, VoxwatchError
@@ -26,7 +27,7 @@ from .streams import Multiplexer, StreamStatus
 from .vad import SileroVad
 
 __all__ = [
-    "Alert", "Analysis", "AudioChunk", "AudioError", "Calibration", "Candidate", "CollectingSink", "ConsoleSink", "Detection",
+    "Alert", "Analysis", "AudioChunk", "AudioError", "Calibration", "Candidate", "CollectingSink", "Comparison", "compare", "ConsoleSink", "Detection",
     "EmbeddingBackend", "Engine", "EnrollmentError", "EnrollmentInfo", "Evidence", "FileSource", "JsonLinesSink", "ModelError",
     "Multiplexer", "PcmFormat", "PcmSource", "Segment", "Settings", "SileroVad", "Sink", "Source", "SpeakerInfo", "Spotter",
     "SpotterOptions", "Store", "StoreError", "StreamStatus", "UnknownSpeakerError", "UrlSource", "UsageError", "Verification",
