@@ -15,7 +15,8 @@ from conftest import largest
 
 from voxwatch import Engine, Settings, load_audio
 from voxwatch.channels import radio
-from voxwatch.compare import Comparison, _band_hz, calibration_scores, compare, format_lr, verbal_scale
+from voxwatch.compare import Comparison, calibration_scores, compare, format_lr, verbal_scale
+from voxwatch.quality import band_edge_hz
 from voxwatch.demo import write_wav
 from voxwatch.errors import AudioError, UsageError
 from voxwatch.report import write_report
@@ -134,8 +135,8 @@ def test_channel_bandwidth_tells_narrow_channels_from_dark_voices(readers: dict[
     rng = np.random.default_rng(3)
     for files in readers.values():
         clean = load_audio(files[0])
-        assert _band_hz(clean) > 4500  # wideband, whatever the voice
-        assert _band_hz(radio(clean, rng, snr_db=10.0)) < 3800  # broadband noise does not widen a radio channel
+        assert band_edge_hz(clean) > 4500  # wideband, whatever the voice
+        assert band_edge_hz(radio(clean, rng, snr_db=10.0)) < 3800  # broadband noise does not widen a radio channel
 
 
 def test_shipped_calibration_scores_are_small_and_consistent() -> None:

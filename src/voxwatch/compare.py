@@ -232,28 +232,8 @@ def _read(engine: Engine, path: str | Path, digest: str) -> tuple[np.ndarray, An
     samples = load_audio(path)
     analysis = engine.analyse_samples(samples, str(path))  # what engine.analyse does, keeping the samples
     q = analysis.quality
-    side = Recording(str(path), digest, q.duration_s, analysis.speech_s, len(analysis.segments), q.snr_db, _band_hz(samples), q.clipping)
+    side = Recording(str(path), digest, q.duration_s, analysis.speech_s, len(analysis.segments), q.snr_db, q.bandwidth_hz, q.clipping)
     return samples, analysis, side
-
-
-def _band_hz(samples: np.ndarray, rate_hz: int = 16000, frame: int = 512, margin_db: float = 3.0, floor_db: float = 50.0) -> float:
-    """The channel's upper band edge: the highest frequency where the long-term spectrum of the loudest frames stands
-    ``margin_db`` above that of the quietest frames (a band-limited channel's noise is all that is left above its
-    edge) and within ``floor_db`` of the spectrum's peak (a filter's stop band). Unlike an energy share, this does not
-    mistake a dark voice for a narrow channel, nor broadband noise for a wide one. 0 when it cannot be measured."""
-    x = np.asarray(samples, np.float64)
-    n = len(x) // frame
-    if n < 8:
-        return 0.0
-    frames = x[: n * frame].reshape(n, frame)
-    power = np.abs(np.fft.rfft(frames * np.hanning(frame), axis=1)) ** 2 + 1e-20
-    energy = power.sum(axis=1)
-    low, high = np.percentile(energy, [20, 70])
-    kernel = np.ones(9) / 9  # ~280 Hz smoothing
-    loud = np.convolve(10 * np.log10(power[energy >= high].mean(axis=0)), kernel, mode="same")
-    quiet = np.convolve(10 * np.log10(power[energy <= low].mean(axis=0)), kernel, mode="same")
-    carried = np.flatnonzero((loud > quiet + margin_db) & (loud > loud.max() - floor_db))
-    return float(round(carried[-1] * rate_hz / frame)) if len(carried) else 0.0
 
 
 def _several_voices(analysis: Analysis, limits: Limits) -> str | None:
