@@ -5,12 +5,11 @@ from __future__ import annotations
 import sys
 import tempfile
 import time
-import wave
 from pathlib import Path
 
 import numpy as np
 
-from voxwatch.audio import FileSource
+from voxwatch.audio import FileSource, write_wav
 from voxwatch.corpus import SpottingTask, manifest, speaker_folders, spotting_task
 from voxwatch.engine import Engine, Settings, WatchSummary
 
@@ -27,15 +26,6 @@ def librispeech_task(rng: np.random.Generator, enroll_files: int = 4, stream_fil
     speakers = speaker_folders(DATA / "resemblyzer/audio_data/librispeech_test-other")
     others = dict(list(manifest(DATA, "resemblyzer/audio_data/librispeech_train-clean-100").items())[:impostors])
     return spotting_task(speakers, others, rng, enroll_files=enroll_files, stream_files=stream_files)
-
-
-def write_wav(path: Path, audio: np.ndarray) -> Path:
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(16000)
-        w.writeframes((np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes())
-    return path
 
 
 def run_watch(task: SpottingTask, settings: Settings) -> tuple[WatchSummary, float]:

@@ -18,9 +18,9 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import DATA, require_data, write_wav
+from common import DATA, require_data
 
-from voxwatch.audio import load_audio
+from voxwatch.audio import load_audio, write_wav
 from voxwatch.corpus import manifest, speaker_folders
 from voxwatch.engine import Engine, Settings
 from voxwatch.scoring import l2_normalise

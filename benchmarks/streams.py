@@ -46,7 +46,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from common import DATA, require_data, write_wav
+from common import DATA, require_data
+from voxwatch.audio import write_wav
 
 from voxwatch.audio import RATE_HZ, FileSource
 from voxwatch.corpus import Turn, manifest, speaker_folders, spotting_task
@@ -343,6 +344,7 @@ def run_readers_only(folder: Path, clips: list[Clip], n: int, args: argparse.Nam
     runner.start()
     runner.join(timeout=stop_at)
     readers = sum(s.cpu_s for s in sources)
+    listened = sum(time.monotonic() - s.started for s in sources if s.started is not None)
     mux.stop()
     runner.join()
     wall = time.monotonic() - t0
@@ -352,6 +354,7 @@ def run_readers_only(folder: Path, clips: list[Clip], n: int, args: argparse.Nam
         "n": n,
         "wall_s": wall,
         "audio_s": audio,
+        "pace": audio / listened if listened else math.nan,  # audio delivered per second each stream was running
         "cores": cpu / wall,
         "reader_cores": readers / wall,
         "consumer_cores": consumer_cpu.get("s", 0.0) / wall,
@@ -607,7 +610,7 @@ def main() -> None:
             print(
                 f"readers only, N={r['n']} for {r['wall_s']:.0f} s with a consumer that does nothing: {r['cores']:.2f} cores"
                 f" (reader threads {r['reader_cores']:.2f}, consumer {r['consumer_cores']:.2f}) ="
-                f" {r['core_h_per_audio_h']:.5f} core-hours per audio-hour, {r['audio_s'] / r['wall_s'] / r['n']:.2f}× real time per stream;"
+                f" {r['core_h_per_audio_h']:.5f} core-hours per audio-hour, {r['pace']:.2f}× real time per stream;"
                 f" others {r['other_cores']:.2f} cores; RSS {r['rss_mb']:.0f} MB",
                 flush=True,
             )
@@ -618,7 +621,7 @@ def main() -> None:
             if args.py_spy:
                 spy = subprocess.Popen(
                     [args.py_spy, "record", "--pid", str(os.getpid()), "--duration", str(int(profile_s)), "--rate", str(SPY_RATE_HZ),
-                     "--format", "raw", "--threads", "--gil", "--output", str(raw)],
+                     "--format", "raw", "--threads", "--gil", "--nonblocking", "--output", str(raw)],
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                 )  # fmt: skip
             step = run_step(engine, folder, profile_clips, args.profile_n, args, profile=True)

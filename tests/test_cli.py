@@ -15,7 +15,7 @@ from conftest import largest
 
 from voxwatch import load_audio
 from voxwatch.channels import bandpass
-from voxwatch.demo import write_wav
+from voxwatch.audio import write_wav
 
 COMMANDS = ["enroll", "speakers", "forget", "verify", "identify", "index", "search", "watch", "eval", "calibrate", "compare", "demo", "serve"]
 

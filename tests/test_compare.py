@@ -17,7 +17,7 @@ from voxwatch import Engine, Settings, load_audio
 from voxwatch.channels import radio
 from voxwatch.compare import Comparison, calibration_scores, compare, format_lr, verbal_scale
 from voxwatch.quality import band_edge_hz
-from voxwatch.demo import write_wav
+from voxwatch.audio import write_wav
 from voxwatch.errors import AudioError, UsageError
 from voxwatch.report import write_report
 

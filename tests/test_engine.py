@@ -4,24 +4,15 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
-import wave
 from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import largest
 
+from voxwatch.audio import write_wav
 from voxwatch import AudioError, Engine, EnrollmentError, UnknownSpeakerError, UsageError, load_audio
 from voxwatch.corpus import compose
-
-
-def _wav(path: Path, audio: np.ndarray) -> Path:
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(16000)
-        w.writeframes((np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes())
-    return path
 
 
 @pytest.fixture
@@ -65,12 +56,12 @@ def test_enrollment_refuses_short_silent_multi_speaker_and_duplicate(tmp_path: P
     short = min(readers["3005"], key=lambda f: f.stat().st_size)
     with pytest.raises(EnrollmentError, match="net speech"):
         engine.enroll("x", [short])
-    silent = _wav(tmp_path / "silent.wav", np.zeros(16000 * 5, np.float32))
+    silent = write_wav(tmp_path / "silent.wav", np.zeros(16000 * 5, np.float32))
     with pytest.raises(EnrollmentError, match="net speech"):
         engine.enroll("x", [silent])
     two = np.concatenate([load_audio(largest(readers["2414"], 1)[0]), load_audio(largest(readers["533"], 1)[0])])
     with pytest.raises(EnrollmentError, match="more than one speaker"):
-        engine.enroll("x", [_wav(tmp_path / "two.wav", two)])
+        engine.enroll("x", [write_wav(tmp_path / "two.wav", two)])
     good = largest(readers["2414"], 1)[0]
     engine.enroll("a", [good])
     with pytest.raises(EnrollmentError, match="already enrolled for 'a'"):
@@ -86,7 +77,7 @@ def test_search_finds_readers_in_a_long_recording_and_in_the_index(tmp_path: Pat
     parts += [(None, load_audio(files[0])) for files in list(impostors.values())[:8]]
     order = rng.permutation(len(parts))
     audio, turns = compose([parts[i] for i in order], rng)
-    recording = _wav(tmp_path / "archive.wav", audio)
+    recording = write_wav(tmp_path / "archive.wav", audio)
     result = engine.search([str(tmp_path)], ["2033"])
     found = result.detections
     assert result.errors == [] and [r.path for r in result.recordings] == [str(recording)]
@@ -105,7 +96,7 @@ def test_search_finds_readers_in_a_long_recording_and_in_the_index(tmp_path: Pat
 
 
 def test_index_skips_known_content_and_reports_bad_files(tmp_path: Path, engine: Engine, readers: dict[str, list[Path]]) -> None:
-    good = _wav(tmp_path / "good.wav", load_audio(largest(readers["367"], 1)[0]))
+    good = write_wav(tmp_path / "good.wav", load_audio(largest(readers["367"], 1)[0]))
     (tmp_path / "broken.flac").write_bytes(b"fLaC" + b"\x00" * 100)
     entries, errors = engine.index([str(tmp_path)])
     assert [e.path for e in entries] == [str(good)] and entries[0].speech_s > 5
@@ -120,7 +111,7 @@ def test_index_skips_known_content_and_reports_bad_files(tmp_path: Path, engine:
 def test_forget_removes_every_trace(tmp_path: Path, engine: Engine, enrolled: dict[str, list[Path]]) -> None:
     from voxwatch import FileSource
 
-    stream = _wav(tmp_path / "s.wav", np.concatenate([load_audio(f) for f in largest(enrolled["3005"], 2)]))
+    stream = write_wav(tmp_path / "s.wav", np.concatenate([load_audio(f) for f in largest(enrolled["3005"], 2)]))
     summary = engine.watch([FileSource(str(stream))])
     assert any(a.speaker == "3005" for a in summary.alerts)
     counts = engine.forget("3005")

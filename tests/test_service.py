@@ -16,7 +16,6 @@ import subprocess
 import sys
 import threading
 import time
-import wave
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,7 +23,7 @@ import httpx
 import numpy as np
 import pytest
 
-from voxwatch.audio import load_audio
+from voxwatch.audio import load_audio, write_wav
 from voxwatch.corpus import Turn, compose
 
 CLI = [sys.executable, "-c", "from voxwatch.cli import main; main()"]
@@ -92,15 +91,6 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(5)
-
-
-def write_wav(path: Path, samples: np.ndarray) -> Path:
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(16000)
-        w.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
-    return path
 
 
 def by_size(files: list[Path]) -> list[Path]:

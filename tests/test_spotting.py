@@ -2,27 +2,18 @@
 
 from __future__ import annotations
 
-import wave
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from voxwatch.audio import write_wav
 from voxwatch import CollectingSink, Engine, FileSource
 from voxwatch.corpus import spotting_task
 from voxwatch.evaluate import score_alerts
 from voxwatch.pipeline import DEFAULT_THRESHOLD_LLR
 
 ENROLLED = ["1688", "2414", "3080", "533"]
-
-
-def _wav(path: Path, audio: np.ndarray) -> Path:
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(16000)
-        w.writeframes((np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes())
-    return path
 
 
 @pytest.fixture
@@ -37,7 +28,7 @@ def task(readers: dict[str, list[Path]], impostors: dict[str, list[Path]], rng: 
 def watched(tmp_path: Path, engine: Engine, task):  # type: ignore[no-untyped-def]
     for name, files in task.enrollment.items():
         engine.enroll(name, [str(f) for f in files], note="test")
-    stream = _wav(tmp_path / "stream.wav", task.audio)
+    stream = write_wav(tmp_path / "stream.wav", task.audio)
     sink = CollectingSink()
     summary = engine.watch([FileSource(str(stream))], [sink])
     return summary, sink, task, str(stream)
@@ -80,8 +71,8 @@ def test_several_streams_in_one_watch(tmp_path: Path, engine: Engine, task) -> N
     for name, files in task.enrollment.items():
         engine.enroll(name, [str(f) for f in files])
     half = len(task.audio) // 2
-    a = _wav(tmp_path / "a.wav", task.audio[:half])
-    b = _wav(tmp_path / "b.wav", task.audio[half:])
+    a = write_wav(tmp_path / "a.wav", task.audio[:half])
+    b = write_wav(tmp_path / "b.wav", task.audio[half:])
     summary = engine.watch([FileSource(str(a)), FileSource(str(b))], speakers=["1688", "533"])
     assert {a.source for a in summary.alerts} <= {str(a), str(b)}
     assert {x.speaker for x in summary.alerts} <= {"1688", "533"}

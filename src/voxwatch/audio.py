@@ -112,6 +112,20 @@ def load_audio(path: str | Path, *, max_s: float = 4 * 3600) -> np.ndarray:
     return np.concatenate(blocks)
 
 
+def write_wav(path: str | Path, samples: np.ndarray) -> Path:
+    """16 kHz mono float audio as a 16-bit WAV file (folders created as needed)."""
+    import wave
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(RATE_HZ)
+        w.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
+    return path
+
+
 def sha256_file(path: str | Path) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as f:

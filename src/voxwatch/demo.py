@@ -4,28 +4,16 @@ and score the alerts against the known truth."""
 from __future__ import annotations
 
 import json
-import wave
 from pathlib import Path
 
 import click
 import numpy as np
 
-from .audio import FileSource
+from .audio import FileSource, write_wav
 from .corpus import SpottingTask, Turn, speaker_folders, spotting_task
 from .engine import Engine, Settings
 from .evaluate import score_alerts
 from .sinks import ConsoleSink, JsonLinesSink
-
-
-def write_wav(path: Path, audio: np.ndarray) -> Path:
-    """16-bit mono 16 kHz WAV."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(16000)
-        w.writeframes((np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes())
-    return path
 
 
 def synthetic_task(out: Path, seconds: float, rng: np.random.Generator) -> SpottingTask:
