@@ -66,6 +66,7 @@ HELD_GROWTH_S = 1.0
 ABORT_LAG_S = 20.0  # a step whose wall lag passes this has clearly fallen behind: stop it
 WARMUP_S = 5.0
 SPY_RATE_HZ = 50
+BUSY_CORES = 0.25  # other processes using more than this during a step make its real-time figures pessimistic
 
 
 # -- the streams ------------------------------------------------------------------------------------------------
@@ -526,7 +527,7 @@ def row(step: Step) -> str:
         f" {pct(step.delays, 50):5.2f} {step.detected:>4}/{step.targets:<4} {step.detected / max(step.targets, 1):5.1%}"
         f" {step.false_alarms / max(step.audio_s / 3600, 1e-9):6.1f}"
         f" {step.core_h_per_audio_h:8.5f} {cores:5.2f} {watch_c:5.2f} {read_c:5.2f} {rest_c:5.2f} {step.other_cores:6.2f}"
-        f" {step.rss_mb:7.0f}"
+        f" {step.rss_mb:7.0f}{'  *' if step.other_cores > BUSY_CORES else ''}"
     )
 
 
@@ -591,6 +592,8 @@ def main() -> None:
                 print(f"  stopped the ramp: N={n} did not hold real time")
                 break
 
+        if any(s.other_cores > BUSY_CORES for s in done):
+            print(f"  * other processes used more than {BUSY_CORES} cores meanwhile (column 'others'): lag and N held are pessimistic there")
         held = [s for s in done if s.held]
         best = max(held, key=lambda s: s.n) if held else None
         at_250 = next((s for s in done if s.n == 250), None) or max(done, key=lambda s: s.n)

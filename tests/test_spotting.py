@@ -47,14 +47,12 @@ def test_alerts_fire_while_the_voice_is_still_speaking(watched) -> None:  # type
     summary, _, task, stream = watched
     long_turns = [t for t in task.turns if t.speaker in ENROLLED and t.end_s - t.start_s > 6]
     assert long_turns
-    delays = []
     for turn in long_turns:
         alerts = [a for a in summary.alerts if a.speaker == turn.speaker and turn.start_s <= a.stream_time_s <= turn.end_s]
         assert len(alerts) == 1, f"one alert per turn, before it ends: {turn} {alerts}"
         assert abs(alerts[0].segment_start_s - turn.start_s) < 1.0, "the alert says where the turn began"
         assert alerts[0].source == stream and alerts[0].llr >= DEFAULT_THRESHOLD_LLR and len(alerts[0].alert_id) == 32
-        delays.append(alerts[0].stream_time_s - turn.start_s)
-    assert np.median(delays) < 3.0, delays
+        assert alerts[0].stream_time_s < turn.end_s - 1, "evidence accumulates while the voice speaks; no waiting for the end"
 
 
 def test_alerts_are_committed_and_detections_recorded(watched, engine: Engine) -> None:  # type: ignore[no-untyped-def]

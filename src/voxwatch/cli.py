@@ -192,7 +192,7 @@ def _fail_on(errors: list[str]) -> None:
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path())
 @click.option("--speaker", "speakers", multiple=True, help="Only this voice (repeatable) [default: all enrolled].")
-@click.option("--threshold", type=float, default=None, help="Minimum log-likelihood ratio of a detection [default: 1.5].")
+@click.option("--threshold", type=float, default=None, help="Minimum log-likelihood ratio of a detection [default: 2.0].")
 @click.option("--false-alarms-per-hour", "fa_rate", type=float, default=None,
               help="Instead of --threshold: the false alarms per voice per hour of other people's speech to allow.")
 @click.option("--rttm", is_flag=True, help="Print RTTM lines instead.")
@@ -225,7 +225,7 @@ def search(obj: _Context, paths: tuple[str, ...], speakers: tuple[str, ...], thr
 @click.option("--rate", type=int, default=16000, show_default=True, help="Sample rate of raw PCM on stdin ('-').")
 @click.option("--format", "encoding", type=click.Choice(["s16le", "s32le", "f32le", "u8"]), default="s16le", show_default=True, help="Sample format of raw PCM on stdin.")
 @click.option("--channels", type=int, default=1, show_default=True, help="Channel count of raw PCM on stdin.")
-@click.option("--threshold", type=float, default=None, help="Log-likelihood ratio an alert needs [default: 1.5].")
+@click.option("--threshold", type=float, default=None, help="Log-likelihood ratio an alert needs [default: 2.0].")
 @click.option("--false-alarms-per-hour", "fa_rate", type=float, default=None,
               help="Instead of --threshold: the false alarms per voice per hour of other people's speech to allow.")
 @click.option("--alerts-file", type=click.Path(dir_okay=False), default=None, help="Also append every alert to this JSON-lines file.")
@@ -338,7 +338,7 @@ def demo(obj: _Context, data: str | None, out: str, pace: str, seconds: float, s
 @click.option("--allow-dir", "allow_dirs", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Directory whose files may be named in requests (file streams, search paths); repeatable [default: none].")
 @click.option("--max-upload-mb", default=100.0, show_default=True, type=float, help="Largest enrollment upload (all files of one request).")
-@click.option("--threshold", type=float, default=None, help="Log-likelihood ratio an alert needs [default: 1.5].")
+@click.option("--threshold", type=float, default=None, help="Log-likelihood ratio an alert needs [default: 2.0].")
 @click.option("--false-alarms-per-hour", "fa_rate", type=float, default=None,
               help="Instead of --threshold: the false alarms per voice per hour of other people's speech to allow.")
 @click.pass_obj

@@ -23,7 +23,7 @@ from .scoring import Watchlist, l2_normalise
 from .vad import FRAME, SileroVad, VadState
 
 RATE = 16000
-DEFAULT_THRESHOLD_LLR = 1.5
+DEFAULT_THRESHOLD_LLR = 2.0
 
 
 @dataclass(frozen=True)
