@@ -236,16 +236,6 @@ def _read(engine: Engine, path: str | Path, digest: str) -> tuple[np.ndarray, An
     return samples, analysis, side
 
 
-def _several_voices(analysis: Analysis, limits: Limits) -> str | None:
-    long = [s for s in analysis.segments if s.speech_s >= 2.0]
-    for i, a in enumerate(long):
-        for b in long[i + 1 :]:
-            similarity = float(a.vector() @ b.vector())
-            if similarity < limits.min_same_voice:
-                return f"speech at {a.start_s:.1f} s and {b.start_s:.1f} s differs (similarity {similarity:.2f} < {limits.min_same_voice:.2f})"
-    return None
-
-
 def _warnings(q: Recording, q_analysis: Analysis, refs: list[Recording], ref_analyses: list[Analysis], limits: Limits) -> list[str]:
     out: list[str] = []
     reference_speech = sum(r.speech_s for r in refs)
@@ -275,9 +265,10 @@ def _warnings(q: Recording, q_analysis: Analysis, refs: list[Recording], ref_ana
         if side.clipping > limits.max_clipping:
             out.append(f"clipped: {100 * side.clipping:.1f} % of the samples of {name} are at full scale (more than"
                        f" {100 * limits.max_clipping:g} %); distortion changes the voice's spectrum")
-        several = _several_voices(analysis, limits)
+        several = analysis.voice_split(limits.min_same_voice)
         if several:
             out.append(f"several voices? {name} may hold more than one speaker: {several}; compare only speech of one voice")
+
     def mismatched(r: Recording) -> bool:
         narrow, wide = sorted((q.bandwidth_hz, r.bandwidth_hz))
         return 0 < narrow < limits.band_ratio * wide

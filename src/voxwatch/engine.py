@@ -71,6 +71,17 @@ class Analysis:
     speech_s: float  # net speech found by the VAD
     quality: Quality
 
+    def voice_split(self, min_similarity: float) -> str | None:
+        """Where two stretches of at least 2 s of speech sound like different voices (similarity below
+        ``min_similarity``), described in words; None when the recording sounds like one voice."""
+        long = [s for s in self.segments if s.speech_s >= 2.0]
+        for i, a in enumerate(long):
+            for b in long[i + 1 :]:
+                similarity = float(a.vector() @ b.vector())
+                if similarity < min_similarity:
+                    return f"speech at {a.start_s:.1f} s and {b.start_s:.1f} s differs: similarity {similarity:.2f} < {min_similarity:.2f}"
+        return None
+
     def embedding(self) -> np.ndarray:
         """Speech-weighted mean of the segment embeddings."""
         if not self.segments:
@@ -218,15 +229,9 @@ class Engine:
             )
         if not analysis.segments:
             raise EnrollmentError(f"{analysis.file}: no stretch of speech long enough to make a voiceprint from")
-        long = [s for s in analysis.segments if s.speech_s >= 2.0]
-        for i, a in enumerate(long):
-            for b in long[i + 1 :]:
-                similarity = float(a.vector() @ b.vector())
-                if similarity < self.settings.min_same_speaker:
-                    raise EnrollmentError(
-                        f"{analysis.file}: sounds like more than one speaker (speech at {a.start_s:.1f} s and {b.start_s:.1f} s"
-                        f" differs: similarity {similarity:.2f} < {self.settings.min_same_speaker:.2f}); trim it to one voice"
-                    )
+        split = analysis.voice_split(self.settings.min_same_speaker)
+        if split is not None:
+            raise EnrollmentError(f"{analysis.file}: sounds like more than one speaker ({split}); trim it to one voice")
 
     def forget(self, name: str) -> dict[str, int]:
         return self.store.forget(name, self.actor)
