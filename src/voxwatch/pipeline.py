@@ -24,6 +24,7 @@ from .vad import FRAME, SileroVad, VadState
 
 RATE = 16000
 DEFAULT_THRESHOLD_LLR = 2.0
+MAX_BATCH = 64  # windows per embedding call
 
 
 @dataclass(frozen=True)
@@ -238,9 +239,10 @@ class Spotter:
             if len(w.samples):
                 by_length[len(w.samples)].append(w)
         for group in by_length.values():
-            embeddings = self.backend.embed(np.stack([w.samples for w in group]))
-            for w, e in zip(group, embeddings):
-                w.embedding = e
+            for start in range(0, len(group), MAX_BATCH):  # bounded batches keep memory flat when streams fall behind
+                part = group[start : start + MAX_BATCH]
+                for w, e in zip(part, self.backend.embed(np.stack([w.samples for w in part]))):
+                    w.embedding = e
         events: list[Event] = []
         for w in windows:
             if w.embedding is not None:

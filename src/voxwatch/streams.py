@@ -42,7 +42,10 @@ class Multiplexer:
     ``max_pending`` chunks may wait per stream; a reader that gets further ahead blocks (file and stdin
     sources slow down; live network sources then fall behind, which shows as lag in :meth:`status`).
     A ``persistent`` multiplexer keeps running with no sources until :meth:`stop` (a service adds them later).
+    A batch holds at most ``MAX_BATCH`` items, so a consumer that fell behind catches up in bounded steps.
     """
+
+    MAX_BATCH = 1000
 
     def __init__(self, sources: list[Source], max_pending: int = 50, persistent: bool = False):
         self._max_pending = max_pending
@@ -117,7 +120,7 @@ class Multiplexer:
                     batch = [self._queue.get(timeout=0.2)]
                 except queue.Empty:
                     continue
-                while True:
+                while len(batch) < self.MAX_BATCH:
                     try:
                         batch.append(self._queue.get_nowait())
                     except queue.Empty:

@@ -51,6 +51,7 @@ class SileroVad:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.inter_op_num_threads = 1
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")  # idle workers must not burn a core
         path = path or silero_model_path()
         self._session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         sequence = path.with_name("silero_vad_16k_sequence.onnx")
