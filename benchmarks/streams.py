@@ -29,6 +29,8 @@ the watch thread at a high N (cProfile; with ``--py-spy BIN`` also a whole-proce
 
 from __future__ import annotations
 
+import voxwatch  # noqa: F401  # first, as in the CLI: it pins BLAS to one thread only when it loads before numpy
+
 import argparse
 import cProfile
 import gc
@@ -47,9 +49,8 @@ from pathlib import Path
 
 import numpy as np
 from common import DATA, require_data
-from voxwatch.audio import write_wav
 
-from voxwatch.audio import RATE_HZ, FileSource
+from voxwatch.audio import RATE_HZ, FileSource, write_wav
 from voxwatch.corpus import Turn, manifest, speaker_folders, spotting_task
 from voxwatch.engine import Engine, Settings, Watch
 from voxwatch.evaluate import score_alerts
@@ -306,7 +307,7 @@ def score(
         by_stream[alert.source].append((alert, received))
     for source in sources:
         heard = done.get(source.name, 0.0)
-        turns = [t for t in truth[source.name].turns if t.end_s <= heard]
+        turns = [t for t in truth[source.name].turns if t.start_s < heard]  # all of them unless the step was aborted
         mine = by_stream[source.name]
         result = score_alerts([a for a, _ in mine], turns, enrolled, heard)
         step.targets += result.targets
@@ -409,7 +410,6 @@ def profile_summary(step: Step, clock: str, top: int = 22) -> str:
     vad = _inclusive(stats, "voxwatch/vad.py", "probabilities")
     vad_ort = _from_callers(stats, _is_ort_run, "voxwatch/vad.py", {"probabilities", "_run_sequence"})
     vad_seq = _inclusive(stats, "voxwatch/vad.py", "_run_sequence")
-    embed = _inclusive(stats, "voxwatch/embedding.py", "embed")
     embed_ort = _from_callers(stats, _is_ort_run, "voxwatch/embedding.py", {"embed"})
     features = _inclusive(stats, "voxwatch/embedding.py", "_ge2e_features") + _inclusive(stats, "voxwatch/embedding.py", "_fbank_features")
     frame = _inclusive(stats, "voxwatch/pipeline.py", "_frame")
@@ -545,7 +545,7 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=0.0, help="stream seconds per step (default 60, quick 30)")
     parser.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads (Settings.threads)")
     parser.add_argument("--stagger", type=float, default=2.0, help="stream starts spread over this many seconds")
-    parser.add_argument("--profile-n", type=int, default=250, help="streams in the profiled run (0: no profile)")
+    parser.add_argument("--profile-n", default="max,250", help="streams in each profiled run; 'max': the largest N held ('': no profile)")
     parser.add_argument("--profile-clock", choices=["cpu", "wall"], default="cpu", help="cProfile timer: the watch thread's CPU or wall time")
     parser.add_argument("--readers-n", type=int, default=250, help="streams in the readers-only run (0: skip it)")
     parser.add_argument("--readers-s", type=float, default=0.0, help="seconds of the readers-only run (default 30, quick 15)")
@@ -580,7 +580,7 @@ def main() -> None:
             f"{len(clips)} clips of {np.mean([c.duration_s for c in clips]):.0f} s from {BASE_STREAMS} composed streams,"
             f" {targets} target turns by {len(enrollment)} enrolled readers; set-up {time.monotonic() - t:.0f} s"
             f" (streams {built:.0f} s, enrollment {time.monotonic() - t - built:.0f} s);"
-            f" onnxruntime threads {args.threads}; {os.cpu_count()} CPUs"
+            f" onnxruntime threads {args.threads}; OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}; {os.cpu_count()} CPUs"
         )
         print(HEADER, flush=True)
         done: list[Step] = []
@@ -618,16 +618,21 @@ def main() -> None:
                 flush=True,
             )
 
-        if args.profile_n:
+        profiled = []
+        for item in filter(None, args.profile_n.split(",")):
+            n = (best.n if best else 0) if item == "max" else int(item)
+            if n > 0 and n not in profiled:
+                profiled.append(n)
+        for n in profiled:
             spy = None
-            raw = folder / "py-spy.txt"
+            raw = folder / f"py-spy-{n}.txt"
             if args.py_spy:
                 spy = subprocess.Popen(
                     [args.py_spy, "record", "--pid", str(os.getpid()), "--duration", str(int(profile_s)), "--rate", str(SPY_RATE_HZ),
                      "--format", "raw", "--threads", "--gil", "--nonblocking", "--output", str(raw)],
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                 )  # fmt: skip
-            step = run_step(engine, folder, profile_clips, args.profile_n, args, profile=True)
+            step = run_step(engine, folder, profile_clips, n, args, profile=True)
             print(HEADER + "\n" + row(step) + "   (profiled)")
             print(profile_summary(step, args.profile_clock))
             if spy is not None:

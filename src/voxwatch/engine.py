@@ -19,7 +19,7 @@ import numpy as np
 from .audio import Source, decode, find_audio_files, load_audio, sha256_file
 from .channels import CONDITIONS, simulate
 from .embedding import EmbeddingBackend, load_backend
-from .errors import AudioError, EnrollmentError, UsageError, VoxwatchError
+from .errors import AudioError, EnrollmentError, UsageError
 from .pipeline import Event, Spotter, SpotterOptions
 from .quality import Quality, measure
 from .records import Alert, AudioChunk, Candidate, Detection, EnrollmentInfo, Segment, Verification
