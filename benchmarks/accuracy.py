@@ -5,9 +5,13 @@ Conditions, all built from ../shared/data (enrollment and stream audio never sha
   clean       10 LibriSpeech test-other readers enrolled from their 4 largest files; a stream of their other
               readings among 120 train-clean-100 readers (``common.librispeech_task``)
   radio       the same stream through ``channels.radio`` (300-3400 Hz, 8 kHz, compander, 10 dB SNR); clean enrollment
-  emotional   each turn of the clean stream perturbed on its own (simulated, see ``emote``): pitch shifted 2-4
-              semitones up or down (band-limited resampling), tempo 10-20 % faster or slower (WSOLA), and raised
-              vocal effort (+6 dB/octave tilt, compression, mild clipping); clean neutral enrollment
+  emotional   each turn of the clean stream perturbed on its own (simulated, see ``emote``): pitch 2-4 semitones up
+              or down with the formants kept (WSOLA + resampling + spectral-envelope restoration), tempo 10-20 %
+              faster or slower (WSOLA), raised vocal effort (+6 dB/octave tilt, compression, mild clipping); turns
+              re-assembled with new pauses; clean neutral enrollment
+  emotional-resampled
+              the same, but pitch shifted by resampling alone: the formants move 12-26 % with it, as if the vocal
+              tract were that much shorter or longer (closer to a different speaker than to an emotion)
   non-English Arabic Speech Commands (not used by the calibration): 7 of the 15 speakers enrolled from 20
               concatenated words each; turns of 6-12 concatenated words of their other words and of the 8 others
 
@@ -31,17 +35,20 @@ import argparse
 import math
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+from common import DATA, librispeech_task, require_data
 
 from voxwatch import channels
 from voxwatch.audio import RATE_HZ, FileSource, load_audio, write_wav
 from voxwatch.corpus import SpottingTask, Turn, compose, manifest
 from voxwatch.engine import Engine, Settings
 from voxwatch.evaluate import Metrics, SpottingResult, evaluate, score_alerts
+from voxwatch.records import Alert
 from voxwatch.trials import spotting_evidence
 
 P_TARGET = 0.01
@@ -52,7 +59,13 @@ NAIVE_COOLDOWN_S = 10.0
 NAIVE_MAX_FA_PER_HOUR = 2.0  # the rule that picks the naive threshold on the clean condition
 
 # The issue's targets: (minimum detection rate, maximum false alarms per stream-hour); median time-to-alert <= 1.5 s.
-TARGETS = {"clean": (0.96, 2.0), "radio": (0.80, 2.0), "emotional": (0.70, 5.0), "non-English": (0.95, 2.0)}
+TARGETS = {
+    "clean": (0.96, 2.0),
+    "radio": (0.80, 2.0),
+    "emotional": (0.70, 5.0),
+    "emotional-resampled": (0.70, 5.0),
+    "non-English": (0.95, 2.0),
+}
 TTA_TARGET_S = 1.5
 
 
@@ -83,7 +96,8 @@ class Condition:
 
 def from_task(task: SpottingTask, name: str = "clean") -> Condition:
     """A :class:`~voxwatch.corpus.SpottingTask` (enrollment files) as a condition (enrollment audio)."""
-    return Condition(name, {k: [load_audio(f) for f in files] for k, files in task.enrollment.items()}, task.audio, task.turns)
+    enrollment = {k: [load_audio(f) for f in files] for k, files in task.enrollment.items()}
+    return Condition(name, enrollment, task.audio, task.turns)
 
 
 def radio_condition(clean: Condition, rng: np.random.Generator, snr_db: float = 10.0) -> Condition:
@@ -91,11 +105,15 @@ def radio_condition(clean: Condition, rng: np.random.Generator, snr_db: float = 
     return Condition("radio", clean.enrollment, channels.radio(clean.audio, rng, snr_db=snr_db), clean.turns)
 
 
-def emotional_condition(clean: Condition, rng: np.random.Generator, gap_s: tuple[float, float] = (0.5, 2.0)) -> Condition:
-    """Every turn of the stream perturbed on its own by :func:`emote`, re-assembled with new pauses and turn times."""
-    parts = [(t.speaker, emote(clean.cut(t), rng)) for t in clean.turns]
+def emotional_condition(
+    clean: Condition, rng: np.random.Generator, keep_vocal_tract: bool = True, gap_s: tuple[float, float] = (0.5, 2.0)
+) -> Condition:
+    """Every turn of the stream perturbed on its own by :func:`emote`, re-assembled with new pauses and turn times.
+
+    ``keep_vocal_tract=False`` (the condition "emotional-resampled") shifts pitch by resampling alone."""
+    parts = [(t.speaker, emote(clean.cut(t), rng, keep_vocal_tract)) for t in clean.turns]
     audio, turns = compose(parts, rng, gap_s)  # type: ignore[arg-type]
-    return Condition("emotional", clean.enrollment, audio, turns)
+    return Condition("emotional" if keep_vocal_tract else "emotional-resampled", clean.enrollment, audio, turns)
 
 
 def arabic_condition(
@@ -229,7 +247,8 @@ def raise_effort(x: np.ndarray, rng: np.random.Generator, clip_fraction: float =
         return x.astype(np.float32)
     tilted = np.r_[x[:1], x[1:] - 0.95 * x[:-1]]
     squeezed = channels.compand(tilted / max(np.max(np.abs(tilted)), 1e-9), ratio=float(rng.uniform(2.0, 4.0)))
-    clipped = channels.clip(squeezed / max(float(np.max(np.abs(squeezed))), 1e-9), float(max(np.quantile(np.abs(squeezed), 1 - clip_fraction), 1e-3)))
+    squeezed = squeezed / max(float(np.max(np.abs(squeezed))), 1e-9)
+    clipped = channels.clip(squeezed, float(max(np.quantile(np.abs(squeezed), 1 - clip_fraction), 1e-3)))
     out = clipped * math.sqrt(level / max(channels.active_power(clipped), 1e-12))
     return np.clip(out, -1.0, 1.0).astype(np.float32)
 
@@ -258,7 +277,11 @@ class SystemResult:
     nontarget_scores: np.ndarray
     target_llr: np.ndarray | None = None
     nontarget_llr: np.ndarray | None = None
+    target_peak_llr: np.ndarray | None = None  # the highest running LLR of the turn (what an alert is decided on)
+    nontarget_peak_llr: np.ndarray | None = None
     unscored_turns: int = 0
+    held_back: int = 0  # missed target turns that began within the 10 s cooldown after the same voice was last found
+    false_alarm_notes: str = ""
     metrics: Metrics = field(init=False)
 
     def __post_init__(self) -> None:
@@ -283,14 +306,52 @@ def run_voxwatch(engine: Engine, condition: Condition, folder: Path) -> SystemRe
     watchlist = engine.watchlist()
     evidence = spotting_evidence(engine, watchlist, [(t.speaker, condition.cut(t)) for t in condition.turns])
     voices = len(watchlist.names)
+    running = engine.calibration().llr(evidence.scores, evidence.speech_s)
     last: dict[int, int] = {}
-    for row, pair in enumerate(evidence.pairs):
-        last[int(pair)] = row  # rows come in stream order: the last one of a pair is the turn's final score
-    rows = np.array(sorted(last.values()), np.int64)
-    scored = {int(p) // voices for p in last}
-    scores, speech, target = evidence.scores[rows], evidence.speech_s[rows], evidence.target[rows]
-    llr = engine.calibration().llr(scores, speech)
-    return SystemResult(spotting, scores[target], scores[~target], llr[target], llr[~target], len(condition.turns) - len(scored))
+    peak: dict[int, float] = {}
+    for row, pair in enumerate(evidence.pairs.tolist()):
+        last[pair] = row  # rows come in stream order: the last one of a pair is the turn's final score
+        peak[pair] = max(peak.get(pair, -math.inf), float(running[row]))
+    pairs = sorted(last)
+    rows = np.array([last[p] for p in pairs], np.int64)
+    scores, target, llr = evidence.scores[rows], evidence.target[rows], running[rows]
+    peaks = np.array([peak[p] for p in pairs])
+    unscored = len(condition.turns) - len({p // voices for p in pairs})
+    notes = _false_alarm_notes(summary.alerts, condition)
+    heard = [(a.speaker, a.stream_time_s) for a in summary.alerts] + [(d.speaker, d.end_s) for d in summary.detections]
+    held = held_back(summary.alerts, heard, condition, engine.settings.spotter.cooldown_s)
+    return SystemResult(
+        spotting, scores[target], scores[~target], llr[target], llr[~target], peaks[target], peaks[~target], unscored, held, notes
+    )
+
+
+def _correct(alert: Alert | NaiveAlert, condition: Condition) -> bool:
+    """The alert's voice is speaking at its time (or stopped within a second): as ``score_alerts`` counts it."""
+    return any(t.speaker == alert.speaker and t.start_s <= alert.stream_time_s <= t.end_s + 1.0 for t in condition.turns)
+
+
+def held_back(alerts: Sequence[Alert | NaiveAlert], heard: list[tuple[str, float]], condition: Condition, cooldown_s: float) -> int:
+    """Target turns without an alert of their own that began within ``cooldown_s`` after the system last found that
+    voice (``heard``: (voice, stream time)): by design no new alert is raised for a voice heard that recently, so
+    back-to-back turns of one voice count as missed by ``score_alerts`` although the voice was reported."""
+    count = 0
+    for t in condition.turns:
+        own = any(a.speaker == t.speaker and t.start_s <= a.stream_time_s <= t.end_s + 1.0 for a in alerts)
+        if t.speaker not in condition.enrolled or own:
+            continue
+        count += any(v == t.speaker and t.start_s - cooldown_s <= time_s <= t.start_s for v, time_s in heard)
+    return count
+
+
+def _false_alarm_notes(alerts: list[Alert], condition: Condition) -> str:
+    """What the false alarms were decided on: how many after a single window (<= 1.6 s of speech), and how many
+    came with alerts for other voices on the same turn (a match to the channel or language rather than to a voice)."""
+    wrong = [a for a in alerts if not _correct(a, condition)]
+    if not wrong:
+        return ""
+    short = sum(a.speech_s <= 1.6 for a in wrong)
+    crowded = sum(sum(b.segment_start_s == a.segment_start_s for b in alerts) > 1 for a in wrong)
+    return f"{len(wrong)} false alarms: {short} on <= 1.6 s of speech, {crowded} on a turn where other voices alerted too"
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -355,7 +416,8 @@ def choose_naive_threshold(scores: WindowScores, condition: Condition, max_fa_pe
     raise at most ``max_fa_per_hour`` false alarms per stream-hour."""
     best = 1.0
     for threshold in np.round(np.arange(0.995, 0.2, -0.0025), 4):
-        rate = score_alerts(NaiveSpotter.alerts(scores, float(threshold)), condition.turns, condition.enrolled, condition.duration_s).false_alarms_per_hour
+        alerts = NaiveSpotter.alerts(scores, float(threshold))
+        rate = sum(not _correct(a, condition) for a in alerts) * 3600 / condition.duration_s
         if rate <= max_fa_per_hour:
             best = float(threshold)
         elif rate > 10 * max_fa_per_hour:
@@ -365,7 +427,9 @@ def choose_naive_threshold(scores: WindowScores, condition: Condition, max_fa_pe
 
 def run_naive(scores: WindowScores, condition: Condition, threshold: float) -> SystemResult:
     """Alerts at ``threshold``; turn-level trials from each turn's best window (window centre inside the turn)."""
-    spotting = score_alerts(NaiveSpotter.alerts(scores, threshold), condition.turns, condition.enrolled, condition.duration_s)
+    alerts = NaiveSpotter.alerts(scores, threshold)
+    spotting = score_alerts(alerts, condition.turns, condition.enrolled, condition.duration_s)
+    held = held_back(alerts, [(a.speaker, a.stream_time_s) for a in alerts], condition, NAIVE_COOLDOWN_S)
     centre = scores.start_s + NAIVE_WINDOW_S / 2
     tar, non, unscored = [], [], 0
     for t in condition.turns:
@@ -376,11 +440,15 @@ def run_naive(scores: WindowScores, condition: Condition, threshold: float) -> S
         best = scores.cosine[inside].max(axis=0)
         for j, name in enumerate(scores.names):
             (tar if name == t.speaker else non).append(best[j])
-    return SystemResult(spotting, np.array(tar), np.array(non), unscored_turns=unscored)
+    return SystemResult(spotting, np.array(tar), np.array(non), unscored_turns=unscored, held_back=held)
 
 
 # ---------------------------------------------------------------------------------------------------------------
 # Report
+
+
+def _seconds(x: float) -> str:
+    return f"{x:7.2f}s" if math.isfinite(x) else f"{'—':>8}"
 
 
 def _detected(r: SpottingResult) -> str:
@@ -394,7 +462,10 @@ def _met(condition: str, r: SpottingResult) -> str:
 
 
 def table(results: dict[str, dict[str, SystemResult]]) -> str:
-    head = f"{'condition':<12} {'system':<9} {'detected':>13} {'FA/h':>6} {'(n)':>4} {'TTA med':>8} {'TTA p95':>8} {'EER':>7} {'minDCF':>7} {'Cllr':>6}  {'target':<24} met"
+    head = (
+        f"{'condition':<19} {'system':<9} {'detected':>13} {'held':>4} {'FA/h':>6} {'(n)':>4} {'TTA med':>8} {'TTA p95':>8}"
+        f" {'EER':>7} {'minDCF':>7} {'Cllr':>6}  {'target':<24} met"
+    )
     lines = [head, "-" * len(head)]
     for condition, systems in results.items():
         rate, fa = TARGETS[condition]
@@ -403,8 +474,9 @@ def table(results: dict[str, dict[str, SystemResult]]) -> str:
             cllr = f"{m.cllr:6.3f}" if m.cllr is not None else f"{'n/a':>6}"
             target = f">={rate:.0%} @ <={fa:g} FA/h, TTA<={TTA_TARGET_S:g}s" if i == 0 else ""
             lines.append(
-                f"{condition if i == 0 else '':<12} {system:<9} {_detected(s):>13} {s.false_alarms_per_hour:6.1f} {s.false_alarms:>4}"
-                f" {s.tta_percentile(50):7.2f}s {s.tta_percentile(95):7.2f}s {m.eer:7.2%} {m.min_dcf:7.3f} {cllr}  {target:<24} {_met(condition, s)}"
+                f"{condition if i == 0 else '':<19} {system:<9} {_detected(s):>13} {r.held_back:>4}"
+                f" {s.false_alarms_per_hour:6.1f} {s.false_alarms:>4} {_seconds(s.tta_percentile(50))} {_seconds(s.tta_percentile(95))}"
+                f" {m.eer:7.2%} {m.min_dcf:7.3f} {cllr}  {target:<24} {_met(condition, s)}"
             )
     return "\n".join(lines)
 
@@ -419,41 +491,43 @@ def distributions(results: dict[str, dict[str, SystemResult]], threshold_llr: fl
     lines = [
         "final-turn scores per trial: mean [5th, 95th percentile]; 'pass' = share of trials at or above the operating point,",
         "max non-target = the hardest impostor trial (what sets false alarms)",
-        f"{'condition':<12} {'score':<16} {'target':>27} {'pass':>6} {'non-target':>27} {'pass':>7} {'max non':>8} {'turns unscored':>15}",
+        f"{'condition':<19} {'score':<16} {'target':>27} {'pass':>6} {'non-target':>27} {'pass':>7} {'max non':>8}"
+        f" {'turns unscored':>15}",
     ]
     for condition, systems in results.items():
         vox, naive = systems["voxwatch"], systems["naive"]
         rows = [
             ("voxwatch cosine", vox.target_scores, vox.nontarget_scores, None, vox.unscored_turns),
             ("voxwatch LLR", vox.target_llr, vox.nontarget_llr, threshold_llr, None),
+            ("voxwatch max LLR", vox.target_peak_llr, vox.nontarget_peak_llr, threshold_llr, None),
             ("naive max cos", naive.target_scores, naive.nontarget_scores, naive_threshold, naive.unscored_turns),
         ]
         for i, (label, tar, non, threshold, unscored) in enumerate(rows):
-            assert tar is not None and non is not None
+            if tar is None or non is None:
+                continue
             tp = f"{np.mean(tar >= threshold):6.1%}" if threshold is not None else ""
             np_ = f"{np.mean(non >= threshold):7.2%}" if threshold is not None else ""
             lines.append(
-                f"{condition if i == 0 else '':<12} {label:<16} {_spread(tar):>27} {tp:>6} {_spread(non):>27} {np_:>7} {np.max(non):+8.3f}"
-                f" {'' if unscored is None else unscored:>15}"
+                f"{condition if i == 0 else '':<19} {label:<16} {_spread(tar):>27} {tp:>6} {_spread(non):>27} {np_:>7}"
+                f" {np.max(non):+8.3f} {'' if unscored is None else unscored:>15}"
             )
     return "\n".join(lines)
 
 
 def main() -> None:
-    from common import librispeech_task, require_data
-
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--quick", action="store_true", help="fewer turns: 3 stream readings per enrolled reader, 40 impostors, 3 Arabic turns per speaker")
+    parser.add_argument(
+        "--quick", action="store_true", help="fewer turns: 3 stream readings per enrolled reader, 40 impostors, 3 Arabic turns per speaker"
+    )
     args = parser.parse_args()
     require_data()
-    from common import DATA
-
     started = time.perf_counter()
     rng = np.random.default_rng(args.seed)
     task = librispeech_task(rng, stream_files=3, impostors=40) if args.quick else librispeech_task(rng)
     clean = from_task(task)
     conditions = [clean, radio_condition(clean, rng), emotional_condition(clean, rng)]
+    conditions.append(emotional_condition(clean, rng, keep_vocal_tract=False))
     arabic = arabic_condition(manifest(DATA, "arabic_speech_commands"), rng, turns_per_speaker=3 if args.quick else None)
 
     results: dict[str, dict[str, SystemResult]] = {}
@@ -464,7 +538,7 @@ def main() -> None:
         print(f"voxwatch operating point: the default settings, LLR threshold {threshold_llr:+.2f} (every condition)")
         for c in conditions + [arabic]:
             targets = sum(t.speaker in c.enrolled for t in c.turns)
-            print(f"  {c.name:<12} stream {c.duration_s / 60:5.1f} min, {len(c.turns)} turns, {targets} of them by {len(c.enrolled)} enrolled voices")
+            print(f"  {c.name:<19} stream {c.duration_s / 60:5.1f} min, {len(c.turns)} turns, {targets} by {len(c.enrolled)} enrolled voices")
         enroll(engine, clean.enrollment, folder)
         naive = NaiveSpotter(engine.backend, clean.enrollment)
         naive_scores = {c.name: naive.scores(c.audio) for c in conditions}
@@ -485,6 +559,12 @@ def main() -> None:
 
     print()
     print(table(results))
+    print("  (n) = false alarms; TTA = stream time from turn onset to the alert; EER/minDCF/Cllr over (truth turn x enrolled voice)")
+    print("  held = target turns without an alert of their own that began within 10 s of the same voice being found"
+          " (the per-voice cooldown; counted as missed in 'detected')")
+    for condition, systems in results.items():
+        if systems["voxwatch"].false_alarm_notes:
+            print(f"  voxwatch, {condition}: {systems['voxwatch'].false_alarm_notes}")
     print()
     print(distributions(results, threshold_llr, naive_threshold))
     print(f"\n(seed {args.seed}{', quick' if args.quick else ''}; {time.perf_counter() - started:.0f} s)")
