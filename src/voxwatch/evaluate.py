@@ -28,6 +28,8 @@ __all__ = [
     "min_dcf",
     "plot_det",
     "plot_tippett",
+    "det_figure",
+    "tippett_figure",
     "read_trials",
     "score_alerts",
     "SpottingResult",
@@ -358,6 +360,11 @@ def _save(figure: Any, path: str | Path) -> Path:
 
 def plot_det(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: str | Path, title: str = "DET") -> Path:
     """DET plot (probit axes) of each labelled ``(target, nontarget)`` score pair, EER marked; writes a PNG."""
+    return _save(det_figure(curves, title), path)
+
+
+def det_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str = "DET") -> Any:
+    """The matplotlib figure of :func:`plot_det`."""
     from matplotlib.figure import Figure
 
     if not curves:
@@ -384,22 +391,30 @@ def plot_det(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: str | Path,
     ax.grid(True, color="0.85")
     ax.legend(loc="upper right")
     figure.tight_layout()
-    return _save(figure, path)
+    return figure
 
 
 def plot_tippett(target_llr: np.ndarray, nontarget_llr: np.ndarray, path: str | Path, title: str = "Tippett") -> Path:
     """Tippett plot: the proportion of target and of non-target trials whose LR exceeds x (log10 LR); writes a PNG."""
+    return _save(tippett_figure(target_llr, nontarget_llr, title), path)
+
+
+def tippett_figure(target_llr: np.ndarray, nontarget_llr: np.ndarray, title: str = "Tippett", labels: tuple[str, str] = ("target", "non-target"),
+                   case_log10: float | None = None) -> Any:
+    """The matplotlib figure of :func:`plot_tippett`, optionally with one case's log10 LR marked."""
     from matplotlib.figure import Figure
 
     tar, non = _pair(target_llr, nontarget_llr)
     figure = Figure(figsize=(7, 4.5))
     ax = figure.add_subplot()
     log10 = math.log(10.0)
-    for values, label, color in ((tar, "target", "tab:blue"), (non, "non-target", "tab:red")):
+    for values, label, color in ((tar, labels[0], "tab:blue"), (non, labels[1], "tab:red")):
         x = np.sort(values) / log10
         above = 1.0 - np.arange(1, x.size + 1) / x.size  # proportion > x[i] (ties drop together)
         ax.step(np.r_[x[0], x], np.r_[1.0, above], where="post", color=color, label=f"{label} ({x.size})")
     ax.axvline(0.0, color="0.5", linestyle=":", linewidth=1)
+    if case_log10 is not None:
+        ax.axvline(case_log10, color="black", linewidth=2, label=f"this case (log10 LR {case_log10:+.2f})")
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("log10 LR greater than")
     ax.set_ylabel("Proportion of trials")
@@ -407,7 +422,7 @@ def plot_tippett(target_llr: np.ndarray, nontarget_llr: np.ndarray, path: str | 
     ax.grid(True, color="0.85")
     ax.legend(loc="best")
     figure.tight_layout()
-    return _save(figure, path)
+    return figure
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -9,7 +9,6 @@ import html
 import io
 import math
 import shlex
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ import numpy as np
 
 from .compare import DIFFERENT, SAME, CalibrationScores, Comparison, Limits, calibration_scores
 from .errors import UsageError
-from .evaluate import Metrics, evaluate, plot_det
+from .evaluate import Metrics, det_figure, evaluate, tippett_figure
 
 __all__ = ["reproduce_command", "write_report"]
 
@@ -52,8 +51,9 @@ def write_report(comparison: Comparison, path: str | Path, command: str | None =
         caption,
         images={
             "scores": _score_plot(comparison, scores, similar),
-            "tippett": _tippett_plot(target_llr, nontarget_llr, comparison.log10_lr),
-            "det": _det_plot(target_llr, nontarget_llr),
+            "tippett": _png(tippett_figure(target_llr, nontarget_llr, "Tippett plot of the calibration trials",
+                                           ("same speaker", "different speakers"), comparison.log10_lr)),
+            "det": _png(det_figure({"calibration trials": (target_llr, nontarget_llr)}, "DET curve of the calibration trials")),
         },
         misleading=(float(np.mean(nontarget_llr >= comparison.llr)), float(np.mean(target_llr <= comparison.llr))),
     )
@@ -128,34 +128,6 @@ def _score_plot(comparison: Comparison, scores: CalibrationScores, similar: tupl
     ax.legend(loc="upper left", fontsize=9)
     figure.tight_layout()
     return _png(figure)
-
-
-def _tippett_plot(target_llr: np.ndarray, nontarget_llr: np.ndarray, case_log10: float) -> str:
-    """As :func:`voxwatch.evaluate.plot_tippett`, with this case's LR marked."""
-    from matplotlib.figure import Figure
-
-    figure = Figure(figsize=(6, 4.5))
-    ax = figure.add_subplot()
-    for values, label, color in ((target_llr, "same speaker", "tab:blue"), (nontarget_llr, "different speakers", "tab:red")):
-        x = np.sort(values) / math.log(10.0)
-        above = 1.0 - np.arange(1, x.size + 1) / x.size  # proportion of trials with log10 LR > x[i]
-        ax.step(np.r_[x[0], x], np.r_[1.0, above], where="post", color=color, label=f"{label} ({x.size:,})")
-    ax.axvline(0.0, color="0.5", linestyle=":", linewidth=1)
-    ax.axvline(case_log10, color="black", linewidth=2, label=f"this case (log10 LR {case_log10:+.2f})")
-    ax.set_ylim(-0.02, 1.02)
-    ax.set_xlabel("log10 LR greater than")
-    ax.set_ylabel("proportion of calibration trials")
-    ax.set_title("Tippett plot of the calibration trials")
-    ax.grid(True, color="0.85")
-    ax.legend(loc="best", fontsize=8)
-    figure.tight_layout()
-    return _png(figure)
-
-
-def _det_plot(target_llr: np.ndarray, nontarget_llr: np.ndarray) -> str:
-    with tempfile.TemporaryDirectory() as tmp:
-        path = plot_det({"calibration trials": (target_llr, nontarget_llr)}, Path(tmp) / "det.png", title="DET curve of the calibration trials")
-        return base64.b64encode(path.read_bytes()).decode("ascii")
 
 
 # ---------------------------------------------------------------------------------------------------------------
