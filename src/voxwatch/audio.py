@@ -7,6 +7,7 @@ come from the samples (the stream's own clock), never from the wall clock.
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import sys
 import time
@@ -112,18 +113,69 @@ def load_audio(path: str | Path, *, max_s: float = 4 * 3600) -> np.ndarray:
     return np.concatenate(blocks)
 
 
-def write_wav(path: str | Path, samples: np.ndarray) -> Path:
-    """16 kHz mono float audio as a 16-bit WAV file (folders created as needed)."""
+def wav_bytes(samples: np.ndarray) -> bytes:
+    """16 kHz mono float audio as the bytes of a 16-bit WAV file."""
     import wave
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with wave.open(str(path), "wb") as w:
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
         w.setnchannels(1)
         w.setsampwidth(2)
         w.setframerate(RATE_HZ)
         w.writeframes((np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes())
+    return buf.getvalue()
+
+
+def write_wav(path: str | Path, samples: np.ndarray) -> Path:
+    """16 kHz mono float audio as a 16-bit WAV file (folders created as needed)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(wav_bytes(samples))
     return path
+
+
+UPLOAD_FORMATS = {"wav", "flac", "mp3", "ogg", "mov", "mp4", "m4a", "3gp", "matroska", "webm", "aiff", "au", "aac", "asf", "w64", "caf"}
+
+
+def encode_snippet(samples: np.ndarray) -> tuple[str, bytes]:
+    """16 kHz mono float32 → ``(media type, bytes)``: Ogg/Opus at 32 kbit/s, or 16-bit WAV without libopus."""
+    import av
+
+    samples = np.clip(np.asarray(samples, np.float32), -1.0, 1.0)
+    if "libopus" in av.codecs_available:
+        buf = io.BytesIO()
+        with av.open(buf, "w", format="ogg") as container:
+            stream = container.add_stream("libopus", rate=RATE_HZ)
+            stream.bit_rate = 32000
+            stream.layout = "mono"
+            frame = av.AudioFrame.from_ndarray(samples[None], format="flt", layout="mono")
+            frame.sample_rate = RATE_HZ
+            for packet in stream.encode(frame):
+                container.mux(packet)
+            for packet in stream.encode(None):
+                container.mux(packet)
+        return "audio/ogg", buf.getvalue()
+    return "audio/wav", wav_bytes(samples)
+
+
+def check_upload(path: Path) -> None:
+    """Refuse a file that is empty, not in a known audio container, or without a decodable audio stream."""
+    import av
+
+    if path.stat().st_size == 0:
+        raise AudioError(f"{path.name}: the file is empty")
+    try:
+        with av.open(str(path)) as container:
+            names = set(container.format.name.split(","))
+            if not names & UPLOAD_FORMATS:
+                raise AudioError(f"{path.name}: {container.format.name!r} is not an accepted audio format")
+            if not container.streams.audio:
+                raise AudioError(f"{path.name}: has no audio stream")
+            for _ in container.decode(container.streams.audio[0]):
+                return
+    except (av.FFmpegError, OSError, ValueError) as exc:
+        raise AudioError(f"{path.name}: not a readable audio file ({type(exc).__name__})") from exc
+    raise AudioError(f"{path.name}: contains no audio samples")
 
 
 def sha256_file(path: str | Path) -> str:

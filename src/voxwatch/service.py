@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import io
 import json
 import logging
 import shutil
@@ -42,7 +41,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from . import __version__
-from .audio import AUDIO_SUFFIXES, RATE_HZ, FileSource, Source, UrlSource, find_audio_files
+from .audio import AUDIO_SUFFIXES, RATE_HZ, FileSource, Source, UrlSource, check_upload, encode_snippet, find_audio_files
 from .auth import Guard
 from .delivery import Deliverer, DeliveryOptions
 from .engine import Engine, Watch
@@ -55,7 +54,6 @@ log = logging.getLogger(__name__)
 STATIC = Path(__file__).parent / "static"
 STREAM_SCHEMES = {"http", "https", "rtsp", "rtsps", "rtmp", "rtmps", "rtp", "udp", "srt", "mms", "mmsh"}
 # Containers an uploaded recording may come in (never playlists or concat lists that could pull in other files).
-UPLOAD_FORMATS = {"wav", "flac", "mp3", "ogg", "mov", "mp4", "m4a", "3gp", "matroska", "webm", "aiff", "au", "aac", "asf", "w64", "caf"}
 JSON_BODY_LIMIT = 1 << 20
 
 STATUS_OF: dict[type[VoxwatchError], int] = {
@@ -176,55 +174,6 @@ class _Tap(Source):
                 self._waiting.append((int(end_s * RATE_HZ), callback))
                 return
         callback()
-
-
-def encode_snippet(samples: np.ndarray) -> tuple[str, bytes]:
-    """16 kHz mono float32 → ``(media type, bytes)``: Ogg/Opus at 32 kbit/s, or 16-bit WAV without libopus."""
-    import av
-
-    samples = np.clip(np.asarray(samples, np.float32), -1.0, 1.0)
-    if "libopus" in av.codecs_available:
-        buf = io.BytesIO()
-        with av.open(buf, "w", format="ogg") as container:
-            stream = container.add_stream("libopus", rate=RATE_HZ)
-            stream.bit_rate = 32000
-            stream.layout = "mono"
-            frame = av.AudioFrame.from_ndarray(samples[None], format="flt", layout="mono")
-            frame.sample_rate = RATE_HZ
-            for packet in stream.encode(frame):
-                container.mux(packet)
-            for packet in stream.encode(None):
-                container.mux(packet)
-        return "audio/ogg", buf.getvalue()
-    import wave
-
-    buf = io.BytesIO()
-    with wave.open(buf, "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(RATE_HZ)
-        w.writeframes((samples * 32767).astype("<i2").tobytes())
-    return "audio/wav", buf.getvalue()
-
-
-def check_upload(path: Path) -> None:
-    """Refuse a file that is empty, not in a known audio container, or without a decodable audio stream."""
-    import av
-
-    if path.stat().st_size == 0:
-        raise AudioError(f"{path.name}: the file is empty")
-    try:
-        with av.open(str(path)) as container:
-            names = set(container.format.name.split(","))
-            if not names & UPLOAD_FORMATS:
-                raise AudioError(f"{path.name}: {container.format.name!r} is not an accepted audio format")
-            if not container.streams.audio:
-                raise AudioError(f"{path.name}: has no audio stream")
-            for _ in container.decode(container.streams.audio[0]):
-                return
-    except (av.FFmpegError, OSError, ValueError) as exc:
-        raise AudioError(f"{path.name}: not a readable audio file ({type(exc).__name__})") from exc
-    raise AudioError(f"{path.name}: contains no audio samples")
 
 
 # -- live feed ----------------------------------------------------------------------------------------------------
