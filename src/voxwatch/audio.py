@@ -30,6 +30,9 @@ AUDIO_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac", ".wm
 PCM_FORMATS = {"s16le": np.dtype("<i2"), "s32le": np.dtype("<i4"), "f32le": np.dtype("<f4"), "u8": np.dtype("u1")}
 
 
+_PASSTHROUGH = {"flt": 1.0, "fltp": 1.0, "s16": 1 / 32768, "s16p": 1 / 32768}  # 16 kHz mono frames that need no resampler
+
+
 class _Resampler:
     """Streaming conversion of PyAV frames or numpy blocks to 16 kHz mono float32."""
 
@@ -40,6 +43,8 @@ class _Resampler:
         self._resampler = av.AudioResampler(format="flt", layout="mono", rate=RATE_HZ)
 
     def frame(self, frame) -> np.ndarray:  # type: ignore[no-untyped-def]
+        if frame.sample_rate == RATE_HZ and len(frame.layout.channels) == 1 and frame.format.name in _PASSTHROUGH:
+            return frame.to_ndarray().reshape(-1).astype(np.float32) * _PASSTHROUGH[frame.format.name]
         frame.pts = None
         return self._join(self._resampler.resample(frame))
 

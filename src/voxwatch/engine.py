@@ -288,21 +288,24 @@ class Engine:
         return [entries[f] for f in files if f in entries], errors
 
     def _segment_files(self, paths: list[str]) -> Iterator[tuple[str, float, list[Segment], str | None]]:
+        """Segment ``paths`` in small groups handed to whichever worker is free, so uneven files still keep every
+        worker busy; results come back in the order they finish."""
         options = dataclasses.replace(self.settings.spotter, hop_s=self.settings.index_hop_s)
-        group = max(1, min(self.settings.max_parallel_files, -(-len(paths) // max(1, self.settings.workers))))
+        workers = max(1, self.settings.workers)
+        group = max(1, min(self.settings.max_parallel_files, len(paths) // (4 * workers)))
         groups = [paths[i : i + group] for i in range(0, len(paths), group)]
-        if self.settings.workers <= 1 or len(groups) <= 1:
+        if workers == 1 or len(groups) <= 1:
             spotter = self.spotter(options=options)
             for g in groups:
                 yield from segment_files(spotter, g)
             return
         import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
+        from concurrent.futures import ProcessPoolExecutor, as_completed
 
         context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(self.settings.workers, mp_context=context, initializer=_worker_start, initargs=(self.settings.model, options)) as pool:
-            for results in pool.map(_worker_segment, groups):
-                yield from results
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_start, initargs=(self.settings.model, options)) as pool:
+            for done in as_completed([pool.submit(_worker_segment, g) for g in groups]):
+                yield from done.result()
 
     def search(self, paths: list[str] | None = None, speakers: list[str] | None = None, threshold_llr: float | None = None,
                progress: Callable[[str, str | None], None] | None = None) -> SearchResult:
@@ -423,7 +426,7 @@ class Watch:
                     sink.detection(e)
 
 
-def segment_files(spotter: Spotter, paths: list[str], chunk_s: float = 4.0) -> Iterator[tuple[str, float, list[Segment], str | None]]:
+def segment_files(spotter: Spotter, paths: list[str], chunk_s: float = 16.0) -> Iterator[tuple[str, float, list[Segment], str | None]]:
     """Decode ``paths`` together, as streams of one spotter, and yield (path, duration, segments, error) per file."""
     decoders = {p: decode(p) for p in paths}
     pending = {p: np.zeros(0, np.float32) for p in paths}
