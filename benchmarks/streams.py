@@ -15,16 +15,17 @@ Per step it prints:
             turn's first audio arrived to the moment a sink received the alert
   delay     median processing delay of alerts (wall receipt minus the arrival of the audio it was decided on)
   cpu       process CPU seconds / audio seconds processed = core-hours per audio-hour; cores used, and how they split
-            between the watch thread, the reader threads (PyAV decode and pacing) and the rest (onnxruntime pool)
+            between the two watch threads (VAD and framing; embedding and decisions), the reader threads (PyAV decode
+            and pacing) and the rest
   others    cores that other processes on the machine used meanwhile (the figures are only clean when ~0)
   RSS       peak resident memory during the step
 
 Then a trivial consumer takes the same N readers (how much the reader threads cost by themselves), and a profile of
-the watch thread at a high N (cProfile; with ``--py-spy BIN`` also a whole-process sample of every thread).
+both watch threads at a high N (cProfile; with ``--py-spy BIN`` also a whole-process sample of every thread).
 
     .venv/bin/python benchmarks/streams.py                      # 1, 25, 50, 100, 150, 200, 250, 300 × 60 s
     .venv/bin/python benchmarks/streams.py --quick              # 1, 50, 100 × 30 s
-    .venv/bin/python benchmarks/streams.py --steps 1,250 --duration 45 --threads 2 --profile-n 250
+    .venv/bin/python benchmarks/streams.py --steps 1,250,300 --duration 45 --profile-n 250
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from __future__ import annotations
 import voxwatch  # noqa: F401  # first, as in the CLI: it pins BLAS to one thread only when it loads before numpy
 
 import argparse
+from collections.abc import Callable
 import cProfile
 import gc
 import io
@@ -54,7 +56,7 @@ from voxwatch.audio import RATE_HZ, FileSource, write_wav
 from voxwatch.corpus import Turn, manifest, speaker_folders, spotting_task
 from voxwatch.engine import Engine, Settings, Watch
 from voxwatch.evaluate import score_alerts
-from voxwatch.records import Alert, AudioChunk, Detection
+from voxwatch.records import Alert, Detection
 from voxwatch.streams import Multiplexer, StreamStatus
 
 BASE_STREAMS = 8  # distinct compositions
@@ -239,16 +241,25 @@ def run_step(engine: Engine, folder: Path, clips: list[Clip], n: int, args: argp
     thread_cpu: dict[str, float] = {}
     profiler = (cProfile.Profile(time.thread_time) if args.profile_clock == "cpu" else cProfile.Profile()) if profile else None
 
-    def consume() -> None:
-        cpu = time.thread_time()
-        if profiler is not None:
-            profiler.enable()
-        try:
-            watch.run()
-        finally:
-            if profiler is not None:
-                profiler.disable()
-            thread_cpu["watch"] = time.thread_time() - cpu
+    decider = (cProfile.Profile(time.thread_time) if args.profile_clock == "cpu" else cProfile.Profile()) if profile else None
+    decide_loop = watch._decide_loop
+
+    def measured(run: Callable[..., object], name: str, prof: cProfile.Profile | None) -> Callable[..., None]:
+        def body(*a: object) -> None:
+            cpu = time.thread_time()
+            if prof is not None:
+                prof.enable()
+            try:
+                run(*a)
+            finally:
+                if prof is not None:
+                    prof.disable()
+                thread_cpu[name] = time.thread_time() - cpu
+
+        return body
+
+    watch._decide_loop = measured(decide_loop, "decide", decider)  # type: ignore[method-assign]
+    consume = measured(watch.run, "watch", profiler)
 
     gc.collect()
     longest = max(truth[s.name].duration_s for s in sources)
@@ -285,7 +296,7 @@ def run_step(engine: Engine, folder: Path, clips: list[Clip], n: int, args: argp
     step.wall_s = time.monotonic() - t0
     step.cpu_s = time.process_time() - cpu0
     step.other_cores = max(0.0, (machine_busy_s() - busy0 - step.cpu_s) / step.wall_s)
-    step.watch_cpu_s = thread_cpu.get("watch", 0.0)
+    step.watch_cpu_s = thread_cpu.get("watch", 0.0) + thread_cpu.get("decide", 0.0)
     step.reader_cpu_s = sum(s.cpu_s for s in sources)
     step.rss_mb = peak_rss
     for s in watch.summary.streams:
@@ -294,6 +305,7 @@ def run_step(engine: Engine, folder: Path, clips: list[Clip], n: int, args: argp
     score(step, sink.alerts, sources, truth, done, set(engine.watchlist().names))
     if profiler is not None:
         step.profile = pstats.Stats(profiler)
+        step.profile.add(decider)
     watch.stop()
     return step
 
@@ -336,8 +348,7 @@ def run_readers_only(folder: Path, clips: list[Clip], n: int, args: argparse.Nam
         cpu = time.thread_time()
         for items in mux:
             for item in items:
-                if isinstance(item, AudioChunk):
-                    mux.processed(item)
+                mux.processed(item)
         consumer_cpu["s"] = time.thread_time() - cpu
 
     stop_at = args.readers_s
@@ -407,51 +418,55 @@ def profile_summary(step: Step, clock: str, top: int = 22) -> str:
     assert step.profile is not None
     stats = step.profile.stats  # type: ignore[attr-defined]
     run = _inclusive(stats, "voxwatch/engine.py", "run")
+    decide_loop = _inclusive(stats, "voxwatch/engine.py", "_decide_loop")
     vad = _inclusive(stats, "voxwatch/vad.py", "probabilities")
     vad_ort = _from_callers(stats, _is_ort_run, "voxwatch/vad.py", {"probabilities", "_run_sequence"})
     vad_seq = _inclusive(stats, "voxwatch/vad.py", "_run_sequence")
     embed_ort = _from_callers(stats, _is_ort_run, "voxwatch/embedding.py", {"embed"})
     features = _inclusive(stats, "voxwatch/embedding.py", "_ge2e_features") + _inclusive(stats, "voxwatch/embedding.py", "_fbank_features")
     frame = _inclusive(stats, "voxwatch/pipeline.py", "_frame")
-    decide = _inclusive(stats, "voxwatch/pipeline.py", "_decide")
-    decide_in_process = _from_callers(stats, lambda k: k[0].endswith("voxwatch/pipeline.py") and k[2] == "_decide", "voxwatch/pipeline.py", {"process"})
+    segment = _inclusive(stats, "voxwatch/pipeline.py", "segment")
+    close = _inclusive(stats, "voxwatch/pipeline.py", "close")
+    decide = _inclusive(stats, "voxwatch/pipeline.py", "decide")
     accumulate = _inclusive(stats, "voxwatch/pipeline.py", "_accumulate")
     end_turn = _inclusive(stats, "voxwatch/pipeline.py", "_end_turn")
-    process = _inclusive(stats, "voxwatch/pipeline.py", "process")
-    finish = _inclusive(stats, "voxwatch/pipeline.py", "finish")
     mux_iter = _inclusive(stats, "voxwatch/streams.py", "__iter__")
     mux_wait = _from_callers(stats, _is_queue_get, "voxwatch/streams.py", {"__iter__"})
+    handover = _from_callers(stats, lambda k: k[0].endswith("queue.py") and k[2] == "put", "voxwatch/engine.py", {"run"})
     processed = _inclusive(stats, "voxwatch/streams.py", "processed")
     publish = _inclusive(stats, "voxwatch/engine.py", "_publish")
     rows = [
-        ("watch thread total (Watch.run)", run),
+        ("thread 1: Watch.run (VAD and framing)", run),
         ("  multiplexer: taking chunks off the queue", mux_iter),
         ("    of which queue.get (incl. idle waits)", mux_wait),
-        ("  Spotter.process", process),
+        ("  Spotter.segment", segment),
         ("    VAD (SileroVad.probabilities)", vad),
         ("      onnxruntime run", vad_ort),
         ("      of which one-stream sequence runs", vad_seq),
         ("      Python: energy gate, rounds, state copies", vad - vad_ort),
         ("    per-frame Python loop (Spotter._frame, _cut, _pause)", frame),
-        ("    embedding + decision (Spotter._decide, also from finish)", decide),
-        ("      embed: mel features (numpy)", features),
-        ("      embed: onnxruntime run", embed_ort),
-        ("      scoring turns (_accumulate)", accumulate),
-        ("      closing turns (_end_turn)", end_turn),
-        ("    chunk framing and stacking (rest of process)", process - vad - frame - decide_in_process),
-        ("  Spotter.finish", finish),
+        ("    chunk framing and stacking (rest of segment)", segment - vad - frame),
+        ("  Spotter.close", close),
+        ("  hand-over to thread 2 (queue.put, incl. waits)", handover),
+        ("  rest of Watch.run", run - mux_iter - segment - close - handover),
+        ("thread 2: Watch._decide_loop (embedding and decisions)", decide_loop),
+        ("  Spotter.decide", decide),
+        ("    embed: mel features (numpy)", features),
+        ("    embed: onnxruntime run", embed_ort),
+        ("    scoring turns (_accumulate)", accumulate),
+        ("    closing turns (_end_turn)", end_turn),
         ("  Multiplexer.processed", processed),
         ("  store + sinks (Watch._publish)", publish),
-        ("  rest of Watch.run", run - mux_iter - process - finish - processed - publish),
+        ("  rest of Watch._decide_loop", decide_loop - decide - processed - publish),
     ]
     out = io.StringIO()
     unit = "CPU s" if clock == "cpu" else "s"
     out.write(
-        f"watch thread profile at N={step.n}, {clock} clock ({step.wall_s:.0f} s wall, watch thread CPU {step.watch_cpu_s:.0f} s;"
+        f"watch threads' profile at N={step.n}, {clock} clock ({step.wall_s:.0f} s wall, watch threads' CPU {step.watch_cpu_s:.0f} s;"
         f" cProfile inflates the Python parts{'; onnxruntime pool threads work outside this thread' if clock == 'cpu' else ''}):\n"
     )
     for label, seconds in rows:
-        out.write(f"  {label:<58} {seconds:7.2f} {unit:<5} {seconds / max(run, 1e-9):6.1%}  {seconds / step.wall_s:5.2f} per wall s\n")
+        out.write(f"  {label:<58} {seconds:7.2f} {unit:<5} {seconds / max(run + decide_loop, 1e-9):6.1%}  {seconds / step.wall_s:5.2f} per wall s\n")
     out.write(f"\ntop {top} functions by own time:\n")
     stream = io.StringIO()
     step.profile.stream = stream  # type: ignore[attr-defined]
@@ -543,7 +558,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="steps 1, 50, 100 of 30 s; shorter reader and profile runs")
     parser.add_argument("--steps", default="", help="comma-separated stream counts (default 1,25,50,100,150,200,250,300)")
     parser.add_argument("--duration", type=float, default=0.0, help="stream seconds per step (default 60, quick 30)")
-    parser.add_argument("--threads", type=int, default=2, help="onnxruntime intra-op threads (Settings.threads)")
+    parser.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads (Settings.threads)")
     parser.add_argument("--stagger", type=float, default=2.0, help="stream starts spread over this many seconds")
     parser.add_argument("--profile-n", default="max,250", help="streams in each profiled run; 'max': the largest N held ('': no profile)")
     parser.add_argument("--profile-clock", choices=["cpu", "wall"], default="cpu", help="cProfile timer: the watch thread's CPU or wall time")

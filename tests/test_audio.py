@@ -11,6 +11,7 @@ import pytest
 
 from voxwatch import AudioError, FileSource, PcmFormat, PcmSource, UsageError, load_audio, open_source
 from voxwatch.audio import UrlSource, find_audio_files
+from voxwatch.streams import Multiplexer
 
 
 def _speech(data: Path) -> np.ndarray:
@@ -143,3 +144,31 @@ def test_unreachable_stream_fails_after_reconnects() -> None:
     with pytest.raises(AudioError, match="cannot open as audio"):
         list(source.chunks())
     assert source.drops == 2
+
+
+def test_a_live_stream_not_kept_up_with_is_reported_behind(tmp_path: Path, data: Path) -> None:
+    """Lag of a live (real-time) source is flagged once processing trails by more than BEHIND_S; a file read as fast
+    as it decodes waits for its consumer instead and is never 'behind'."""
+    import time
+
+    clip = _encode(tmp_path / "ten-seconds.wav", np.tile(_speech(data), 4)[: 10 * 16000], 16000, "pcm_s16le")
+    copy = tmp_path / "copy.wav"
+    copy.write_bytes(clip.read_bytes())
+    mux = Multiplexer([FileSource(str(clip), realtime=True), FileSource(str(copy))])
+    batches = iter(mux)
+    for item in next(batches):
+        mux.processed(item)
+    time.sleep(Multiplexer.BEHIND_S + 1.5)  # the consumer stalls
+    status = {s.source: s for s in mux.status()}
+    assert status[str(clip)].behind and status[str(clip)].lag_s > Multiplexer.BEHIND_S
+    assert not status[str(copy)].behind and status[str(copy)].state == "running"
+    caught_up = False
+    for batch in batches:
+        for item in batch:
+            mux.processed(item)
+        live = next(s for s in mux.status() if s.source == str(clip))
+        if live.state == "running" and not live.behind:
+            caught_up = True
+            break
+    mux.stop()
+    assert caught_up, "the flag clears once the consumer catches up"

@@ -12,6 +12,7 @@ from voxwatch import CollectingSink, Engine, FileSource
 from voxwatch.corpus import spotting_task
 from voxwatch.evaluate import score_alerts
 from voxwatch.pipeline import DEFAULT_THRESHOLD_LLR
+from voxwatch.records import Alert
 
 ENROLLED = ["1688", "2414", "3080", "533"]
 
@@ -82,3 +83,16 @@ def test_several_streams_in_one_watch(tmp_path: Path, engine: Engine, task) -> N
     )
     assert alerted >= len(truth) - 1
     assert len(summary.streams) == 2
+
+
+def test_two_thread_watch_decides_like_the_spotter_alone(watched, engine: Engine) -> None:  # type: ignore[no-untyped-def]
+    """The watch splits VAD/framing and embedding/decision over two threads; the alerts are those of one spotter
+    fed the same chunks in one thread."""
+    summary, _, _, stream = watched
+    spotter = engine.spotter(engine.watchlist())
+    events = []
+    for chunk in FileSource(stream).chunks():
+        events += spotter.process([chunk])
+    events += spotter.finish(stream)
+    alone = [(e.speaker, e.stream_time_s, e.llr) for e in events if isinstance(e, Alert)]
+    assert alone and alone == [(a.speaker, a.stream_time_s, a.llr) for a in summary.alerts]

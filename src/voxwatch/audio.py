@@ -25,7 +25,7 @@ from .records import AudioChunk
 log = logging.getLogger(__name__)
 
 RATE_HZ = 16000
-BLOCK_S = 0.1
+BLOCK_S = 0.25  # chunk length: a live stream's audio reaches the spotter in steps of this
 AUDIO_SUFFIXES = {".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".aac", ".wma", ".webm", ".mka", ".mp4", ".aiff", ".au"}
 PCM_FORMATS = {"s16le": np.dtype("<i2"), "s32le": np.dtype("<i4"), "f32le": np.dtype("<f4"), "u8": np.dtype("u1")}
 
@@ -206,7 +206,11 @@ def find_audio_files(paths: list[str]) -> list[Path]:
 
 
 class Source(ABC):
-    """A stream of audio: a name and 16 kHz mono float32 blocks. Subclasses only produce blocks."""
+    """A stream of audio: a name and 16 kHz mono float32 blocks. Subclasses only produce blocks.
+
+    ``live`` sources bring audio at their own pace, which processing has to keep up with; the others wait for it."""
+
+    live = True
 
     def __init__(self, name: str):
         self.name = name
@@ -237,7 +241,7 @@ class FileSource(Source):
         super().__init__(path)
         if not Path(path).is_file():
             raise AudioError(f"{path}: no such file")
-        self.realtime = realtime
+        self.realtime = self.live = realtime
         self.loop = loop
 
     def blocks(self) -> Iterator[np.ndarray]:
@@ -245,18 +249,30 @@ class FileSource(Source):
         played = 0
         while True:
             empty = True
-            for block in decode(self.name):
+            for block in _gather(decode(self.name), int(BLOCK_S * RATE_HZ)) if self.realtime else decode(self.name):
                 empty = False
-                if self.realtime:
-                    ahead = played / RATE_HZ - (time.monotonic() - started)
-                    if ahead > 0:
-                        time.sleep(ahead)
                 played += len(block)
+                if self.realtime:  # a block is released when its last sample would have arrived live
+                    time.sleep(max(0.0, played / RATE_HZ - (time.monotonic() - started)))
                 yield block
             if empty:
                 raise AudioError(f"{self.name}: contains no audio samples")
             if not self.loop:
                 return
+
+
+def _gather(blocks: Iterator[np.ndarray], size: int) -> Iterator[np.ndarray]:
+    """Join small decoded blocks into blocks of at least ``size`` samples (the last may be shorter)."""
+    pending: list[np.ndarray] = []
+    have = 0
+    for block in blocks:
+        pending.append(block)
+        have += len(block)
+        if have >= size:
+            yield np.concatenate(pending)
+            pending, have = [], 0
+    if pending:
+        yield np.concatenate(pending)
 
 
 class UrlSource(Source):

@@ -9,6 +9,9 @@ import dataclasses
 import getpass
 import logging
 import os
+import queue
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +23,7 @@ from .audio import Source, decode, find_audio_files, load_audio, sha256_file
 from .channels import CONDITIONS, simulate
 from .embedding import EmbeddingBackend, load_backend
 from .errors import AudioError, EnrollmentError, UsageError
-from .pipeline import Event, Spotter, SpotterOptions
+from .pipeline import Event, Spotter, SpotterOptions, Window
 from .quality import Quality, measure
 from .records import Alert, AudioChunk, Candidate, Detection, EnrollmentInfo, Segment, Verification
 from .scoring import Calibration, Watchlist, l2_normalise
@@ -348,9 +351,20 @@ class Engine:
         return Watch(self, Multiplexer(sources), sinks, speakers).run()
 
 
+@dataclass
+class _Step:
+    """What the first half of a watch hands to the second: windows to embed, chunks they came from, ended streams."""
+
+    windows: list[Window]
+    chunks: list[AudioChunk]
+    ended: list[StreamEnd]
+
+
 class Watch:
     """A running watch: sources → multiplexer → spotter → store → sinks. :meth:`run` blocks until every source has
     ended (or, for a persistent multiplexer, until :meth:`stop`); the other methods may be called from other threads."""
+
+    HANDOVER_DEPTH = 4  # steps waiting between the two threads
 
     def __init__(self, engine: Engine, mux: Multiplexer, sinks: Iterable[Sink] = (), speakers: list[str] | None = None):
         self.engine = engine
@@ -379,29 +393,67 @@ class Watch:
         return self.mux.status()
 
     def run(self) -> WatchSummary:
+        """Two threads, so the two models run side by side: this one takes chunks off the multiplexer and runs VAD
+        and framing; a second embeds, scores and publishes. The hand-over queue between them is bounded, so a slow
+        second half slows the readers (backpressure) and shows as lag, never as dropped audio."""
         names = self.spotter.watchlist.names
         self.engine.store.audit(self.engine.actor, "watch", ",".join(names), " ".join(s.source for s in self.mux.status()))
-        for items in self.mux:
-            try:
-                self._step(items)
-            except Exception:  # one bad batch must not end every watch; what it held is logged, the rest goes on
-                log.exception("a watch step failed on %d chunk(s); continuing", len(items))
+        handover: queue.Queue[_Step | None] = queue.Queue(maxsize=self.HANDOVER_DEPTH)
+        decider = threading.Thread(target=self._decide_loop, args=(handover,), name="watch-decide", daemon=True)
+        decider.start()
+        try:
+            for items in self.mux:
+                chunks = [c for c in items if isinstance(c, AudioChunk)]
+                ended = [i for i in items if isinstance(i, StreamEnd)]
+                try:
+                    windows = self.spotter.segment(chunks)
+                    for end in ended:
+                        windows += self.spotter.close(end.source)
+                except Exception:  # one bad batch must not end every watch; what it held is logged, the rest goes on
+                    log.exception("VAD failed on %d chunk(s); continuing", len(chunks))
+                    windows = []
+                handover.put(_Step(windows, chunks, ended))
+        finally:
+            handover.put(None)
+            decider.join()
         return self.summary
 
-    def _step(self, items: list[AudioChunk | StreamEnd]) -> None:
-        chunks = [c for c in items if isinstance(c, AudioChunk)]
-        events = self.spotter.process(chunks)
-        for c in chunks:
-            self.mux.processed(c)
-        ended = [i for i in items if isinstance(i, StreamEnd)]
-        for end in ended:
-            events += self.spotter.finish(end.source)
-        self._publish(events)
-        for end in ended:
-            status = next(s for s in self.mux.status() if s.source == end.source)
-            self.summary.streams.append(status)
-            for sink in self.sinks:
-                sink.stream_end(status)
+    def _decide_loop(self, handover: queue.Queue[_Step | None]) -> None:
+        warned: set[str] = set()
+        checked = time.monotonic()
+        while True:
+            steps = [handover.get()]
+            while steps[-1] is not None:
+                try:
+                    steps.append(handover.get_nowait())
+                except queue.Empty:
+                    break
+            live = [s for s in steps if s is not None]
+            try:
+                events = self.spotter.decide([w for s in live for w in s.windows])
+            except Exception:
+                log.exception("a watch step failed on %d window(s); continuing", sum(len(s.windows) for s in live))
+                events = []
+            for step in live:
+                for c in step.chunks:
+                    self.mux.processed(c)
+            self._publish(events)
+            ended = [end for step in live for end in step.ended]
+            for end in ended:
+                self.mux.processed(end)
+            if ended or time.monotonic() - checked > 2:
+                checked = time.monotonic()
+                status = {s.source: s for s in self.mux.status()}
+                behind = {name for name, s in status.items() if s.behind}
+                for name in sorted(behind - warned):
+                    log.warning("%s: falling behind real time (%.1f s of audio waiting)", name, status[name].lag_s)
+                warned = behind
+                for end in ended:
+                    self.summary.streams.append(status[end.source])
+                    for sink in self.sinks:
+                        sink.stream_end(status[end.source])
+            if len(live) < len(steps):
+                return
 
     def _publish(self, events: list[Event]) -> None:
         store = self.engine.store

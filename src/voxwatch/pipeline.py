@@ -96,7 +96,7 @@ class StreamState:
 
 
 @dataclass
-class _Window:
+class Window:
     state: StreamState
     samples: np.ndarray
     start_s: float
@@ -150,6 +150,17 @@ class Spotter:
 
     def process(self, chunks: list[AudioChunk]) -> list[Event]:
         """Feed chunks (several per stream allowed, in order) and return what they produced."""
+        return self.decide(self.segment(chunks))
+
+    def finish(self, name: str) -> list[Event]:
+        """The stream ended: close its turn and forget its state."""
+        return self.decide(self.close(name))
+
+    def segment(self, chunks: list[AudioChunk]) -> list[Window]:
+        """First half of :meth:`process`: VAD and framing; the windows to embed, in stream order.
+
+        :meth:`segment`/:meth:`close` and :meth:`decide` may run on two threads (one each), windows passed in order.
+        """
         frames, owners = [], []
         for chunk in chunks:
             state = self.streams.get(chunk.source) or self.streams.setdefault(chunk.source, StreamState(chunk.source))
@@ -163,21 +174,19 @@ class Spotter:
             return []
         stacked = np.concatenate(frames).astype(np.float32, copy=False)
         probs = self.vad.probabilities(stacked, [s.vad for s in owners])
-        windows: list[_Window] = []
+        windows: list[Window] = []
         for frame, prob, state in zip(stacked, probs, owners):
             windows += self._frame(state, frame, float(prob))
-        return self._decide(windows)
+        return windows
 
-    def finish(self, name: str) -> list[Event]:
-        """The stream ended: close its turn and forget its state."""
+    def close(self, name: str) -> list[Window]:
+        """First half of :meth:`finish`: the window that closes the stream's turn; the stream's state is dropped."""
         state = self.streams.pop(name, None)
-        if state is None or state.turn is None and state.speech == 0:
-            return []
-        return self._decide(self._pause(state, ends_turn=True))
+        return [] if state is None else self._pause(state, ends_turn=True)
 
     # -- segmentation ---------------------------------------------------------------------------------------------
 
-    def _frame(self, state: StreamState, frame: np.ndarray, prob: float) -> list[_Window]:
+    def _frame(self, state: StreamState, frame: np.ndarray, prob: float) -> list[Window]:
         opts = self.options
         start = state.position
         state.position += FRAME
@@ -191,7 +200,7 @@ class Spotter:
             if state.quiet >= self._gap and state.speech:
                 return self._pause(state, ends_turn=False)
             if state.quiet - FRAME < self._max_pause <= state.quiet:
-                return [_Window(state, np.zeros(0, np.float32), 0.0, 0.0, 0, closes=True)]
+                return [Window(state, np.zeros(0, np.float32), 0.0, 0.0, 0, closes=True)]
             return []
         if not state.anchors or state.anchors[-1][1] + state.speech - state.anchors[-1][0] != start:
             state.anchors.append((state.speech, start))
@@ -208,23 +217,23 @@ class Spotter:
             return [window]
         return []
 
-    def _cut(self, state: StreamState, length: int, closes: bool = False) -> _Window:
+    def _cut(self, state: StreamState, length: int, closes: bool = False) -> Window:
         end = state.speech
         covered = min(length, end - state.last_window_end) if state.last_window_end else length
         state.last_window_end = end
         samples = np.concatenate(state.buffer)[-length:]
         after_pause, state.paused = state.paused, False
-        return _Window(state, samples, state.stream_time(end - length), state.stream_time(end - 1) + 1 / RATE, covered, closes, after_pause)
+        return Window(state, samples, state.stream_time(end - length), state.stream_time(end - 1) + 1 / RATE, covered, closes, after_pause)
 
-    def _pause(self, state: StreamState, ends_turn: bool) -> list[_Window]:
+    def _pause(self, state: StreamState, ends_turn: bool) -> list[Window]:
         """A pause (or the end of the stream): embed the speech not yet covered by a window if there is enough of it,
         and start the next speech afresh; ``ends_turn`` also closes the turn."""
-        out: list[_Window] = []
+        out: list[Window] = []
         fresh = state.speech - state.last_window_end
         if state.speech >= self._first and fresh >= self._hop // 2:
             out.append(self._cut(state, min(self._window, state.speech), closes=ends_turn))
         elif ends_turn:
-            out.append(_Window(state, np.zeros(0, np.float32), 0.0, 0.0, 0, closes=True))
+            out.append(Window(state, np.zeros(0, np.float32), 0.0, 0.0, 0, closes=True))
         state.paused = True
         state.buffer = deque()
         state.anchors = []
@@ -233,8 +242,9 @@ class Spotter:
 
     # -- embedding and decision -----------------------------------------------------------------------------------
 
-    def _decide(self, windows: list[_Window]) -> list[Event]:
-        by_length: dict[int, list[_Window]] = defaultdict(list)
+    def decide(self, windows: list[Window]) -> list[Event]:
+        """Second half of :meth:`process`: embed the windows (batched across streams), score, alert."""
+        by_length: dict[int, list[Window]] = defaultdict(list)
         for w in windows:
             if len(w.samples):
                 by_length[len(w.samples)].append(w)
@@ -251,7 +261,7 @@ class Spotter:
                 events += self._end_turn(w.state)
         return events
 
-    def _accumulate(self, w: _Window) -> list[Event]:
+    def _accumulate(self, w: Window) -> list[Event]:
         state, e = w.state, w.embedding
         assert e is not None
         events: list[Event] = []

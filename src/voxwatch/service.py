@@ -122,6 +122,7 @@ class _Tap(Source):
     def __init__(self, inner: Source, keep_s: float):
         super().__init__(inner.name)
         self.inner = inner
+        self.live = inner.live
         self._keep = int(keep_s * RATE_HZ)
         self._blocks: deque[np.ndarray] = deque()
         self._first = 0  # stream sample index of the first kept sample
@@ -450,6 +451,7 @@ class Service:
             "audio_s": st.audio_s if st else 0.0,
             "speech_s": stream.speech_s,
             "lag_s": st.lag_s if st else 0.0,
+            "behind": bool(st and st.behind),
             "last_audio_at": None if last is None else datetime.fromtimestamp(last, timezone.utc).isoformat(timespec="seconds"),
             "drops": stream.tap.drops,
             "error": st.error if st else None,

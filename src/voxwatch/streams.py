@@ -34,20 +34,22 @@ class StreamStatus(_JsonRecord):
     lag_s: float  # how far processing trails the audio that has arrived
     error: str | None = None
     drops: int = 0
+    behind: bool = False  # a live source more than Multiplexer.BEHIND_S behind: the machine is not keeping up
 
 
 class Multiplexer:
     """Reads sources concurrently and yields batches of :class:`AudioChunk` and :class:`StreamEnd` values.
 
     ``max_pending`` chunks may wait per stream; a reader that gets further ahead blocks (file and stdin
-    sources slow down; live network sources then fall behind, which shows as lag in :meth:`status`).
+    sources slow down; live sources then fall behind, which shows as lag and ``behind`` in :meth:`status`).
     A ``persistent`` multiplexer keeps running with no sources until :meth:`stop` (a service adds them later).
     A batch holds at most ``MAX_BATCH`` items, so a consumer that fell behind catches up in bounded steps.
     """
 
     MAX_BATCH = 1000
+    BEHIND_S = 3.0
 
-    def __init__(self, sources: list[Source], max_pending: int = 50, persistent: bool = False):
+    def __init__(self, sources: list[Source], max_pending: int = 20, persistent: bool = False):
         self._max_pending = max_pending
         self._queue: queue.Queue[AudioChunk | StreamEnd] = queue.Queue()
         self._stop = threading.Event()
@@ -126,19 +128,21 @@ class Multiplexer:
                     except queue.Empty:
                         break
                 for item in batch:
-                    if isinstance(item, StreamEnd):
-                        with self._lock:
-                            self._live -= 1
-                            self._state[item.source] = ("failed", item.error) if item.error else ("ended", None)
-                    else:
+                    if isinstance(item, AudioChunk):
                         self._pending[item.source].release()
                 yield batch
         finally:
             self.stop()
 
-    def processed(self, chunk: AudioChunk) -> None:
-        """Record that ``chunk`` has been fully processed (for lag reporting)."""
-        self._done[chunk.source] = chunk.end_s
+    def processed(self, item: AudioChunk | StreamEnd) -> None:
+        """Record that ``item`` has been fully processed: a chunk for lag reporting; a stream's end makes its state
+        ended or failed (so a stream shows as ended only once everything it brought has been acted on)."""
+        if isinstance(item, AudioChunk):
+            self._done[item.source] = item.end_s
+            return
+        with self._lock:
+            self._live -= 1
+            self._state[item.source] = ("failed", item.error) if item.error else ("ended", None)
 
     def stop(self) -> None:
         self._stop.set()
@@ -150,5 +154,6 @@ class Multiplexer:
         for name, source in sources:
             state, error = self._state[name]
             lag = max(0.0, self._arrived[name] - self._done[name])
-            out.append(StreamStatus(name, state, round(self._done[name], 2), round(lag, 2), error, getattr(source, "drops", 0)))
+            out.append(StreamStatus(name, state, round(self._done[name], 2), round(lag, 2), error, getattr(source, "drops", 0),
+                                    state == "running" and source.live and lag > self.BEHIND_S))
         return out

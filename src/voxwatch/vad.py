@@ -39,7 +39,8 @@ class SileroVad:
     """Speech probability per 32 ms frame for many streams in one call.
 
     Two exports of the same network: the streaming one batches one frame of many streams per run; the sequence
-    one runs many frames of one stream per run (bit-identical results, used when a stream brings a long block).
+    one runs many frames of one stream per run (bit-identical results). A stream's block goes to the sequence
+    export when it holds more frames than there are streams in the call, i.e. when that makes fewer runs.
     """
 
     name = "silero-vad"
@@ -71,7 +72,7 @@ class SileroVad:
             by_stream[id(state)].append(i)
         rest = []
         for idx in by_stream.values():
-            if self._sequence is not None and len(idx) >= self.SEQUENCE_MIN_FRAMES:
+            if self._sequence is not None and len(idx) >= max(self.SEQUENCE_MIN_FRAMES, len(by_stream)):
                 probs[idx] = self._run_sequence(frames[idx], states[idx[0]])
             else:
                 rest += idx

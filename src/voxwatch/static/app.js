@@ -134,7 +134,7 @@ function renderStreams(streams) {
   const body = $("#streams tbody");
   body.replaceChildren(...streams.map((s) => el("tr", { dataset: { streamId: s.id } },
     el("td", { title: s.source }, short(s.source)),
-    el("td", { class: `state-${s.state}` }, s.state + (s.state === "running" && !s.connected ? " (waiting for audio)" : ""),
+    el("td", { class: `state-${s.state}` }, s.state + (s.state === "running" && !s.connected ? " (waiting for audio)" : "") + (s.behind ? " (falling behind)" : ""),
       s.error ? el("div", { class: "error" }, s.error) : ""),
     el("td", { class: "num" }, clock(s.audio_s)),
     el("td", { class: "num" }, secs(s.speech_s)),
