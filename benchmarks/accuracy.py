@@ -48,6 +48,7 @@ from voxwatch.audio import RATE_HZ, FileSource, load_audio, write_wav
 from voxwatch.corpus import SpottingTask, Turn, compose, manifest
 from voxwatch.engine import Engine, Settings
 from voxwatch.evaluate import Metrics, SpottingResult, evaluate, score_alerts
+from voxwatch.quality import band_edge_hz
 from voxwatch.records import Alert
 from voxwatch.trials import spotting_evidence
 
@@ -282,6 +283,7 @@ class SystemResult:
     unscored_turns: int = 0
     held_back: int = 0  # missed target turns that began within the 10 s cooldown after the same voice was last found
     false_alarm_notes: str = ""
+    threshold_llr: float | None = None  # the operating point on this condition's channel band
     metrics: Metrics = field(init=False)
 
     def __post_init__(self) -> None:
@@ -306,7 +308,8 @@ def run_voxwatch(engine: Engine, condition: Condition, folder: Path) -> SystemRe
     watchlist = engine.watchlist()
     evidence = spotting_evidence(engine, watchlist, [(t.speaker, condition.cut(t)) for t in condition.turns])
     voices = len(watchlist.names)
-    running = engine.calibration().llr(evidence.scores, evidence.speech_s)
+    band = band_edge_hz(condition.audio)  # the stream's channel band picks the calibration, as the watch does per stream
+    running = engine.calibration().for_band(band).llr(evidence.scores, evidence.speech_s)
     last: dict[int, int] = {}
     peak: dict[int, float] = {}
     for row, pair in enumerate(evidence.pairs.tolist()):
@@ -321,7 +324,8 @@ def run_voxwatch(engine: Engine, condition: Condition, folder: Path) -> SystemRe
     heard = [(a.speaker, a.stream_time_s) for a in summary.alerts] + [(d.speaker, d.end_s) for d in summary.detections]
     held = held_back(summary.alerts, heard, condition, engine.settings.spotter.cooldown_s)
     return SystemResult(
-        spotting, scores[target], scores[~target], llr[target], llr[~target], peaks[target], peaks[~target], unscored, held, notes
+        spotting, scores[target], scores[~target], llr[target], llr[~target], peaks[target], peaks[~target], unscored, held, notes,
+        engine.threshold(band),
     )
 
 
@@ -487,7 +491,7 @@ def _spread(x: np.ndarray) -> str:
     return f"{np.mean(x):+7.3f} [{np.percentile(x, 5):+7.3f}, {np.percentile(x, 95):+7.3f}]"
 
 
-def distributions(results: dict[str, dict[str, SystemResult]], threshold_llr: float, naive_threshold: float) -> str:
+def distributions(results: dict[str, dict[str, SystemResult]], naive_threshold: float) -> str:
     lines = [
         "final-turn scores per trial: mean [5th, 95th percentile]; 'pass' = share of trials at or above the operating point,",
         "max non-target = the hardest impostor trial (what sets false alarms)",
@@ -498,8 +502,8 @@ def distributions(results: dict[str, dict[str, SystemResult]], threshold_llr: fl
         vox, naive = systems["voxwatch"], systems["naive"]
         rows = [
             ("voxwatch cosine", vox.target_scores, vox.nontarget_scores, None, vox.unscored_turns),
-            ("voxwatch LLR", vox.target_llr, vox.nontarget_llr, threshold_llr, None),
-            ("voxwatch max LLR", vox.target_peak_llr, vox.nontarget_peak_llr, threshold_llr, None),
+            ("voxwatch LLR", vox.target_llr, vox.nontarget_llr, vox.threshold_llr, None),
+            ("voxwatch max LLR", vox.target_peak_llr, vox.nontarget_peak_llr, vox.threshold_llr, None),
             ("naive max cos", naive.target_scores, naive.nontarget_scores, naive_threshold, naive.unscored_turns),
         ]
         for i, (label, tar, non, threshold, unscored) in enumerate(rows):
@@ -534,8 +538,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         engine = Engine(Settings(db=folder / "english.db", threads=1))
-        threshold_llr = engine.threshold()
-        print(f"voxwatch operating point: the default settings, LLR threshold {threshold_llr:+.2f} (every condition)")
+        print(f"voxwatch operating point: the default settings, {engine.settings.spotter.false_alarms_per_hour:g} false alarms per enrolled"
+              f" voice per hour for every condition: LLR threshold {engine.threshold(8000.0):+.2f} on wideband streams,"
+              f" {engine.threshold(3400.0):+.2f} on narrowband ones (each stream's band measured as it plays)")
         for c in conditions + [arabic]:
             targets = sum(t.speaker in c.enrolled for t in c.turns)
             print(f"  {c.name:<19} stream {c.duration_s / 60:5.1f} min, {len(c.turns)} turns, {targets} by {len(c.enrolled)} enrolled voices")
@@ -566,7 +571,7 @@ def main() -> None:
         if systems["voxwatch"].false_alarm_notes:
             print(f"  voxwatch, {condition}: {systems['voxwatch'].false_alarm_notes}")
     print()
-    print(distributions(results, threshold_llr, naive_threshold))
+    print(distributions(results, naive_threshold))
     print(f"\n(seed {args.seed}{', quick' if args.quick else ''}; {time.perf_counter() - started:.0f} s)")
 
 

@@ -2,12 +2,13 @@
 
 Speakers used here are kept apart from the tests and benchmarks (which use LibriSpeech test-other, CMU ARCTIC, AMI
 and, for other languages, the Arabic speech commands): LibriSpeech train-clean-100 (enroll on the first half of each
-reading, test on the second) and English speech commands (enroll on some words, test on turns made of others). With --radio every test turn is also
-scored through a simulated radio channel. Only numbers are written to the package: the calibration, and with it a
-compact summary of the scores it was fitted on (calibration_scores.npz, the reference distributions of
+reading, test on the second) and English speech commands (enroll on some words, test on turns made of others). Every
+test turn is scored as recorded and through a simulated narrowband channel (radio or telephone): one calibration is
+fitted per channel band. Only numbers are written to the package: the calibrations with their false-alarm tables, and
+a compact summary of the scores they were fitted on (calibration_scores.npz, the reference distributions of
 ``voxwatch compare`` reports).
 
-    .venv/bin/python benchmarks/fit_calibration.py [--radio] [--write]
+    .venv/bin/python benchmarks/fit_calibration.py [--write]
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from voxwatch.scoring import Calibration
 from voxwatch.trials import EvidenceSet, spotting_evidence, voiceprints
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-MAX_SCORES = 20000  # scores per class kept in calibration_scores.npz (a fixed random subsample beyond that)
+MAX_SCORES = 10000  # scores per class and band kept in calibration_scores.npz (a fixed random subsample beyond that)
 
 
 def halves(files: list[Path]) -> tuple[list[np.ndarray], list[np.ndarray]]:
@@ -51,21 +52,26 @@ def words(files: list[Path], enroll_n: int, turn_n: tuple[int, ...]) -> tuple[li
     return enroll, turns
 
 
-def collect(engine: Engine, groups: dict[str, tuple[list[np.ndarray], list[np.ndarray]]], rng: np.random.Generator, radio: bool) -> EvidenceSet:
+def collect(engine: Engine, groups: dict[str, tuple[list[np.ndarray], list[np.ndarray]]], rng: np.random.Generator) -> tuple[EvidenceSet, EvidenceSet]:
+    """Running scores of every test turn as recorded (wideband) and through a narrowband channel (radio or telephone,
+    at random SNRs), against clean multi-condition voiceprints."""
     usable = {k for k, (enroll, _) in groups.items() if sum(engine.analyse_samples(a, k).speech_s for a in enroll) >= 3.0}
     groups = {k: v for k, v in groups.items() if k in usable}
     watchlist = voiceprints(engine, {k: v[0] for k, v in groups.items()})
-    tests: list[tuple[str | None, np.ndarray]] = []
+    wide: list[tuple[str | None, np.ndarray]] = []
+    narrow: list[tuple[str | None, np.ndarray]] = []
     for name, (_, turns) in groups.items():
         for t in turns:
-            tests.append((name, t))
-            if radio:
-                tests.append((name, channels.radio(t, rng, snr_db=float(rng.uniform(8, 25)))))
-    return spotting_evidence(engine, watchlist, tests)
+            wide.append((name, t))
+            if rng.random() < 0.5:
+                narrow.append((name, channels.radio(t, rng, snr_db=float(rng.uniform(8, 25)))))
+            else:
+                narrow.append((name, channels.telephone(t, rng, snr_db=float(rng.uniform(15, 30)))))
+    return spotting_evidence(engine, watchlist, wide), spotting_evidence(engine, watchlist, narrow)
 
 
 def score_summary(evidence: EvidenceSet, calibration: dict[str, float], target_llr: np.ndarray, nontarget_llr: np.ndarray) -> dict[str, np.ndarray]:
-    """The training scores, compact: float16 scores and speech seconds of at most MAX_SCORES targets and as many
+    """One band's training scores, compact: float16 scores and speech seconds of at most MAX_SCORES targets and as many
     non-targets (a fixed random subsample), plus the full set's size and metrics. Numbers only, no audio."""
     pick = np.random.default_rng(0)  # its own generator: the fit's draws stay as they were
     tar, non = (np.flatnonzero(mask) for mask in (evidence.target, ~evidence.target))
@@ -84,10 +90,19 @@ def score_summary(evidence: EvidenceSet, calibration: dict[str, float], target_l
     }
 
 
+def report(band: str, calibration: Calibration, evidence: EvidenceSet) -> None:
+    llr = calibration.llr(evidence.scores, evidence.speech_s)
+    t, n = llr[evidence.target], llr[~evidence.target]
+    print(f"{band}: a={calibration.a:.4f} b={calibration.b:.4f} c={calibration.c:.4f} d={calibration.d:.4f};"
+          f" running-score EER {eer(t, n)[0] * 100:.2f} %, Cllr {cllr(t, n):.3f} bits, minCllr {min_cllr(t, n):.3f} bits,"
+          f" speech behind the scores up to {evidence.speech_s.max():.1f} s")
+    for rate in (10.0, 3.0, 1.0, 0.3, 0.1):
+        print(f"  {rate} false alarms per hour of non-target speech per voice: LLR threshold {calibration.threshold_for(rate):+.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--write", action="store_true", help="write src/voxwatch/calibration.json and calibration_scores.npz")
-    parser.add_argument("--radio", action="store_true", help="also score every test turn through a simulated radio channel")
     args = parser.parse_args()
     if not DATA.is_dir():
         sys.exit(f"skipped: {DATA} not found (the shared speech data)")
@@ -99,27 +114,28 @@ def main() -> None:
         },
         "speech-commands-v2": {k: words(v, 6, (3, 6)) for k, v in manifest(DATA, "speech_commands_v2_test").items() if len(v) >= 12},
     }
-    evidence = None
+    wide: EvidenceSet | None = None
+    narrow: EvidenceSet | None = None
     for name, groups in sets.items():
-        ev = collect(engine, groups, rng, args.radio)
-        print(f"{name}: {len(groups)} speakers, {int(ev.target.sum())} target / {int((~ev.target).sum())} non-target running scores")
-        evidence = ev if evidence is None else evidence + ev
-    assert evidence is not None
-    calibration = Calibration.fit(evidence.scores, evidence.speech_s, evidence.target, evidence.pairs)
-    llr = calibration.llr(evidence.scores, evidence.speech_s)
-    t, n = llr[evidence.target], llr[~evidence.target]
-    print(f"calibration a={calibration.a:.4f} b={calibration.b:.4f} c={calibration.c:.4f} d={calibration.d:.4f}")
-    print(f"running-score EER {eer(t, n)[0] * 100:.2f} %, Cllr {cllr(t, n):.3f} bits, minCllr {min_cllr(t, n):.3f} bits,"
-          f" speech behind the scores up to {evidence.speech_s.max():.1f} s")
-    for rate in (10.0, 3.0, 1.0, 0.3, 0.1):
-        print(f"  {rate} false alarms per hour of non-target speech per voice: LLR threshold {calibration.threshold_for(rate):+.2f}")
+        w, n = collect(engine, groups, rng)
+        print(f"{name}: {len(groups)} speakers, {int(w.target.sum())} target / {int((~w.target).sum())} non-target running scores per band")
+        wide, narrow = (w, n) if wide is None or narrow is None else (wide + w, narrow + n)
+    assert wide is not None and narrow is not None
+    fits = {band: Calibration.fit(ev.scores, ev.speech_s, ev.target, ev.pairs) for band, ev in (("wideband", wide), ("narrowband", narrow))}
+    for band, ev in (("wideband", wide), ("narrowband", narrow)):
+        report(band, fits[band], ev)
     if args.write:
         path = Path(__file__).resolve().parents[1] / "src" / "voxwatch" / "calibration.json"
-        fitted = {k: round(v, 5) for k, v in calibration.to_json().items() if k in "abcd"}  # type: ignore[arg-type]
-        path.write_text(json.dumps({"ge2e": {**fitted, "false_alarms": calibration.to_json()["false_alarms"]}}, indent=1) + "\n")
+        rounded = {band: {**{k: round(v, 5) for k, v in c.to_json().items() if k in "abcd"}, "false_alarms": c.to_json()["false_alarms"]}  # type: ignore[attr-defined]
+                   for band, c in fits.items()}
+        path.write_text(json.dumps({"ge2e": {**rounded["wideband"], "narrowband": rounded["narrowband"]}}, indent=1) + "\n")
         print(f"wrote {path}")
+        summaries = {}
+        for band, ev in (("wideband", wide), ("narrowband", narrow)):
+            llr = fits[band].llr(ev.scores, ev.speech_s)
+            summaries |= {f"{band}_{k}": v for k, v in score_summary(ev, rounded[band], llr[ev.target], llr[~ev.target]).items()}
         scores_path = path.with_name("calibration_scores.npz")
-        np.savez_compressed(scores_path, **score_summary(evidence, fitted, t, n))
+        np.savez_compressed(scores_path, **summaries)
         print(f"wrote {scores_path}")
 
 

@@ -102,6 +102,16 @@ def test_compand_narrows_dynamic_range(speech: np.ndarray) -> None:
     np.testing.assert_allclose(channels.compand(speech, ratio=1.0), speech, atol=1e-6)
 
 
+def test_effort_brightens_and_keeps_the_level(speech: np.ndarray) -> None:
+    """Raised effort: +6 dB/octave tilt, so the 4-8 kHz band gains on the 100-500 Hz band by well over 12 dB (two or
+    more octaves up); the active level stays where it was."""
+    y = channels.effort(speech)
+    before = band_energy(speech, 4000, 8000) / band_energy(speech, 100, 500)
+    after = band_energy(y, 4000, 8000) / band_energy(y, 100, 500)
+    assert 10 * np.log10(after / before) > 12
+    assert abs(10 * np.log10(active_power(y) / active_power(speech))) < 1.0
+
+
 def test_reverberate_unit_impulse_is_identity(speech: np.ndarray) -> None:
     np.testing.assert_allclose(channels.reverberate(speech, np.array([1.0])), speech, atol=1e-6)
 
@@ -128,6 +138,7 @@ CHAINS = {
     "clip": lambda x, rng: channels.clip(x, 0.5),
     "radio": lambda x, rng: channels.radio(x, rng),
     "telephone": lambda x, rng: channels.telephone(x, rng),
+    "effort": lambda x, rng: channels.effort(x),
 }
 
 

@@ -141,7 +141,7 @@ def test_calibrate_refits_on_own_trials_and_is_used(tmp_path: Path, readers: dic
     result = run(tmp_path, "--json", "calibrate", "trials.txt", "--out", "ours.json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert report["cllr_after"] <= report["cllr_before"] + 1e-6 and report["cllr_after"] < 0.5
+    assert report["cllr_after"] < 0.2 and report["cllr_after"] - report["min_cllr"] < 0.05, report  # calibrated on these trials
     table = json.loads((tmp_path / "ours.json").read_text())
     assert {"a", "b", "c", "d", "false_alarms"} <= set(table)
     evaluated = run(tmp_path, "--json", "--calibration", "ours.json", "eval", "trials.txt", "--det", "det.png")

@@ -11,7 +11,6 @@ from voxwatch.audio import write_wav
 from voxwatch import CollectingSink, Engine, FileSource
 from voxwatch.corpus import spotting_task
 from voxwatch.evaluate import score_alerts
-from voxwatch.pipeline import DEFAULT_THRESHOLD_LLR
 from voxwatch.records import Alert
 
 ENROLLED = ["1688", "2414", "3080", "533"]
@@ -44,7 +43,7 @@ def test_enrolled_readers_are_spotted_with_few_false_alarms(watched) -> None:  #
     assert result.tta_percentile(50) <= 3.0, result.to_json()
 
 
-def test_alerts_fire_while_the_voice_is_still_speaking(watched) -> None:  # type: ignore[no-untyped-def]
+def test_alerts_fire_while_the_voice_is_still_speaking(watched, engine: Engine) -> None:  # type: ignore[no-untyped-def]
     summary, _, task, stream = watched
     long_turns = [t for t in task.turns if t.speaker in ENROLLED and t.end_s - t.start_s > 6]
     assert long_turns
@@ -52,7 +51,7 @@ def test_alerts_fire_while_the_voice_is_still_speaking(watched) -> None:  # type
         alerts = [a for a in summary.alerts if a.speaker == turn.speaker and turn.start_s <= a.stream_time_s <= turn.end_s]
         assert len(alerts) == 1, f"one alert per turn, before it ends: {turn} {alerts}"
         assert abs(alerts[0].segment_start_s - turn.start_s) < 1.0, "the alert says where the turn began"
-        assert alerts[0].source == stream and alerts[0].llr >= DEFAULT_THRESHOLD_LLR and len(alerts[0].alert_id) == 32
+        assert alerts[0].source == stream and alerts[0].llr >= engine.threshold(8000.0) and len(alerts[0].alert_id) == 32
         assert alerts[0].stream_time_s < turn.end_s - 1, "evidence accumulates while the voice speaks; no waiting for the end"
 
 

@@ -2,7 +2,7 @@
 
 Pure numpy and vectorised. Every function takes a 1-D signal and returns a new float32 array of the same length,
 finite and within [-1, 1]. Randomness comes only from a caller-given ``np.random.Generator``. Used by the demo, the
-tests and to augment enrollment audio (``radio`` and ``telephone`` are the ready-made chains).
+tests and to augment enrollment audio (``radio``, ``telephone`` and ``effort`` are the ready-made chains).
 """
 
 from __future__ import annotations
@@ -177,6 +177,19 @@ def telephone(x: np.ndarray, rng: np.random.Generator, snr_db: float = 20.0) -> 
     return add_noise(y, snr_db, rng) if np.any(y) else y
 
 
+def effort(x: np.ndarray) -> np.ndarray:
+    """Raised vocal effort (shouting, stress), the part of it a voiceprint is most sensitive to: the spectral tilt
+    flattened by +6 dB/octave (first-order pre-emphasis; loud speech is brighter than calm speech) and the dynamics
+    compressed, at the input's active level."""
+    x = _signal(x)
+    level = active_power(x) if np.any(x) else 0.0
+    if level == 0:
+        return _finish(x)
+    tilted = np.r_[x[:1], x[1:] - 0.95 * x[:-1]]
+    squeezed = compand(tilted / max(float(np.max(np.abs(tilted))), 1e-9), ratio=3.0)
+    return _finish(squeezed * np.sqrt(level / max(active_power(squeezed), 1e-12)))
+
+
 def _signal(x: np.ndarray) -> np.ndarray:
     x = np.asarray(x, dtype=np.float64)
     if x.ndim != 1:
@@ -230,7 +243,7 @@ def _moving_mean(x: np.ndarray, width: int) -> np.ndarray:
     return total / np.minimum(np.arange(1, len(x) + 1), width)
 
 
-CONDITIONS = ("clean", "radio", "telephone")
+CONDITIONS = ("clean", "radio", "telephone", "effort")
 
 
 def simulate(x: np.ndarray, condition: str, rng: np.random.Generator) -> np.ndarray:
@@ -241,4 +254,6 @@ def simulate(x: np.ndarray, condition: str, rng: np.random.Generator) -> np.ndar
         return radio(x, rng, snr_db=15.0)
     if condition == "telephone":
         return telephone(x, rng, snr_db=25.0)
+    if condition == "effort":
+        return effort(x)
     raise ValueError(f"unknown condition {condition!r}; use one of {', '.join(CONDITIONS)}")

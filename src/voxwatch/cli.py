@@ -16,6 +16,7 @@ import click
 from .audio import PcmFormat, open_source
 from .engine import Engine, Settings, default_db
 from .errors import UsageError, VoxwatchError
+from .pipeline import DEFAULT_FALSE_ALARMS_PER_HOUR, SpotterOptions
 from .sinks import ConsoleSink, JsonLinesSink, clock
 
 
@@ -24,8 +25,10 @@ class _Context:
         self.db, self.model, self.calibration, self.as_json = db, model, calibration, as_json
 
     def engine(self, threshold_llr: float | None = None, false_alarms_per_hour: float | None = None) -> Engine:
-        return Engine(Settings(db=self.db, model=self.model, calibration=self.calibration, threshold_llr=threshold_llr,
-                               false_alarms_per_hour=false_alarms_per_hour))
+        if threshold_llr is not None and false_alarms_per_hour is not None:
+            raise UsageError("give --threshold or --false-alarms-per-hour, not both")
+        spotter = SpotterOptions(threshold_llr=threshold_llr, false_alarms_per_hour=DEFAULT_FALSE_ALARMS_PER_HOUR if false_alarms_per_hour is None else false_alarms_per_hour)
+        return Engine(Settings(db=self.db, model=self.model, calibration=self.calibration, spotter=spotter))
 
     def emit(self, record: dict[str, Any], text: str) -> None:
         click.echo(json.dumps(record) if self.as_json else text)
@@ -192,9 +195,10 @@ def _fail_on(errors: list[str]) -> None:
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path())
 @click.option("--speaker", "speakers", multiple=True, help="Only this voice (repeatable) [default: all enrolled].")
-@click.option("--threshold", type=float, default=None, help="Minimum log-likelihood ratio of a detection [default: 2.0].")
+@click.option("--threshold", type=float, default=None, help="Instead of --false-alarms-per-hour: the log-likelihood ratio a detection needs on every channel.")
 @click.option("--false-alarms-per-hour", "fa_rate", type=float, default=None,
-              help="Instead of --threshold: the false alarms per voice per hour of other people's speech to allow.")
+              help="False alarms to allow per enrolled voice per hour of other people's speech; sets the LLR threshold for each"
+                   " channel band from the calibration [default: 0.1].")
 @click.option("--rttm", is_flag=True, help="Print RTTM lines instead.")
 @click.pass_obj
 @_guard
@@ -225,9 +229,10 @@ def search(obj: _Context, paths: tuple[str, ...], speakers: tuple[str, ...], thr
 @click.option("--rate", type=int, default=16000, show_default=True, help="Sample rate of raw PCM on stdin ('-').")
 @click.option("--format", "encoding", type=click.Choice(["s16le", "s32le", "f32le", "u8"]), default="s16le", show_default=True, help="Sample format of raw PCM on stdin.")
 @click.option("--channels", type=int, default=1, show_default=True, help="Channel count of raw PCM on stdin.")
-@click.option("--threshold", type=float, default=None, help="Log-likelihood ratio an alert needs [default: 2.0].")
+@click.option("--threshold", type=float, default=None, help="Instead of --false-alarms-per-hour: the log-likelihood ratio a detection needs on every channel.")
 @click.option("--false-alarms-per-hour", "fa_rate", type=float, default=None,
-              help="Instead of --threshold: the false alarms per voice per hour of other people's speech to allow.")
+              help="False alarms to allow per enrolled voice per hour of other people's speech; sets the LLR threshold for each"
+                   " channel band from the calibration [default: 0.1].")
 @click.option("--alerts-file", type=click.Path(dir_okay=False), default=None, help="Also append every alert to this JSON-lines file.")
 @click.option("--reconnect", type=int, default=0, show_default=True, help="Reconnect attempts (with backoff) when a network stream drops.")
 @click.option("--detections", is_flag=True, help="Also print every detected turn when it ends.")
@@ -338,9 +343,10 @@ def demo(obj: _Context, data: str | None, out: str, pace: str, seconds: float, s
 @click.option("--allow-dir", "allow_dirs", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Directory whose files may be named in requests (file streams, search paths); repeatable [default: none].")
 @click.option("--max-upload-mb", default=100.0, show_default=True, type=float, help="Largest enrollment upload (all files of one request).")
-@click.option("--threshold", type=float, default=None, help="Log-likelihood ratio an alert needs [default: 2.0].")
+@click.option("--threshold", type=float, default=None, help="Instead of --false-alarms-per-hour: the log-likelihood ratio a detection needs on every channel.")
 @click.option("--false-alarms-per-hour", "fa_rate", type=float, default=None,
-              help="Instead of --threshold: the false alarms per voice per hour of other people's speech to allow.")
+              help="False alarms to allow per enrolled voice per hour of other people's speech; sets the LLR threshold for each"
+                   " channel band from the calibration [default: 0.1].")
 @click.pass_obj
 @_guard
 def serve(obj: _Context, host: str, port: int, allow_dirs: tuple[Path, ...], max_upload_mb: float, threshold: float | None, fa_rate: float | None) -> None:

@@ -28,7 +28,7 @@ from .audio import load_audio, sha256_file
 from .engine import Analysis, Engine
 from .errors import AudioError, ModelError, UsageError
 from .records import _JsonRecord
-from .scoring import Calibration, Watchlist, l2_normalise
+from .scoring import Calibration, Watchlist, band_name, l2_normalise
 
 __all__ = ["CalibrationScores", "Comparison", "Limits", "Recording", "calibration_scores", "compare", "format_lr", "verbal_scale"]
 
@@ -201,12 +201,12 @@ def compare(engine: Engine, questioned: str | Path, references: list[str | Path]
         analyses.append(analysis)
     conditions = tuple(sorted(sums))
     prints = l2_normalise(np.stack([sums[c] for c in conditions]))
-    calibration = engine.calibration()
+    calibration = engine.calibration().for_band(q_side.bandwidth_hz)
     embedding = q_analysis.embedding()[None]
     scores, llrs = Watchlist(("reference",) * len(conditions), prints, calibration).llrs(embedding, q_analysis.speech_s)
     per_condition = Watchlist(conditions, prints, calibration).scores(embedding)[0]
     warnings = _warnings(q_side, q_analysis, ref_sides, analyses, limits)
-    warnings += _calibration_warnings(engine.backend.name, calibration, float(scores[0, 0]))
+    warnings += _calibration_warnings(engine.backend.name, calibration, float(scores[0, 0]), band_name(q_side.bandwidth_hz))
     result = Comparison(
         q_side,
         tuple(ref_sides),
@@ -241,7 +241,7 @@ def _warnings(q: Recording, q_analysis: Analysis, refs: list[Recording], ref_ana
     reference_speech = sum(r.speech_s for r in refs)
     longest = limits.max_questioned_speech_s
     if longest is None:
-        longest = min(limits.max_speech_s, float(np.max(calibration_scores().target_speech_s)))
+        longest = min(limits.max_speech_s, float(np.max(calibration_scores(band_name(q.bandwidth_hz)).target_speech_s)))
     reference = "reference recordings together" if len(refs) > 1 else "reference recording"
     for what, speech in (("questioned recording", q.speech_s), (reference, reference_speech)):
         if speech < limits.min_speech_s:
@@ -260,8 +260,8 @@ def _warnings(q: Recording, q_analysis: Analysis, refs: list[Recording], ref_ana
             out.append(f"noisy: {name} has an SNR of {side.snr_db:.0f} dB, below the {limits.min_snr_db:g} dB the calibration covers")
         if 0 < side.bandwidth_hz < limits.narrowband_hz:
             out.append(f"narrowband: {name} carries speech only up to {side.bandwidth_hz:.0f} Hz (telephone, radio or an 8 kHz recording);"
-                       " the calibration covers narrowband speech only through a simulated radio channel (300-3400 Hz, 8 kHz,"
-                       " compander, noise), not real radio or telephone recordings")
+                       " the LR uses the narrowband calibration, fitted on speech through a simulated radio or telephone channel"
+                       " (300-3400 Hz, 8 kHz, compander or mu-law, noise), not on real radio or telephone recordings")
         if side.clipping > limits.max_clipping:
             out.append(f"clipped: {100 * side.clipping:.1f} % of the samples of {name} are at full scale (more than"
                        f" {100 * limits.max_clipping:g} %); distortion changes the voice's spectrum")
@@ -282,12 +282,12 @@ def _warnings(q: Recording, q_analysis: Analysis, refs: list[Recording], ref_ana
     return out
 
 
-def _calibration_warnings(model: str, calibration: Calibration, score: float) -> list[str]:
+def _calibration_warnings(model: str, calibration: Calibration, score: float, band: str) -> list[str]:
     out = []
     if model != "ge2e":
         out.append(f"uncalibrated model: the shipped calibration was fitted for the ge2e model, not {model!r}; the LR is not calibrated")
         return out
-    shipped = calibration_scores()
+    shipped = calibration_scores(band)
     highest, lowest = float(shipped.nontarget_scores.max()), float(shipped.target_scores.min())
     if score > highest or score < lowest:
         if score > highest:
@@ -329,16 +329,16 @@ class CalibrationScores:
 
 
 @functools.cache
-def calibration_scores() -> CalibrationScores:
-    """The shipped summary of the calibration trials (``calibration_scores.npz`` in the package)."""
+def calibration_scores(band: str = "wideband") -> CalibrationScores:
+    """The shipped summary of one channel band's calibration trials (``calibration_scores.npz`` in the package)."""
     try:
         raw = resources.files("voxwatch").joinpath("calibration_scores.npz").read_bytes()
         with np.load(io.BytesIO(raw), allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"the package's calibration_scores.npz is missing or unreadable ({exc});"
-                         " run benchmarks/fit_calibration.py --radio --write") from exc
-    as64 = {k: arrays[k].astype(np.float64) for k in ("target_scores", "target_speech_s", "nontarget_scores", "nontarget_speech_s")}
+            arrays = {k.removeprefix(f"{band}_"): data[k] for k in data.files if k.startswith(f"{band}_")}
+        as64 = {k: arrays[k].astype(np.float64) for k in ("target_scores", "target_speech_s", "nontarget_scores", "nontarget_speech_s")}
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelError(f"the package's calibration_scores.npz is missing, unreadable or has no {band} trials ({exc});"
+                         " run benchmarks/fit_calibration.py --write") from exc
     return CalibrationScores(
         **as64,
         calibration=Calibration(*(float(v) for v in arrays["calibration"])),

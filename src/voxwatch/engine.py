@@ -52,9 +52,7 @@ class Settings:
     threads: int = 1
     spotter: SpotterOptions = field(default_factory=SpotterOptions)
     calibration: Path | None = None  # a file from 'voxwatch calibrate'; None: the shipped calibration
-    threshold_llr: float | None = None  # the alert/detection threshold, if given outright
-    false_alarms_per_hour: float | None = None  # else the threshold for this false-alarm rate (per voice, per speech-hour)
-    verify_threshold_llr: float = 0.0
+    verify_threshold_llr: float = 2.303  # accept at LR >= 10 ("moderate support" on the ENFSI scale) or more
     min_enroll_speech_s: float = 3.0
     min_same_speaker: float = 0.65  # segments of one enrollment recording less alike than this: several voices
     enroll_conditions: tuple[str, ...] = CONDITIONS  # channels each enrollment is also heard through
@@ -149,13 +147,9 @@ class Engine:
     def calibration(self) -> Calibration:
         return Calibration.load(self.settings.calibration) if self.settings.calibration else Calibration.default()
 
-    def threshold(self) -> float:
-        """The LLR an alert or a search hit needs: given outright, or derived from a false-alarm rate."""
-        if self.settings.threshold_llr is not None:
-            return self.settings.threshold_llr
-        if self.settings.false_alarms_per_hour is not None:
-            return self.calibration().threshold_for(self.settings.false_alarms_per_hour)
-        return self.settings.spotter.threshold_llr
+    def threshold(self, bandwidth_hz: float = 0.0) -> float:
+        """The LLR an alert or a search hit needs on a channel whose band ends at ``bandwidth_hz`` (0: unknown)."""
+        return self.settings.spotter.threshold(self.calibration(), bandwidth_hz)
 
     def watchlist(self, names: list[str] | None = None) -> Watchlist:
         found, matrix = self.store.voiceprints(self.backend.name, names or None)
@@ -165,7 +159,7 @@ class Engine:
 
     def spotter(self, watchlist: Watchlist | None = None, options: SpotterOptions | None = None) -> Spotter:
         wl = watchlist if watchlist is not None else Watchlist.empty(self.backend.dimension, self.calibration())
-        return Spotter(self.backend, self.vad, wl, options or dataclasses.replace(self.settings.spotter, threshold_llr=self.threshold()))
+        return Spotter(self.backend, self.vad, wl, options or self.settings.spotter)
 
     def analyse(self, path: str | Path) -> Analysis:
         """Decode a recording (up to 4 h) and reduce it to segments and quality figures."""
@@ -242,7 +236,7 @@ class Engine:
     def verify(self, path: str | Path, speaker: str) -> Verification:
         analysis = self.analyse(path)
         watchlist = self.watchlist([speaker])
-        scores, llrs = watchlist.llrs(analysis.embedding()[None], analysis.speech_s)
+        scores, llrs = watchlist.llrs(analysis.embedding()[None], analysis.speech_s, analysis.quality.bandwidth_hz)
         llr = float(llrs[0, 0])
         self.store.audit(self.actor, "verify", speaker, str(path))
         return Verification(str(path), speaker, round(float(scores[0, 0]), 4), round(llr, 3), llr >= self.settings.verify_threshold_llr, analysis.speech_s)
@@ -253,7 +247,7 @@ class Engine:
         watchlist = self.watchlist()
         if not watchlist.names:
             raise UsageError("no voices are enrolled; use 'voxwatch enroll' first")
-        scores, llrs = watchlist.llrs(analysis.embedding()[None], analysis.speech_s)
+        scores, llrs = watchlist.llrs(analysis.embedding()[None], analysis.speech_s, analysis.quality.bandwidth_hz)
         order = np.argsort(-llrs[0])[:top]
         self.store.audit(self.actor, "identify", "*", str(path))
         return [
@@ -319,21 +313,27 @@ class Engine:
         watchlist = self.watchlist(speakers)
         if not watchlist.names:
             raise UsageError("no voices are enrolled; use 'voxwatch enroll' first")
-        threshold = self.threshold() if threshold_llr is None else threshold_llr
+        calibration = self.calibration()
+
+        def threshold(band: Calibration) -> float:
+            return self.settings.spotter.threshold(band, 0.0) if threshold_llr is None else threshold_llr
+
         if paths:
             recordings, errors = self.index(paths, progress)
         else:
             ids, centroids, owners = self.store.index_summaries(self.backend.name, self.backend.dimension)
-            floor = self.calibration().lowest_score(threshold) - self.settings.search_prefilter_margin
+            bands = [calibration] + ([calibration.narrowband] if calibration.narrowband else [])
+            floor = min(band.lowest_score(threshold(band)) for band in bands) - self.settings.search_prefilter_margin
             hopeful = np.unique(owners[(watchlist.scores(centroids) >= floor).any(axis=1)]) if len(owners) else owners
             recordings, errors = self.store.recordings_by_id([int(ids[k]) for k in hopeful]), []
         found: list[Detection] = []
         for rec in recordings:
             if not len(rec.spans):
                 continue
-            scores, llrs = watchlist.llrs(rec.vectors.astype(np.float32), rec.spans[:, 2])
+            scores, llrs = watchlist.llrs(rec.vectors.astype(np.float32), rec.spans[:, 2], rec.bandwidth_hz)
+            needed = threshold(calibration.for_band(rec.bandwidth_hz))
             for j, name in enumerate(watchlist.names):
-                hits = np.flatnonzero(llrs[:, j] >= threshold)
+                hits = np.flatnonzero(llrs[:, j] >= needed)
                 found += _merge(
                     [Detection(rec.path, name, float(rec.spans[i, 0]), float(rec.spans[i, 1]), float(scores[i, j]), float(llrs[i, j])) for i in hits],
                     self.settings.search_merge_gap_s,

@@ -1,8 +1,9 @@
 """The streaming spotter: chunks of many streams in, alerts, detections and speaker-homogeneous segments out.
 
 Per stream: 32 ms frames → VAD with hysteresis → speech-only buffer → windows every ``hop_s`` of speech →
-embeddings (one batched call for all streams) → the current turn's running mean embedding → calibrated LLR
-against the watchlist → an alert the moment it passes the threshold, once per turn and speaker. A turn ends
+embeddings (one batched call for all streams) → the current turn's running mean embedding → LLR against the
+watchlist, calibrated for the stream's channel band (measured on its windows) → an alert the moment it passes the
+threshold (by default the one the calibration gives the set false-alarm rate), once per turn and speaker. A turn ends
 after ``max_pause_s`` of silence, or where a window no longer sounds like the turn so far (speaker change); after a
 pause of ``turn_gap_s`` the turn goes on only if the next window still sounds like it.
 """
@@ -19,12 +20,14 @@ import numpy as np
 from .embedding import EmbeddingBackend
 from .errors import UsageError
 from .records import Alert, AudioChunk, Detection, Evidence, Segment
-from .scoring import Watchlist, l2_normalise
+from .quality import band_edge_hz
+from .scoring import Calibration, Watchlist, l2_normalise
 from .vad import FRAME, SileroVad, VadState
 
 RATE = 16000
-DEFAULT_THRESHOLD_LLR = 2.0
+DEFAULT_FALSE_ALARMS_PER_HOUR = 0.1  # per enrolled voice, per hour of other people's speech
 MAX_BATCH = 64  # windows per embedding call
+BAND_WINDOWS = 9  # a stream's channel band is the median over its latest windows' band edges
 
 
 @dataclass(frozen=True)
@@ -39,7 +42,8 @@ class SpotterOptions:
     turn_gap_s: float = 0.7
     max_pause_s: float = 3.0
     change_threshold: float = 0.7
-    threshold_llr: float = DEFAULT_THRESHOLD_LLR
+    threshold_llr: float | None = None  # the LLR an alert needs, given outright for every channel band ...
+    false_alarms_per_hour: float = DEFAULT_FALSE_ALARMS_PER_HOUR  # ... or else the one the calibration gives this rate
     cooldown_s: float = 10.0
     trace: bool = False  # also emit an Evidence event per window (evaluation, calibration)
 
@@ -50,6 +54,14 @@ class SpotterOptions:
             raise UsageError(f"need 0 < vad_offset ({self.vad_offset}) <= vad_onset ({self.vad_onset}) < 1")
         if not self.hangover_s <= self.turn_gap_s <= self.max_pause_s:
             raise UsageError(f"need hangover_s ({self.hangover_s}) <= turn_gap_s ({self.turn_gap_s}) <= max_pause_s ({self.max_pause_s})")
+        if self.false_alarms_per_hour <= 0:
+            raise UsageError(f"the false-alarm rate must be positive, not {self.false_alarms_per_hour}")
+
+    def threshold(self, calibration: Calibration, bandwidth_hz: float) -> float:
+        """The LLR a detection needs on a channel whose band ends at ``bandwidth_hz``."""
+        if self.threshold_llr is not None:
+            return self.threshold_llr
+        return calibration.for_band(bandwidth_hz).threshold_for(self.false_alarms_per_hour)
 
 
 @dataclass
@@ -59,6 +71,7 @@ class _Turn:
     total: np.ndarray
     windows: list[np.ndarray] = field(default_factory=list)
     speech_samples: int = 0  # speech covered by embedded windows
+    bandwidth_hz: float = 0.0  # the stream's channel band at the latest window
     alerted: set[str] = field(default_factory=set)
 
     def mean(self) -> np.ndarray:
@@ -84,6 +97,7 @@ class StreamState:
     paused: bool = False  # a pause separates the speech buffer from the turn's earlier windows
     last_heard: dict[str, float] = field(default_factory=dict)  # speaker → stream time last detected
     speech_total_s: float = 0.0
+    band_edges: deque[float] = field(default_factory=lambda: deque(maxlen=BAND_WINDOWS))
 
     def stream_time(self, offset: int) -> float:
         """Stream time (s) of the sample at speech offset ``offset`` of the current turn."""
@@ -104,6 +118,7 @@ class Window:
     speech_samples: int
     closes: bool = False  # the turn ends with this window
     after_pause: bool = False  # the first window after a pause: the turn goes on only if it sounds the same
+    bandwidth_hz: float = 0.0  # the stream's channel band (median of its latest windows' band edges; 0: unknown)
     embedding: np.ndarray | None = None
 
 
@@ -223,7 +238,11 @@ class Spotter:
         state.last_window_end = end
         samples = np.concatenate(state.buffer)[-length:]
         after_pause, state.paused = state.paused, False
-        return Window(state, samples, state.stream_time(end - length), state.stream_time(end - 1) + 1 / RATE, covered, closes, after_pause)
+        edge = band_edge_hz(samples)
+        if edge > 0:
+            state.band_edges.append(edge)
+        band = float(np.median(state.band_edges)) if state.band_edges else 0.0
+        return Window(state, samples, state.stream_time(end - length), state.stream_time(end - 1) + 1 / RATE, covered, closes, after_pause, band)
 
     def _pause(self, state: StreamState, ends_turn: bool) -> list[Window]:
         """A pause (or the end of the stream): embed the speech not yet covered by a window if there is enough of it,
@@ -276,15 +295,17 @@ class Spotter:
         turn.windows.append(e)
         turn.speech_samples += w.speech_samples
         turn.end_s = w.end_s
+        turn.bandwidth_hz = w.bandwidth_hz
         if not self.watchlist.names:
             return events
-        scores, llrs = self.watchlist.llrs(turn.mean()[None], turn.speech_samples / RATE)
+        scores, llrs = self.watchlist.llrs(turn.mean()[None], turn.speech_samples / RATE, turn.bandwidth_hz)
+        threshold = self.options.threshold(self.watchlist.calibration, turn.bandwidth_hz)
         if self.options.trace:
             events.append(Evidence(state.name, turn.start_s, w.end_s, turn.speech_samples / RATE, tuple(float(x) for x in scores[0])))
         only = self._only.get(state.name)
         for i, name in enumerate(self.watchlist.names):
             llr = float(llrs[0, i])
-            if llr < self.options.threshold_llr or name in turn.alerted or (only is not None and name not in only):
+            if llr < threshold or name in turn.alerted or (only is not None and name not in only):
                 continue
             recent = state.last_heard.get(name)
             turn.alerted.add(name)
@@ -311,15 +332,17 @@ class Spotter:
         speech_s = turn.speech_samples / RATE
         mean = turn.mean()
         consistency = float(np.mean(np.stack(turn.windows) @ mean))
-        segment = Segment(state.name, round(turn.start_s, 3), round(turn.end_s, 3), round(speech_s, 2), round(consistency, 4), tuple(float(x) for x in mean))
+        segment = Segment(state.name, round(turn.start_s, 3), round(turn.end_s, 3), round(speech_s, 2), round(consistency, 4),
+                          tuple(float(x) for x in mean), turn.bandwidth_hz)
         events: list[Event] = [segment]
         if self.watchlist.names:
-            scores, llrs = self.watchlist.llrs(mean[None], speech_s)
+            scores, llrs = self.watchlist.llrs(mean[None], speech_s, turn.bandwidth_hz)
+            threshold = self.options.threshold(self.watchlist.calibration, turn.bandwidth_hz)
             only = self._only.get(state.name)
             for i, name in enumerate(self.watchlist.names):
                 if only is not None and name not in only:
                     continue
-                if llrs[0, i] >= self.options.threshold_llr or name in turn.alerted:
+                if llrs[0, i] >= threshold or name in turn.alerted:
                     state.last_heard[name] = turn.end_s
                     events.append(Detection(state.name, name, round(turn.start_s, 3), round(turn.end_s, 3), round(float(scores[0, i]), 4), round(float(llrs[0, i]), 3)))
         return events

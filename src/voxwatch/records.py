@@ -48,6 +48,7 @@ class Segment(_JsonRecord):
     speech_s: float
     consistency: float
     embedding: tuple[float, ...] = field(repr=False)
+    bandwidth_hz: float = 0.0  # the channel's upper band edge where it was heard (0: unknown)
 
     def vector(self) -> np.ndarray:
         return np.asarray(self.embedding, np.float32)

@@ -18,6 +18,7 @@ import numpy as np
 from .compare import DIFFERENT, SAME, CalibrationScores, Comparison, Limits, calibration_scores
 from .errors import UsageError
 from .evaluate import Metrics, det_figure, evaluate, tippett_figure
+from .scoring import band_name
 
 __all__ = ["reproduce_command", "write_report"]
 
@@ -39,7 +40,7 @@ def write_report(comparison: Comparison, path: str | Path, command: str | None =
     """Write the HTML report of ``comparison`` to ``path``; ``command`` is the command line that reproduces it, and
     ``scores`` the calibration trials to show (by default the ones shipped with the package)."""
     out = Path(path)
-    scores = scores or calibration_scores()
+    scores = scores or calibration_scores(band_name(comparison.questioned.bandwidth_hz))
     target_llr, nontarget_llr = scores.llrs(comparison.calibration)
     metrics = evaluate(target_llr, nontarget_llr, p_target=0.01, llr=True)
     similar, caption = _similar_speech(scores, comparison.questioned.speech_s)
@@ -283,9 +284,10 @@ of net speech against voiceprints of other recordings of the same or of other sp
 <p>Each recording is decoded to 16 kHz mono; a voice activity detector (Silero VAD) keeps the speech, which is cut into
 speaker-homogeneous turns and embedded with the GE2E speaker encoder (1.6 s windows). The questioned recording is represented
 by the speech-weighted mean of its turn embeddings. The reference voiceprint is made as voxwatch enrollment makes it: from the
-reference recordings as they are and as heard through simulated radio and telephone channels, one print per channel, each the
-speech-weighted mean over the reference recordings. The score is the cosine with the best-matching print; the calibration
-(logistic regression on the trials of section 6) turns score and net speech into the LLR.</p>
+reference recordings as they are, as heard through simulated radio and telephone channels and with a simulated raised vocal
+effort, one print per condition, each the speech-weighted mean over the reference recordings. The score is the cosine with the
+best-matching print; the calibration for the questioned recording's channel band (wideband, or narrowband below 4.5 kHz;
+logistic regression on the trials of section 6) turns score and net speech into the LLR.</p>
 
 <h2>8. Limitations</h2>
 <ul>
@@ -296,9 +298,11 @@ this case unless the calibration trials cover them.</li>
 speech commands, scored as turns of at most {_e(f"{max(scores.target_speech_s.max(), scores.nontarget_speech_s.max()):.1f}")} s of net
 speech. They stand in for the relevant population only as far as the speakers of this case resemble them; no case-specific
 reference population was used.</li>
-<li><b>Simulated channels.</b> The only degraded speech in the calibration is simulated: a radio chain (300&ndash;3,400 Hz band,
-8 kHz, compander, noise at 8&ndash;25 dB SNR), and the reference prints use simulated radio and telephone channels. Real
-radios, phone networks, codecs, rooms and microphones differ.</li>
+<li><b>Simulated channels.</b> The only degraded speech in the calibration is simulated: narrowband questioned recordings
+are calibrated on trials through a radio chain (300&ndash;3,400 Hz band, 8 kHz, compander, noise at 8&ndash;25 dB SNR) or a
+telephone chain (the same band, 8-bit &mu;-law, noise at 15&ndash;30 dB SNR), and the reference prints use simulated radio,
+telephone and raised-vocal-effort versions of the reference recordings. Real radios, phone networks, codecs, rooms,
+microphones and shouting differ.</li>
 <li><b>Conditions outside the calibration</b> (section 2) make the LR less reliable; its strength should then be read with caution.</li>
 <li><b>Automatic analysis only.</b> No auditory or acoustic-phonetic analysis by an expert is part of this report, and the
 recordings' integrity and provenance are not examined beyond their SHA-256.</li>

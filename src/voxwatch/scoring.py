@@ -13,6 +13,12 @@ from .errors import UsageError
 
 
 MIN_SPEECH_S = 1.0  # the shortest evidence scored (one short window); shorter durations count as this
+NARROWBAND_HZ = 4500.0  # audio whose channel band ends below this is narrowband (telephone, radio)
+
+
+def band_name(bandwidth_hz: float) -> str:
+    """"narrowband" for a channel whose band ends below :data:`NARROWBAND_HZ`, else "wideband" (also when unknown: 0)."""
+    return "narrowband" if 0 < bandwidth_hz < NARROWBAND_HZ else "wideband"
 
 
 @dataclass(frozen=True)
@@ -21,7 +27,10 @@ class Calibration:
     ``llr = a + b * score + (c + d * score) * log(speech_s)``, fitted by logistic regression on trials.
 
     ``fa_llr``/``fa_per_hour`` measure, on the non-target trials it was fitted on, how many false alarms per hour
-    of a stranger's speech each enrolled voice raises at each LLR threshold: the operating point in user terms."""
+    of a stranger's speech each enrolled voice raises at each LLR threshold: the operating point in user terms.
+
+    Quality-aware by channel band: ``narrowband``, when present, is the calibration fitted on band-limited speech
+    (telephone, radio), where the same cosine is weaker evidence; :meth:`for_band` picks the one that applies."""
 
     a: float
     b: float
@@ -29,6 +38,11 @@ class Calibration:
     d: float
     fa_llr: tuple[float, ...] = ()
     fa_per_hour: tuple[float, ...] = ()
+    narrowband: Calibration | None = None
+
+    def for_band(self, bandwidth_hz: float) -> Calibration:
+        """The calibration for audio whose channel band ends at ``bandwidth_hz`` (0: unknown, taken as wideband)."""
+        return self.narrowband if self.narrowband is not None and band_name(bandwidth_hz) == "narrowband" else self
 
     def llr(self, score: np.ndarray | float, speech_s: np.ndarray | float) -> np.ndarray:
         log_s = np.log(np.maximum(np.asarray(speech_s, np.float64), MIN_SPEECH_S))
@@ -46,13 +60,18 @@ class Calibration:
         return ok[0] if ok else self.fa_llr[-1]
 
     def to_json(self) -> dict[str, object]:
-        return {"a": self.a, "b": self.b, "c": self.c, "d": self.d, "false_alarms": {"llr": list(self.fa_llr), "per_hour": list(self.fa_per_hour)}}
+        out: dict[str, object] = {"a": self.a, "b": self.b, "c": self.c, "d": self.d,
+                                  "false_alarms": {"llr": list(self.fa_llr), "per_hour": list(self.fa_per_hour)}}
+        if self.narrowband is not None:
+            out["narrowband"] = self.narrowband.to_json()
+        return out
 
     @classmethod
     def from_json(cls, data: dict) -> Calibration:  # type: ignore[type-arg]
         table = data.get("false_alarms", {})
+        narrow = cls.from_json(data["narrowband"]) if "narrowband" in data else None
         return cls(float(data["a"]), float(data["b"]), float(data["c"]), float(data["d"]),
-                   tuple(map(float, table.get("llr", ()))), tuple(map(float, table.get("per_hour", ()))))
+                   tuple(map(float, table.get("llr", ()))), tuple(map(float, table.get("per_hour", ()))), narrow)
 
     @classmethod
     def fit(cls, scores: np.ndarray, speech_s: np.ndarray, target: np.ndarray, pairs: np.ndarray) -> Calibration:
@@ -133,9 +152,11 @@ class Watchlist:
             return rows
         return np.maximum.reduceat(rows, self._starts, axis=1)
 
-    def llrs(self, embeddings: np.ndarray, speech_s: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
+    def llrs(self, embeddings: np.ndarray, speech_s: np.ndarray | float, bandwidth_hz: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+        """Scores and calibrated LLRs of embeddings (n, d) with ``speech_s`` behind each, heard on a channel whose band
+        ends at ``bandwidth_hz`` (0: unknown)."""
         scores = self.scores(embeddings)
-        return scores, self.calibration.llr(scores, np.asarray(speech_s, np.float64).reshape(-1, 1))
+        return scores, self.calibration.for_band(bandwidth_hz).llr(scores, np.asarray(speech_s, np.float64).reshape(-1, 1))
 
 
 def voice_summaries(vectors: np.ndarray, weights: np.ndarray, similar: float = 0.8, most: int = 32) -> np.ndarray:
