@@ -7,6 +7,7 @@ regression guards the current system passes with margin, not the issue's targets
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -71,22 +72,27 @@ def test_clean(english) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_radio_channel(english, rng: np.random.Generator) -> None:  # type: ignore[no-untyped-def]
-    """Far from the issue's target (false alarms above all); the naive spotter detects nothing at its clean threshold."""
+    """Far from the issue's target. At the default operating point (0.1 false alarms per voice-hour, narrowband
+    calibration) voxwatch stays quiet; at 10 per voice-hour it reports some turns (alerts, or turns held by the cooldown);
+    its turn scores separate far better than the naive spotter's, which detects nothing at its clean threshold."""
     engine, folder, clean, naive, threshold = english
-    vox, base = both(engine, folder, accuracy.radio_condition(clean, rng), naive, threshold)
-    assert vox.spotting.detected >= max(3, base.spotting.detected + 2), report(vox, base)
-    assert vox.spotting.false_alarms <= 10, report(vox, base)
+    condition = accuracy.radio_condition(clean, rng)
+    vox, base = both(engine, folder, condition, naive, threshold)
+    assert vox.spotting.false_alarms <= 1, report(vox, base)
     assert vox.metrics.eer <= 0.25 and vox.metrics.eer < base.metrics.eer - 0.05, report(vox, base)
+    looser = dataclasses.replace(engine.settings, spotter=dataclasses.replace(engine.settings.spotter, false_alarms_per_hour=10.0))
+    loose = accuracy.run_voxwatch(Engine(looser, actor="tester", backend=engine.backend, vad=engine.vad), condition, folder)
+    assert loose.spotting.detected + loose.held_back >= max(3, base.spotting.detected + 2), report(loose, base)
+    assert loose.spotting.false_alarms_per_hour <= 10.0 * len(condition.enrolled), report(loose, base)
 
 
 def test_emotional_speech(english, rng: np.random.Generator) -> None:  # type: ignore[no-untyped-def]
-    """Simulated emotion (pitch, tempo, vocal effort) defeats both systems at their operating points today; the floor
-    is that voxwatch stays quiet and its turn scores still separate target from non-target better than chance."""
+    """Simulated emotion (pitch, tempo, vocal effort) defeats the naive spotter's scores; voxwatch's raised-effort
+    voiceprints keep target turns apart (the simulation's effort is what that enrollment condition models)."""
     engine, folder, clean, naive, threshold = english
     vox, base = both(engine, folder, accuracy.emotional_condition(clean, rng), naive, threshold)
-    assert vox.spotting.false_alarms <= max(1, base.spotting.false_alarms), report(vox, base)
-    assert vox.metrics.eer <= 0.35, report(vox, base)
-    assert np.mean(vox.target_scores) > np.mean(vox.nontarget_scores) + 0.03, report(vox, base)
+    assert vox.spotting.detected >= 5 and vox.spotting.false_alarms <= 2, report(vox, base)
+    assert vox.metrics.eer <= 0.05 and vox.metrics.eer < base.metrics.eer - 0.05, report(vox, base)
 
 
 def test_non_english(english, data: Path, models, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -82,8 +82,12 @@ def test_end_to_end_session(tmp_path: Path, readers: dict[str, list[Path]], impo
     assert jane_start <= alerts[0]["stream_time_s"] <= jane_start + 4
     assert json.loads((tmp_path / "alerts.jsonl").read_text())["alert_id"] == alerts[0]["alert_id"]
 
-    pcm = (bandpass(np.concatenate(parts), 0, 3800)[::2] * 32767).astype("<i2").tobytes()  # 8 kHz raw PCM on stdin
-    piped = run(tmp_path, "--json", "watch", "-", "--rate", "8000", stdin=pcm)
+    # 8 kHz raw PCM on stdin: a narrowband line, scored with the narrowband calibration, whose 0.1 false alarms per
+    # voice-hour GE2E cannot reach on this turn (see benchmarks/accuracy.py); an operator sets the threshold outright
+    pcm = (bandpass(np.concatenate(parts), 0, 3800)[::2] * 32767).astype("<i2").tobytes()
+    quiet = run(tmp_path, "--json", "watch", "-", "--rate", "8000", stdin=pcm)
+    assert quiet.returncode == 0 and not [x for x in quiet.stdout.splitlines() if json.loads(x)["type"] == "alert"]
+    piped = run(tmp_path, "--json", "watch", "-", "--rate", "8000", "--threshold", "1.5", stdin=pcm)
     assert piped.returncode == 0, piped.stderr
     assert [json.loads(x)["speaker"] for x in piped.stdout.splitlines() if json.loads(x)["type"] == "alert"] == ["Jane Reader"]
 

@@ -147,6 +147,7 @@ def test_shipped_calibration_scores_are_small_and_consistent(band: str) -> None:
     assert len(shipped.nontarget_scores) <= 10_000 < shipped.n_nontarget and len(shipped.target_scores) > 500
     in_use = Calibration.default().for_band(3400 if band == "narrowband" else 8000)
     assert (shipped.calibration.a, shipped.calibration.d) == (in_use.a, in_use.d)  # the summary belongs to that band's fit
+    assert Calibration.from_json(json.loads(json.dumps(in_use.to_json()))) == in_use
     target, nontarget = shipped.llrs()
     assert np.mean(target > 0) > 0.6 and np.mean(nontarget < 0) > 0.8
     assert shipped.cllr < 1 and shipped.cllr - shipped.min_cllr < 0.1  # calibrated: little lost to calibration

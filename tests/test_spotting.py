@@ -7,11 +7,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from voxwatch.audio import write_wav
-from voxwatch import CollectingSink, Engine, FileSource
+from conftest import largest
+
+from voxwatch import CollectingSink, Engine, FileSource, channels
+from voxwatch.audio import load_audio, write_wav
 from voxwatch.corpus import spotting_task
 from voxwatch.evaluate import score_alerts
-from voxwatch.records import Alert
+from voxwatch.records import Alert, AudioChunk, Segment
+from voxwatch.scoring import NARROWBAND_HZ
 
 ENROLLED = ["1688", "2414", "3080", "533"]
 
@@ -95,3 +98,24 @@ def test_two_thread_watch_decides_like_the_spotter_alone(watched, engine: Engine
     events += spotter.finish(stream)
     alone = [(e.speaker, e.stream_time_s, e.llr) for e in events if isinstance(e, Alert)]
     assert alone and alone == [(a.speaker, a.stream_time_s, a.llr) for a in summary.alerts]
+
+
+def test_each_stream_is_scored_for_its_measured_channel_band(engine: Engine, readers: dict[str, list[Path]]) -> None:
+    """The same reading as recorded and through a walkie-talkie channel: the spotter measures each stream's band on
+    its own windows, and the calibration for that band scores it."""
+    audio = np.concatenate([load_audio(f) for f in largest(readers["2033"], 2)])
+    heard = {"clean": audio, "radio": channels.radio(audio, np.random.default_rng(2), snr_db=10.0)}
+    spotter = engine.spotter()
+    segments: list[Segment] = []
+    for start in range(0, len(audio), 8000):
+        events = spotter.process([AudioChunk(name, start / 16000, x[start : start + 8000]) for name, x in heard.items()])
+        segments += [e for e in events if isinstance(e, Segment)]
+    for name in heard:
+        segments += [e for e in spotter.finish(name) if isinstance(e, Segment)]
+    clean = [s for s in segments if s.source == "clean"]
+    radio = [s for s in segments if s.source == "radio"]
+    assert clean and radio
+    assert all(s.bandwidth_hz > NARROWBAND_HZ for s in clean) and all(0 < s.bandwidth_hz < NARROWBAND_HZ for s in radio)
+    calibration = engine.calibration()
+    assert calibration.for_band(radio[-1].bandwidth_hz) is calibration.narrowband is not None
+    assert calibration.for_band(clean[-1].bandwidth_hz) is calibration
