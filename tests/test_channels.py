@@ -137,6 +137,7 @@ CHAINS = {
     "reverberate": lambda x, rng: channels.reverberate(x, channels.room_impulse(0.4, rng)),
     "clip": lambda x, rng: channels.clip(x, 0.5),
     "radio": lambda x, rng: channels.radio(x, rng),
+    "broadcast": lambda x, rng: channels.broadcast(x, rng),
     "telephone": lambda x, rng: channels.telephone(x, rng),
     "effort": lambda x, rng: channels.effort(x),
 }

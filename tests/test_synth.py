@@ -52,7 +52,7 @@ def test_enrollment_audio_has_requested_length() -> None:
 
 
 @needs_espeak
-@pytest.mark.parametrize("channel", ["radio", "clean"])
+@pytest.mark.parametrize("channel", ["broadcast", "radio", "clean"])
 def test_conversation_ground_truth(channel: str) -> None:
     voices = list(synth.VOICES[:3])
     audio, turns = synth.conversation(voices, 30.0, np.random.default_rng(7), channel=channel)

@@ -171,6 +171,12 @@ def radio(x: np.ndarray, rng: np.random.Generator, snr_db: float = 10.0) -> np.n
     return _peak_normalise(add_noise(y, snr_db, rng), 0.9) if np.any(y) else y
 
 
+def broadcast(x: np.ndarray, rng: np.random.Generator, snr_db: float = 30.0) -> np.ndarray:
+    """A broadcast station at 16 kHz: band-pass 80-7000 Hz, gentle compression, noise at ``snr_db``, peak 0.9."""
+    y = compand(bandpass(x, 80.0, 7000.0), ratio=1.5)
+    return _peak_normalise(add_noise(y, snr_db, rng), 0.9) if np.any(y) else y
+
+
 def telephone(x: np.ndarray, rng: np.random.Generator, snr_db: float = 20.0) -> np.ndarray:
     """Landline at 16 kHz: band-pass 300-3400 Hz, 8 kHz leg, 8-bit μ-law, noise at ``snr_db``."""
     y = mu_law(narrowband(bandpass(x)))

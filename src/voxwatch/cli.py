@@ -329,7 +329,7 @@ def demo(obj: _Context, data: str | None, out: str, pace: str, seconds: float, s
 
     \b
     Examples:
-      voxwatch demo                                  # synthetic voices through a simulated radio channel
+      voxwatch demo                                  # synthetic voices through a simulated broadcast channel
       voxwatch demo --data ../shared/data/resemblyzer/audio_data/librispeech_test-other
     """
     from .demo import run_demo

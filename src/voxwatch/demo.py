@@ -17,12 +17,12 @@ from .sinks import ConsoleSink, JsonLinesSink
 
 
 def synthetic_task(out: Path, seconds: float, rng: np.random.Generator) -> SpottingTask:
-    """Six espeak-ng voices on a simulated radio channel; three of them enrolled from clean speech."""
+    """Six espeak-ng voices on a simulated broadcast channel; three of them enrolled from clean speech."""
     from .synth import VOICES, conversation, enrollment_audio
 
     voices = list(VOICES[:6])
     enrollment = {v.name: [write_wav(out / "enroll" / f"{v.name}.wav", enrollment_audio(v, 20.0))] for v in voices[:3]}
-    audio, turns = conversation(voices, seconds, rng, channel="radio")
+    audio, turns = conversation(voices, seconds, rng, channel="broadcast")
     return SpottingTask(enrollment, audio, turns)
 
 

@@ -21,7 +21,7 @@ from .corpus import Turn
 
 _SILENCE_LEVEL = 1e-3  # |sample| below this at the edges of espeak output is trimmed
 _SENTENCE_PAUSE_S = 0.3
-_CHANNELS = ("radio", "telephone", "clean")
+_CHANNELS = ("broadcast", "radio", "telephone", "clean")
 
 
 @dataclass(frozen=True)
@@ -147,13 +147,13 @@ def conversation(
     voices: list[Voice],
     seconds: float,
     rng: np.random.Generator,
-    channel: str = "radio",
+    channel: str = "broadcast",
     gap_s: tuple[float, float] = (0.4, 1.5),
 ) -> tuple[np.ndarray, list[Turn]]:
     """A ``seconds`` long stream of ``voices`` taking turns, passed through ``channel``, and its ground truth.
 
     Each turn is 1-4 stream sentences by a random speaker other than the previous one, separated by silences
-    drawn uniformly from ``gap_s``. ``channel`` is ``"radio"``, ``"telephone"`` or ``"clean"``. A turn cut by the
+    drawn uniformly from ``gap_s``. ``channel`` is ``"broadcast"``, ``"radio"``, ``"telephone"`` or ``"clean"``. A turn cut by the
     end of the stream ends there; no turn starts in the last second.
     """
     if len({v.name for v in voices}) < 2 or len({v.name for v in voices}) != len(voices):
@@ -186,8 +186,6 @@ def conversation(
         previous = speaker
     audio = np.concatenate(pieces)[:total]
     audio = np.pad(audio, (0, total - len(audio)))
-    if channel == "radio":
-        audio = channels.radio(audio, rng)
-    elif channel == "telephone":
-        audio = channels.telephone(audio, rng)
+    if channel != "clean":
+        audio = {"broadcast": channels.broadcast, "radio": channels.radio, "telephone": channels.telephone}[channel](audio, rng)
     return np.clip(audio, -1.0, 1.0).astype(np.float32), turns
