@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ from voxwatch import CollectingSink, Engine, FileSource, channels
 from voxwatch.audio import load_audio, write_wav
 from voxwatch.corpus import spotting_task
 from voxwatch.evaluate import score_alerts
-from voxwatch.records import Alert, AudioChunk, Segment
+from voxwatch.records import Alert, AudioChunk, Evidence, Segment
 from voxwatch.scoring import NARROWBAND_HZ
 
 ENROLLED = ["1688", "2414", "3080", "533"]
@@ -119,3 +120,22 @@ def test_each_stream_is_scored_for_its_measured_channel_band(engine: Engine, rea
     calibration = engine.calibration()
     assert calibration.for_band(radio[-1].bandwidth_hz) is calibration.narrowband is not None
     assert calibration.for_band(clean[-1].bandwidth_hz) is calibration
+
+
+def test_a_turn_alerts_only_its_most_likely_voice(tmp_path: Path, engine: Engine, readers: dict[str, list[Path]]) -> None:
+    """One reader enrolled twice under two names (from different readings): each turn of theirs passes both voices'
+    thresholds, but a turn is one voice, so only the more likely name alerts on it."""
+    files = largest(readers["2033"], 6)
+    engine.enroll("twin-a", [str(f) for f in files[:2]])
+    engine.enroll("twin-b", [str(f) for f in files[2:4]])
+    stream = write_wav(tmp_path / "stream.wav", np.concatenate([load_audio(files[4]), np.zeros(16000 * 4, np.float32), load_audio(files[5])]))
+    spotter = engine.spotter(engine.watchlist(), dataclasses.replace(engine.settings.spotter, trace=True, cooldown_s=0.0))
+    events = []
+    for chunk in FileSource(str(stream)).chunks():
+        events += spotter.process([chunk])
+    events += spotter.finish(str(stream))
+    threshold = engine.threshold(8000.0)
+    both_pass = [e for e in events if isinstance(e, Evidence) and min(engine.calibration().llr(np.array(e.scores), e.speech_s)) >= threshold]
+    alerts = [e for e in events if isinstance(e, Alert)]
+    assert both_pass, "both names pass the threshold on this reader's turns"
+    assert alerts and len({(a.segment_start_s) for a in alerts}) == len(alerts), f"one alert per turn: {alerts}"

@@ -2,10 +2,11 @@
 
 Per stream: 32 ms frames → VAD with hysteresis → speech-only buffer → windows every ``hop_s`` of speech →
 embeddings (one batched call for all streams) → the current turn's running mean embedding → LLR against the
-watchlist, calibrated for the stream's channel band (measured on its windows) → an alert the moment it passes the
-threshold (by default the one the calibration gives the set false-alarm rate), once per turn and speaker. A turn ends
-after ``max_pause_s`` of silence, or where a window no longer sounds like the turn so far (speaker change); after a
-pause of ``turn_gap_s`` the turn goes on only if the next window still sounds like it.
+watchlist, calibrated for the stream's channel band (measured on its windows) → an alert for the turn's most likely
+voice the moment its LLR passes the threshold (by default the one the calibration gives the set false-alarm rate),
+once per turn and speaker. A turn ends after ``max_pause_s`` of silence, or where a window no longer sounds like the
+turn so far (speaker change); after a pause of ``turn_gap_s`` the turn goes on only if the next window still sounds
+like it.
 """
 
 from __future__ import annotations
@@ -302,28 +303,28 @@ class Spotter:
         threshold = self.options.threshold(self.watchlist.calibration, turn.bandwidth_hz)
         if self.options.trace:
             events.append(Evidence(state.name, turn.start_s, w.end_s, turn.speech_samples / RATE, tuple(float(x) for x in scores[0])))
+        top = int(np.argmax(llrs[0]))  # a turn is one voice: only the most likely watched voice may alert
+        name, llr = self.watchlist.names[top], float(llrs[0, top])
         only = self._only.get(state.name)
-        for i, name in enumerate(self.watchlist.names):
-            llr = float(llrs[0, i])
-            if llr < threshold or name in turn.alerted or (only is not None and name not in only):
-                continue
-            recent = state.last_heard.get(name)
-            turn.alerted.add(name)
-            if recent is None or turn.start_s - recent > self.options.cooldown_s:
-                events.append(
-                    Alert(
-                        alert_id=uuid.uuid4().hex,
-                        source=state.name,
-                        speaker=name,
-                        stream_time_s=round(w.end_s, 3),
-                        segment_start_s=round(turn.start_s, 3),
-                        score=round(float(scores[0, i]), 4),
-                        llr=round(llr, 3),
-                        speech_s=round(turn.speech_samples / RATE, 2),
-                        wall_time=datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
-                    )
+        if llr < threshold or name in turn.alerted or (only is not None and name not in only):
+            return events
+        recent = state.last_heard.get(name)
+        turn.alerted.add(name)
+        if recent is None or turn.start_s - recent > self.options.cooldown_s:
+            events.append(
+                Alert(
+                    alert_id=uuid.uuid4().hex,
+                    source=state.name,
+                    speaker=name,
+                    stream_time_s=round(w.end_s, 3),
+                    segment_start_s=round(turn.start_s, 3),
+                    score=round(float(scores[0, top]), 4),
+                    llr=round(llr, 3),
+                    speech_s=round(turn.speech_samples / RATE, 2),
+                    wall_time=datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
                 )
-            state.last_heard[name] = w.end_s
+            )
+        state.last_heard[name] = w.end_s
         return events
 
     def _end_turn(self, state: StreamState) -> list[Event]:
@@ -338,11 +339,12 @@ class Spotter:
         if self.watchlist.names:
             scores, llrs = self.watchlist.llrs(mean[None], speech_s, turn.bandwidth_hz)
             threshold = self.options.threshold(self.watchlist.calibration, turn.bandwidth_hz)
+            top = int(np.argmax(llrs[0]))
             only = self._only.get(state.name)
             for i, name in enumerate(self.watchlist.names):
                 if only is not None and name not in only:
                     continue
-                if llrs[0, i] >= threshold or name in turn.alerted:
+                if i == top and llrs[0, i] >= threshold or name in turn.alerted:
                     state.last_heard[name] = turn.end_s
                     events.append(Detection(state.name, name, round(turn.start_s, 3), round(turn.end_s, 3), round(float(scores[0, i]), 4), round(float(llrs[0, i]), 3)))
         return events
