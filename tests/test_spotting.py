@@ -13,9 +13,11 @@ from conftest import largest
 from voxwatch import CollectingSink, Engine, FileSource, channels
 from voxwatch.audio import load_audio, write_wav
 from voxwatch.corpus import spotting_task
+from voxwatch.engine import Watch
 from voxwatch.evaluate import score_alerts
 from voxwatch.records import Alert, AudioChunk, Evidence, Segment
 from voxwatch.scoring import NARROWBAND_HZ
+from voxwatch.streams import Multiplexer, StreamStatus
 
 ENROLLED = ["1688", "2414", "3080", "533"]
 
@@ -139,3 +141,33 @@ def test_a_turn_alerts_only_its_most_likely_voice(tmp_path: Path, engine: Engine
     alerts = [e for e in events if isinstance(e, Alert)]
     assert both_pass, "both names pass the threshold on this reader's turns"
     assert alerts and len({(a.segment_start_s) for a in alerts}) == len(alerts), f"one alert per turn: {alerts}"
+
+
+def test_a_failing_step_or_sink_does_not_stop_the_watch(tmp_path: Path, engine: Engine, task, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A model error on one step and a sink that always fails: the watch logs them, goes on to the end of the stream,
+    and keeps every alert in the outbox as undelivered."""
+    for name, files in task.enrollment.items():
+        engine.enroll(name, [str(f) for f in files])
+    stream = write_wav(tmp_path / "stream.wav", task.audio[: 90 * 16000])
+
+    class Down(CollectingSink):
+        def alert(self, alert: Alert) -> None:
+            raise RuntimeError("receiver down")
+
+        def stream_end(self, status: StreamStatus) -> None:
+            raise RuntimeError("receiver down")
+
+    watch = Watch(engine, Multiplexer([FileSource(str(stream))]), [Down()])
+    decide, calls = watch.spotter.decide, []
+
+    def hiccup(windows):  # type: ignore[no-untyped-def]
+        calls.append(len(windows))
+        if len(calls) == 2:
+            raise RuntimeError("model hiccup")
+        return decide(windows)
+
+    monkeypatch.setattr(watch.spotter, "decide", hiccup)
+    summary = watch.run()
+    assert len(calls) > 2 and summary.alerts, "the watch went on after the failed step"
+    assert [s.state for s in summary.streams] == ["ended"]
+    assert {a.alert_id for a in engine.store.alerts(undelivered=True)} == {a.alert_id for a in summary.alerts}

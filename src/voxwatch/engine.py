@@ -315,7 +315,7 @@ class Engine:
             raise UsageError("no voices are enrolled; use 'voxwatch enroll' first")
         calibration = self.calibration()
 
-        def threshold(band: Calibration) -> float:
+        def threshold(band: Calibration) -> float:  # for scores calibrated by ``band`` (one band's calibration)
             return self.settings.spotter.threshold(band, 0.0) if threshold_llr is None else threshold_llr
 
         if paths:
@@ -419,6 +419,7 @@ class Watch:
         return self.summary
 
     def _decide_loop(self, handover: queue.Queue[_Step | None]) -> None:
+        """The second thread: takes every step waiting, decides on their windows together, publishes; until ``None``."""
         warned: set[str] = set()
         checked = time.monotonic()
         while True:
@@ -430,30 +431,36 @@ class Watch:
                     break
             live = [s for s in steps if s is not None]
             try:
-                events = self.spotter.decide([w for s in live for w in s.windows])
-            except Exception:
-                log.exception("a watch step failed on %d window(s); continuing", sum(len(s.windows) for s in live))
-                events = []
-            for step in live:
-                for c in step.chunks:
-                    self.mux.processed(c)
-            self._publish(events)
-            ended = [end for step in live for end in step.ended]
-            for end in ended:
-                self.mux.processed(end)
-            if ended or time.monotonic() - checked > 2:
-                checked = time.monotonic()
-                status = {s.source: s for s in self.mux.status()}
-                behind = {name for name, s in status.items() if s.behind}
-                for name in sorted(behind - warned):
-                    log.warning("%s: falling behind real time (%.1f s of audio waiting)", name, status[name].lag_s)
-                warned = behind
-                for end in ended:
-                    self.summary.streams.append(status[end.source])
-                    for sink in self.sinks:
-                        sink.stream_end(status[end.source])
+                checked, warned = self._decide(live, checked, warned)
+            except Exception:  # a failing sink or status must not stop this thread: the first one would wait forever
+                log.exception("reporting a watch step failed; continuing")
             if len(live) < len(steps):
                 return
+
+    def _decide(self, steps: list[_Step], checked: float, warned: set[str]) -> tuple[float, set[str]]:
+        try:
+            self._publish(self.spotter.decide([w for s in steps for w in s.windows]))
+        except Exception:  # as in run(): what failed is logged, the audio counts as processed, the watch goes on
+            log.exception("a watch step failed on %d window(s); continuing", sum(len(s.windows) for s in steps))
+        for step in steps:
+            for c in step.chunks:
+                self.mux.processed(c)
+        ended = [end for step in steps for end in step.ended]
+        for end in ended:
+            self.mux.processed(end)
+        if not ended and time.monotonic() - checked <= 2:
+            return checked, warned
+        status = {s.source: s for s in self.mux.status()}
+        behind = {name for name, s in status.items() if s.behind}
+        if behind - warned:
+            worst = max(behind, key=lambda name: status[name].lag_s)
+            log.warning("%d of %d streams falling behind real time; the worst, %s, has %.1f s of audio waiting",
+                        len(behind), len(status), worst, status[worst].lag_s)
+        for end in ended:
+            self.summary.streams.append(status[end.source])
+            for sink in self.sinks:
+                sink.stream_end(status[end.source])
+        return time.monotonic(), behind
 
     def _publish(self, events: list[Event]) -> None:
         store = self.engine.store

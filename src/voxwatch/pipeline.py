@@ -112,6 +112,8 @@ class StreamState:
 
 @dataclass
 class Window:
+    """A stretch of one stream's speech to embed (empty when it only closes the turn), and where it sits in the turn."""
+
     state: StreamState
     samples: np.ndarray
     start_s: float
