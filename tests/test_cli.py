@@ -14,8 +14,8 @@ import pytest
 from conftest import largest
 
 from voxwatch import load_audio
-from voxwatch.channels import bandpass
 from voxwatch.audio import write_wav
+from voxwatch.channels import bandpass
 
 COMMANDS = ["enroll", "speakers", "forget", "verify", "identify", "index", "search", "watch", "eval", "calibrate", "compare", "demo", "serve"]
 

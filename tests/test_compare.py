@@ -14,11 +14,11 @@ import pytest
 from conftest import largest
 
 from voxwatch import Calibration, Engine, Settings, load_audio
+from voxwatch.audio import write_wav
 from voxwatch.channels import radio
 from voxwatch.compare import Comparison, calibration_scores, compare, format_lr, verbal_scale
-from voxwatch.quality import band_edge_hz
-from voxwatch.audio import write_wav
 from voxwatch.errors import AudioError, UsageError
+from voxwatch.quality import band_edge_hz
 from voxwatch.report import write_report
 
 READER, OTHER = "2609", "3331"

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from conftest import largest
 
-from voxwatch.audio import write_wav
 from voxwatch import AudioError, Engine, EnrollmentError, UnknownSpeakerError, UsageError, load_audio
+from voxwatch.audio import write_wav
 from voxwatch.corpus import compose
 
 

@@ -20,8 +20,8 @@ import numpy as np
 
 from .embedding import EmbeddingBackend
 from .errors import UsageError
-from .records import Alert, AudioChunk, Detection, Evidence, Segment
 from .quality import band_edge_hz
+from .records import Alert, AudioChunk, Detection, Evidence, Segment
 from .scoring import Calibration, Watchlist, l2_normalise
 from .vad import FRAME, SileroVad, VadState
 

@@ -11,7 +11,6 @@ import numpy as np
 
 from .errors import UsageError
 
-
 MIN_SPEECH_S = 1.0  # the shortest evidence scored (one short window); shorter durations count as this
 NARROWBAND_HZ = 4500.0  # audio whose channel band ends below this is narrowband (telephone, radio)
 

@@ -16,8 +16,8 @@ import numpy as np
 
 from . import channels
 from .audio import RATE_HZ, load_audio
-from .errors import AudioError, ModelError
 from .corpus import Turn
+from .errors import AudioError, ModelError
 
 _SILENCE_LEVEL = 1e-3  # |sample| below this at the edges of espeak output is trimmed
 _SENTENCE_PAUSE_S = 0.3

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .engine import Analysis, Engine
-from .evaluate import Metrics, evaluate, plot_det, read_trials
 from .audio import load_audio
+from .engine import Analysis, Engine
 from .errors import AudioError, VoxwatchError
+from .evaluate import Metrics, evaluate, plot_det, read_trials
 from .records import AudioChunk, Evidence
 from .scoring import Watchlist, l2_normalise
 
