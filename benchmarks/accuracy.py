@@ -49,7 +49,7 @@ from voxwatch.corpus import SpottingTask, Turn, compose, manifest
 from voxwatch.engine import Engine, Settings
 from voxwatch.evaluate import Metrics, SpottingResult, evaluate, score_alerts
 from voxwatch.quality import band_edge_hz
-from voxwatch.records import Alert
+from voxwatch.records import Alert, Detection
 from voxwatch.trials import spotting_evidence
 
 P_TARGET = 0.01
@@ -322,7 +322,7 @@ def run_voxwatch(engine: Engine, condition: Condition, folder: Path) -> SystemRe
     unscored = len(condition.turns) - len({p // voices for p in pairs})
     notes = _false_alarm_notes(summary.alerts, condition)
     heard = [(a.speaker, a.stream_time_s) for a in summary.alerts] + [(d.speaker, d.end_s) for d in summary.detections]
-    held = held_back(summary.alerts, heard, condition, engine.settings.spotter.cooldown_s)
+    held = held_back(summary.alerts, heard, condition, engine.settings.spotter.cooldown_s, summary.detections)
     return SystemResult(
         spotting, scores[target], scores[~target], llr[target], llr[~target], peaks[target], peaks[~target], unscored, held, notes,
         engine.threshold(band),
@@ -334,14 +334,20 @@ def _correct(alert: Alert | NaiveAlert, condition: Condition) -> bool:
     return any(t.speaker == alert.speaker and t.start_s <= alert.stream_time_s <= t.end_s + 1.0 for t in condition.turns)
 
 
-def held_back(alerts: Sequence[Alert | NaiveAlert], heard: list[tuple[str, float]], condition: Condition, cooldown_s: float) -> int:
+def held_back(
+    alerts: Sequence[Alert | NaiveAlert], heard: list[tuple[str, float]], condition: Condition, cooldown_s: float,
+    recognised: Sequence[Detection] | None = None,
+) -> int:
     """Target turns without an alert of their own that began within ``cooldown_s`` after the system last found that
     voice (``heard``: (voice, stream time)): by design no new alert is raised for a voice heard that recently, so
-    back-to-back turns of one voice count as missed by ``score_alerts`` although the voice was reported."""
+    back-to-back turns of one voice count as missed by ``score_alerts`` although the voice was reported. With
+    ``recognised`` (voxwatch's detection records), only turns a detection of that voice overlaps count."""
     count = 0
     for t in condition.turns:
         own = any(a.speaker == t.speaker and t.start_s <= a.stream_time_s <= t.end_s + 1.0 for a in alerts)
         if t.speaker not in condition.enrolled or own:
+            continue
+        if recognised is not None and not any(d.speaker == t.speaker and d.start_s < t.end_s and d.end_s > t.start_s for d in recognised):
             continue
         count += any(v == t.speaker and t.start_s - cooldown_s <= time_s <= t.start_s for v, time_s in heard)
     return count
@@ -566,7 +572,8 @@ def main() -> None:
     print(table(results))
     print("  (n) = false alarms; TTA = stream time from turn onset to the alert; EER/minDCF/Cllr over (truth turn x enrolled voice)")
     print("  held = target turns without an alert of their own that began within 10 s of the same voice being found"
-          " (the per-voice cooldown; counted as missed in 'detected')")
+          " (the per-voice cooldown; counted as missed in 'detected'); for voxwatch only turns it still recognised"
+          " (a detection record of that voice on the turn)")
     for condition, systems in results.items():
         if systems["voxwatch"].false_alarm_notes:
             print(f"  voxwatch, {condition}: {systems['voxwatch'].false_alarm_notes}")
