@@ -34,6 +34,15 @@ class _Context:
         click.echo(json.dumps(record) if self.as_json else text)
 
 
+def _operating_point(fn: Callable[..., None]) -> Callable[..., None]:
+    """The two ways to set when a detection counts: ``--false-alarms-per-hour`` (the default) or ``--threshold``."""
+    fn = click.option("--false-alarms-per-hour", "fa_rate", type=float, default=None,
+                      help="False alarms to allow per enrolled voice per hour of other people's speech; sets the LLR threshold"
+                           " for each channel band from the calibration [default: 0.1].")(fn)
+    return click.option("--threshold", type=float, default=None,
+                        help="Instead of --false-alarms-per-hour: the log-likelihood ratio a detection needs on every channel.")(fn)
+
+
 def _guard(fn: Callable[..., None]) -> Callable[..., None]:
     """Map library errors to one clear line and an exit code; never a traceback."""
 
@@ -195,10 +204,7 @@ def _fail_on(errors: list[str]) -> None:
 @main.command()
 @click.argument("paths", nargs=-1, type=click.Path())
 @click.option("--speaker", "speakers", multiple=True, help="Only this voice (repeatable) [default: all enrolled].")
-@click.option("--threshold", type=float, default=None, help="Instead of --false-alarms-per-hour: the log-likelihood ratio a detection needs on every channel.")
-@click.option("--false-alarms-per-hour", "fa_rate", type=float, default=None,
-              help="False alarms to allow per enrolled voice per hour of other people's speech; sets the LLR threshold for each"
-                   " channel band from the calibration [default: 0.1].")
+@_operating_point
 @click.option("--rttm", is_flag=True, help="Print RTTM lines instead.")
 @click.pass_obj
 @_guard
@@ -229,10 +235,7 @@ def search(obj: _Context, paths: tuple[str, ...], speakers: tuple[str, ...], thr
 @click.option("--rate", type=int, default=16000, show_default=True, help="Sample rate of raw PCM on stdin ('-').")
 @click.option("--format", "encoding", type=click.Choice(["s16le", "s32le", "f32le", "u8"]), default="s16le", show_default=True, help="Sample format of raw PCM on stdin.")
 @click.option("--channels", type=int, default=1, show_default=True, help="Channel count of raw PCM on stdin.")
-@click.option("--threshold", type=float, default=None, help="Instead of --false-alarms-per-hour: the log-likelihood ratio a detection needs on every channel.")
-@click.option("--false-alarms-per-hour", "fa_rate", type=float, default=None,
-              help="False alarms to allow per enrolled voice per hour of other people's speech; sets the LLR threshold for each"
-                   " channel band from the calibration [default: 0.1].")
+@_operating_point
 @click.option("--alerts-file", type=click.Path(dir_okay=False), default=None, help="Also append every alert to this JSON-lines file.")
 @click.option("--reconnect", type=int, default=0, show_default=True, help="Reconnect attempts (with backoff) when a network stream drops.")
 @click.option("--detections", is_flag=True, help="Also print every detected turn when it ends.")
@@ -343,10 +346,7 @@ def demo(obj: _Context, data: str | None, out: str, pace: str, seconds: float, s
 @click.option("--allow-dir", "allow_dirs", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
               help="Directory whose files may be named in requests (file streams, search paths); repeatable [default: none].")
 @click.option("--max-upload-mb", default=100.0, show_default=True, type=float, help="Largest enrollment upload (all files of one request).")
-@click.option("--threshold", type=float, default=None, help="Instead of --false-alarms-per-hour: the log-likelihood ratio a detection needs on every channel.")
-@click.option("--false-alarms-per-hour", "fa_rate", type=float, default=None,
-              help="False alarms to allow per enrolled voice per hour of other people's speech; sets the LLR threshold for each"
-                   " channel band from the calibration [default: 0.1].")
+@_operating_point
 @click.pass_obj
 @_guard
 def serve(obj: _Context, host: str, port: int, allow_dirs: tuple[Path, ...], max_upload_mb: float, threshold: float | None, fa_rate: float | None) -> None:
