@@ -12,7 +12,9 @@ from conftest import largest
 
 from voxwatch import AudioError, Engine, EnrollmentError, UnknownSpeakerError, UsageError, load_audio
 from voxwatch.audio import write_wav
+from voxwatch.channels import radio
 from voxwatch.corpus import compose
+from voxwatch.scoring import NARROWBAND_HZ
 
 
 @pytest.fixture
@@ -134,3 +136,22 @@ def test_unknown_speaker_and_empty_watchlist(engine: Engine, readers: dict[str, 
         engine.identify(readers["367"][0])
     with pytest.raises(UnknownSpeakerError, match="no enrolled voice named 'ghost'"):
         engine.forget("ghost")
+
+
+def test_an_indexed_recording_keeps_its_channel_band_for_search(tmp_path: Path, engine: Engine, enrolled: dict[str, list[Path]]) -> None:
+    """A walkie-talkie recording is indexed as narrowband, and search scores its segments with the narrowband
+    calibration and threshold (the wideband copy of the same speech with the wideband ones)."""
+    speech = np.concatenate([load_audio(f) for f in largest(enrolled["2033"], 2)])
+    wide = write_wav(tmp_path / "wide.wav", speech)
+    narrow = write_wav(tmp_path / "narrow.wav", radio(speech, np.random.default_rng(4), snr_db=20.0))
+    result = engine.search([str(wide), str(narrow)], ["2033"], threshold_llr=-np.inf)  # every segment, with its LLR
+    bands = {Path(r.path).name: r.bandwidth_hz for r in result.recordings}
+    assert bands["wide.wav"] > NARROWBAND_HZ > bands["narrow.wav"] > 0
+    calibration = engine.calibration()
+    for rec in result.recordings:
+        scores = engine.watchlist(["2033"]).scores(rec.vectors.astype(np.float32))[:, 0]
+        expected = calibration.for_band(rec.bandwidth_hz).llr(scores, rec.spans[:, 2])
+        found = [d.llr for d in result.detections if d.source == rec.path]  # merged regions keep their best LLR
+        assert found and abs(max(found) - float(np.max(expected))) < 2e-3
+    assert calibration.for_band(bands["narrow.wav"]) is calibration.narrowband
+    assert engine.threshold(bands["narrow.wav"]) > engine.threshold(bands["wide.wav"])  # same 0.1 false alarms/voice-hour
