@@ -155,3 +155,27 @@ def test_an_indexed_recording_keeps_its_channel_band_for_search(tmp_path: Path, 
         assert found and abs(max(found) - float(np.max(expected))) < 2e-3
     assert calibration.for_band(bands["narrow.wav"]) is calibration.narrowband
     assert engine.threshold(bands["narrow.wav"]) > engine.threshold(bands["wide.wav"])  # same 0.1 false alarms/voice-hour
+
+
+def test_an_index_made_before_channel_bands_still_searches(tmp_path: Path, engine: Engine, enrolled: dict[str, list[Path]]) -> None:
+    """A database at schema 2 (before recordings kept their channel band) opens, migrates, and its recordings count as
+    of unknown band: scored as wideband."""
+    from voxwatch.store import MIGRATIONS, Store
+
+    old = tmp_path / "old.db"
+    db = sqlite3.connect(old)
+    for number, script in enumerate(MIGRATIONS[:2], start=1):
+        db.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
+    spans = np.array([[0.0, 5.0, 4.5, 0.9]], np.float32)
+    vector = engine.watchlist(["2033"]).matrix[:1].astype(np.float16)
+    db.execute("INSERT INTO recordings (sha256, model, path, duration_s, speech_s, indexed_at, spans, vectors) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+               ("0" * 64, "ge2e", "old.wav", 5.0, 4.5, "2026-01-01T00:00:00Z", spans.tobytes(), vector.tobytes()))
+    db.commit()
+    db.close()
+    store = Store(old)
+    [recording] = store.recordings("ge2e")
+    assert recording.path == "old.wav" and recording.bandwidth_hz == 0.0
+    calibration = engine.calibration()
+    assert calibration.for_band(recording.bandwidth_hz) is calibration
+    assert sqlite3.connect(old).execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
+    store.close()
