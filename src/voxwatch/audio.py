@@ -241,7 +241,7 @@ class FileSource(Source):
         super().__init__(path)
         if not Path(path).is_file():
             raise AudioError(f"{path}: no such file")
-        self.realtime = self.live = realtime
+        self.live = realtime  # played at real-time pace, as a live stream would arrive
         self.loop = loop
 
     def blocks(self) -> Iterator[np.ndarray]:
@@ -249,10 +249,10 @@ class FileSource(Source):
         played = 0
         while True:
             empty = True
-            for block in _gather(decode(self.name), int(BLOCK_S * RATE_HZ)) if self.realtime else decode(self.name):
+            for block in _gather(decode(self.name), int(BLOCK_S * RATE_HZ)) if self.live else decode(self.name):
                 empty = False
                 played += len(block)
-                if self.realtime:  # a block is released when its last sample would have arrived live
+                if self.live:  # a block is released when its last sample would have arrived live
                     time.sleep(max(0.0, played / RATE_HZ - (time.monotonic() - started)))
                 yield block
             if empty:
