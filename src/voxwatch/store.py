@@ -97,6 +97,9 @@ def now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+_RECORDINGS = "SELECT path, sha256, duration_s, speech_s, spans, vectors, bandwidth_hz FROM recordings"  # as Store._recording reads them
+
+
 @dataclass(frozen=True)
 class IndexedRecording:
     """One archive recording's index entry: its speaker-homogeneous segments and their embeddings."""
@@ -255,7 +258,7 @@ class Store:
     # -- archive index --------------------------------------------------------------------------------------------
 
     def indexed(self, sha256: str, model: str) -> IndexedRecording | None:
-        rows = self._query("SELECT path, sha256, duration_s, speech_s, spans, vectors, bandwidth_hz FROM recordings WHERE sha256 = ? AND model = ?", (sha256, model))
+        rows = self._query(_RECORDINGS + " WHERE sha256 = ? AND model = ?", (sha256, model))
         return self._recording(rows[0]) if rows else None
 
     def index_summaries(self, model: str, dimension: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -275,11 +278,11 @@ class Store:
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            found += self._query(f"SELECT path, sha256, duration_s, speech_s, spans, vectors, bandwidth_hz FROM recordings WHERE id IN ({marks})", tuple(chunk))
+            found += self._query(_RECORDINGS + f" WHERE id IN ({marks})", tuple(chunk))
         return sorted((self._recording(r) for r in found), key=lambda r: r.path)
 
     def recordings(self, model: str) -> list[IndexedRecording]:
-        rows = self._query("SELECT path, sha256, duration_s, speech_s, spans, vectors, bandwidth_hz FROM recordings WHERE model = ? ORDER BY path", (model,))
+        rows = self._query(_RECORDINGS + " WHERE model = ? ORDER BY path", (model,))
         return [self._recording(r) for r in rows]
 
     @staticmethod
