@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from voxwatch import Engine, Settings
+from voxwatch import Engine, Settings, perturb
 from voxwatch.corpus import manifest, spotting_task
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
@@ -117,12 +117,12 @@ def test_emotion_perturbation_is_general() -> None:
     rng = np.random.default_rng(0)
     t = np.arange(32000) / 16000
     tone = (0.3 * np.sin(2 * np.pi * 200 * t)).astype(np.float32)
-    up = accuracy.pitch_shift(tone, 12.0)
+    up = perturb.pitch_shift(tone, 12.0)
     assert len(up) == len(tone)
     spectrum = np.abs(np.fft.rfft(up[4000:-4000]))
     assert abs(np.argmax(spectrum) * 16000 / len(up[4000:-4000]) - 400) < 10
-    slow = accuracy.time_stretch(tone, 40000)
+    slow = perturb.time_stretch(tone, 40000)
     assert len(slow) == 40000
     assert abs(np.argmax(np.abs(np.fft.rfft(slow))) * 16000 / 40000 - 200) < 5
-    y = accuracy.emote(tone, rng)
+    y = perturb.emote(tone, rng)
     assert 0.75 * 32000 <= len(y) <= 1.25 * 32000 and np.all(np.abs(y) <= 1.0) and np.all(np.isfinite(y))
