@@ -17,7 +17,7 @@ Conditions, all built from ../shared/data (enrollment and stream audio never sha
 
 voxwatch runs the product's way: enrollment WAVs through ``Engine.enroll``, the stream as a WAV through
 ``Engine.watch`` at the default settings (one operating point for every condition). The naive spotter is the same
-GE2E model: the mean of 1.6 s enrollment windows per voice, 1.6 s windows every 0.8 s over the stream (windows below
+embedding model (--model): the mean of 1.6 s enrollment windows per voice, 1.6 s windows every 0.8 s over the stream (windows below
 -45 dBFS skipped), an alert when one window's cosine passes a threshold, at most one per voice per 10 s. Its
 threshold is chosen ONCE, on the clean condition (the lowest giving <= 2 false alarms per stream-hour), and kept.
 
@@ -46,6 +46,7 @@ from common import DATA, librispeech_task, require_data
 from voxwatch import channels
 from voxwatch.audio import RATE_HZ, FileSource, load_audio, write_wav
 from voxwatch.corpus import SpottingTask, Turn, compose, manifest
+from voxwatch.embedding import DEFAULT_MODEL
 from voxwatch.engine import Engine, Settings
 from voxwatch.evaluate import Metrics, SpottingResult, evaluate, score_alerts
 from voxwatch.perturb import emote
@@ -270,7 +271,7 @@ class WindowScores:
 
 
 class NaiveSpotter:
-    """The same GE2E model, no VAD, no turns, no calibration: one window's cosine against a threshold."""
+    """The same embedding model, no VAD, no turns, no calibration: one window's cosine against a threshold."""
 
     def __init__(self, backend, enrollment: dict[str, list[np.ndarray]]):  # type: ignore[no-untyped-def]
         self.backend = backend
@@ -413,6 +414,7 @@ def main() -> None:
     parser.add_argument(
         "--quick", action="store_true", help="fewer turns: 3 stream readings per enrolled reader, 40 impostors, 3 Arabic turns per speaker"
     )
+    parser.add_argument("--model", default=DEFAULT_MODEL, help="embedding model of voxwatch and of the naive spotter")
     args = parser.parse_args()
     require_data()
     started = time.perf_counter()
@@ -426,7 +428,7 @@ def main() -> None:
     results: dict[str, dict[str, SystemResult]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        engine = Engine(Settings(db=folder / "english.db", threads=1))
+        engine = Engine(Settings(db=folder / "english.db", threads=1, model=args.model))
         print(f"voxwatch operating point: the default settings, {engine.settings.spotter.false_alarms_per_hour:g} false alarms per enrolled"
               f" voice per hour for every condition: LLR threshold {engine.threshold(8000.0):+.2f} on wideband streams,"
               f" {engine.threshold(3400.0):+.2f} on narrowband ones (each stream's band measured as it plays)")
@@ -442,7 +444,7 @@ def main() -> None:
         for c in conditions:
             results[c.name] = {"voxwatch": run_voxwatch(engine, c, folder), "naive": run_naive(naive_scores[c.name], c, naive_threshold)}
         engine.close()
-        arabic_engine = Engine(Settings(db=folder / "arabic.db", threads=1), backend=engine.backend, vad=engine.vad)
+        arabic_engine = Engine(Settings(db=folder / "arabic.db", threads=1, model=args.model), backend=engine.backend, vad=engine.vad)
         enroll(arabic_engine, arabic.enrollment, folder)
         arabic_naive = NaiveSpotter(engine.backend, arabic.enrollment)
         results[arabic.name] = {
@@ -462,7 +464,7 @@ def main() -> None:
             print(f"  voxwatch, {condition}: {systems['voxwatch'].false_alarm_notes}")
     print()
     print(distributions(results, naive_threshold))
-    print(f"\n(seed {args.seed}{', quick' if args.quick else ''}; {time.perf_counter() - started:.0f} s)")
+    print(f"\n(model {args.model}, seed {args.seed}{', quick' if args.quick else ''}; {time.perf_counter() - started:.0f} s)")
 
 
 if __name__ == "__main__":

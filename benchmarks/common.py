@@ -13,7 +13,17 @@ from voxwatch.audio import FileSource, write_wav
 from voxwatch.corpus import SpottingTask, manifest, speaker_folders, spotting_task
 from voxwatch.engine import Engine, Settings, WatchSummary
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+sys.path.insert(0, str(ROOT))  # the training package (its held-out speaker list, its codecs) is read by benchmarks too
+
+
+def heldout(folder: str) -> dict[str, list[Path]]:
+    """The speakers of ``folder`` held apart from the encoder's training (``training/speakers.tsv``), with their files."""
+    from training.data import read_split
+
+    split = read_split()
+    return {k: v for k, v in manifest(DATA, folder).items() if split.get((folder, k)) == "heldout"}
 
 
 def require_data() -> None:
@@ -22,9 +32,10 @@ def require_data() -> None:
 
 
 def librispeech_task(rng: np.random.Generator, enroll_files: int = 4, stream_files: int = 6, impostors: int = 120) -> SpottingTask:
-    """10 LibriSpeech test-other readers enrolled, the stream mixing their other readings with train-clean-100 readers."""
+    """10 LibriSpeech test-other readers enrolled, the stream mixing their other readings with train-clean-100 readers
+    (those held apart from the encoder's training: at most 71)."""
     speakers = speaker_folders(DATA / "resemblyzer/audio_data/librispeech_test-other")
-    others = dict(list(manifest(DATA, "resemblyzer/audio_data/librispeech_train-clean-100").items())[:impostors])
+    others = dict(list(heldout("resemblyzer/audio_data/librispeech_train-clean-100").items())[:impostors])
     return spotting_task(speakers, others, rng, enroll_files=enroll_files, stream_files=stream_files)
 
 

@@ -1,14 +1,14 @@
 """Fit the shipped default calibration (src/voxwatch/calibration.json) on ../shared/data.
 
-Speakers used here are kept apart from the tests and benchmarks (which use LibriSpeech test-other, CMU ARCTIC, AMI
-and, for other languages, the Arabic speech commands): LibriSpeech train-clean-100 (enroll on the first half of each
-reading, test on the second) and English speech commands (enroll on some words, test on turns made of others). Every
-test turn is scored as recorded and through a simulated narrowband channel (radio or telephone): one calibration is
-fitted per channel band. Only numbers are written to the package: the calibrations with their false-alarm tables, and
+Only speakers held apart from the encoder's training (``training/speakers.tsv``) are used: LibriSpeech
+train-clean-100 (enroll on the first half of each reading, test on the second), English speech commands and
+DSPSpeech-20 (many microphones; enroll on some words, test on turns made of others) and Common Voice Persian. Every
+test turn is scored as recorded and through a narrowband channel (the simulated radio or telephone, or one of the
+training's randomised radio and telephone chains with real codecs): one calibration is fitted per model and band. Only numbers are written to the package: the calibrations with their false-alarm tables, and
 a compact summary of the scores they were fitted on (calibration_scores.npz, the reference distributions of
 ``voxwatch compare`` reports).
 
-    .venv/bin/python benchmarks/fit_calibration.py [--write]
+    .venv/bin/python benchmarks/fit_calibration.py [--model voxwatch-enc ge2e] [--write]
 """
 
 from __future__ import annotations
@@ -19,16 +19,18 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from common import DATA, heldout
 
+from training.augment import Degrader
+from training.data import IMPULSE_RESPONSES, NOISES
 from voxwatch import channels
 from voxwatch.audio import load_audio
-from voxwatch.corpus import manifest
+from voxwatch.embedding import SHIPPED_MODELS
 from voxwatch.engine import Engine, Settings
 from voxwatch.evaluate import cllr, eer, min_cllr
 from voxwatch.scoring import Calibration
 from voxwatch.trials import EvidenceSet, spotting_evidence, voiceprints
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 MAX_SCORES = 10000  # scores per class and band kept in calibration_scores.npz (a fixed random subsample beyond that)
 
 
@@ -52,9 +54,11 @@ def words(files: list[Path], enroll_n: int, turn_n: tuple[int, ...]) -> tuple[li
     return enroll, turns
 
 
-def collect(engine: Engine, groups: dict[str, tuple[list[np.ndarray], list[np.ndarray]]], rng: np.random.Generator) -> tuple[EvidenceSet, EvidenceSet]:
-    """Running scores of every test turn as recorded (wideband) and through a narrowband channel (radio or telephone,
-    at random SNRs), against clean multi-condition voiceprints."""
+def collect(
+    engine: Engine, groups: dict[str, tuple[list[np.ndarray], list[np.ndarray]]], rng: np.random.Generator, degrade: Degrader
+) -> tuple[EvidenceSet, EvidenceSet]:
+    """Running scores of every test turn as recorded (wideband) and through a narrowband channel (radio or telephone
+    at random SNRs, or a randomised radio or telephone chain), against clean multi-condition voiceprints."""
     usable = {k for k, (enroll, _) in groups.items() if sum(engine.analyse_samples(a, k).speech_s for a in enroll) >= 3.0}
     groups = {k: v for k, v in groups.items() if k in usable}
     watchlist = voiceprints(engine, {k: v[0] for k, v in groups.items()})
@@ -63,10 +67,13 @@ def collect(engine: Engine, groups: dict[str, tuple[list[np.ndarray], list[np.nd
     for name, (_, turns) in groups.items():
         for t in turns:
             wide.append((name, t))
-            if rng.random() < 0.5:
+            pick = rng.random()
+            if pick < 0.3:
                 narrow.append((name, channels.radio(t, rng, snr_db=float(rng.uniform(8, 25)))))
-            else:
+            elif pick < 0.5:
                 narrow.append((name, channels.telephone(t, rng, snr_db=float(rng.uniform(15, 30)))))
+            else:
+                narrow.append((name, (degrade.radio if pick < 0.8 else degrade.telephone)(t, rng)))
     return spotting_evidence(engine, watchlist, wide), spotting_evidence(engine, watchlist, narrow)
 
 
@@ -100,43 +107,55 @@ def report(band: str, calibration: Calibration, evidence: EvidenceSet) -> None:
         print(f"  {rate} false alarms per hour of non-target speech per voice: LLR threshold {calibration.threshold_for(rate):+.2f}")
 
 
+def fit(model: str, rng: np.random.Generator, degrade: Degrader) -> tuple[dict[str, Calibration], dict[str, EvidenceSet]]:
+    """One model's wideband and narrowband calibrations, and the running scores they were fitted on."""
+    engine = Engine(Settings(db=Path(f"/tmp/voxwatch-calibration-{model}.db"), model=model))
+    sets = {
+        "librispeech-train-clean-100": {
+            k: h for k, v in heldout("resemblyzer/audio_data/librispeech_train-clean-100").items() if len((h := halves(v))[0][0]) >= 4 * 16000
+        },
+        "speech-commands-v2": {k: words(v, 6, (3, 6)) for k, v in heldout("speech_commands_v2_test").items() if len(v) >= 12},
+        "dspspeech20": {k: words(v, 8, (3, 5)) for k, v in heldout("dspspeech20").items()},
+        "commonvoice-fa": {k: words(v, 3, (1, 2)) for k, v in heldout("commonvoice_fa").items() if len(v) >= 5},
+    }
+    evidence: dict[str, EvidenceSet] = {}
+    for name, groups in sets.items():
+        w, n = collect(engine, groups, rng, degrade)
+        print(f"{model}, {name}: {len(groups)} speakers, {int(w.target.sum())} target / {int((~w.target).sum())} non-target running scores per band")
+        for band, ev in (("wideband", w), ("narrowband", n)):
+            evidence[band] = evidence[band] + ev if band in evidence else ev
+    engine.close()
+    fits = {band: Calibration.fit(ev.scores, ev.speech_s, ev.target, ev.pairs) for band, ev in evidence.items()}
+    for band, ev in evidence.items():
+        report(f"{model} {band}", fits[band], ev)
+    return fits, evidence
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", nargs="+", default=list(SHIPPED_MODELS) + ["ge2e"], help="models to fit (each keeps its own calibration)")
     parser.add_argument("--write", action="store_true", help="write src/voxwatch/calibration.json and calibration_scores.npz")
     args = parser.parse_args()
     if not DATA.is_dir():
         sys.exit(f"skipped: {DATA} not found (the shared speech data)")
-    rng = np.random.default_rng(2026)
-    engine = Engine(Settings(db=Path("/tmp/voxwatch-calibration.db")))
-    sets = {
-        "librispeech-train-clean-100": {
-            k: h for k, v in manifest(DATA, "resemblyzer/audio_data/librispeech_train-clean-100").items() if len((h := halves(v))[0][0]) >= 4 * 16000
-        },
-        "speech-commands-v2": {k: words(v, 6, (3, 6)) for k, v in manifest(DATA, "speech_commands_v2_test").items() if len(v) >= 12},
-    }
-    wide: EvidenceSet | None = None
-    narrow: EvidenceSet | None = None
-    for name, groups in sets.items():
-        w, n = collect(engine, groups, rng)
-        print(f"{name}: {len(groups)} speakers, {int(w.target.sum())} target / {int((~w.target).sum())} non-target running scores per band")
-        wide, narrow = (w, n) if wide is None or narrow is None else (wide + w, narrow + n)
-    assert wide is not None and narrow is not None
-    fits = {band: Calibration.fit(ev.scores, ev.speech_s, ev.target, ev.pairs) for band, ev in (("wideband", wide), ("narrowband", narrow))}
-    for band, ev in (("wideband", wide), ("narrowband", narrow)):
-        report(band, fits[band], ev)
-    if args.write:
-        path = Path(__file__).resolve().parents[1] / "src" / "voxwatch" / "calibration.json"
+    degrade = Degrader([load_audio(DATA / n) for n in NOISES], [load_audio(DATA / i) for i in IMPULSE_RESPONSES])
+    path = Path(__file__).resolve().parents[1] / "src" / "voxwatch" / "calibration.json"
+    scores_path = path.with_name("calibration_scores.npz")
+    shipped = json.loads(path.read_text())
+    with np.load(scores_path) as old:
+        summaries = {k: old[k] for k in old.files if k.split("__")[0] not in args.model}
+    for model in args.model:
+        fits, evidence = fit(model, np.random.default_rng(2026), degrade)
         rounded = {band: {**{k: round(v, 5) for k, v in c.to_json().items() if k in "abcd"}, "false_alarms": c.to_json()["false_alarms"]}  # type: ignore[attr-defined]
                    for band, c in fits.items()}
-        path.write_text(json.dumps({"ge2e": {**rounded["wideband"], "narrowband": rounded["narrowband"]}}, indent=1) + "\n")
-        print(f"wrote {path}")
-        summaries = {}
-        for band, ev in (("wideband", wide), ("narrowband", narrow)):
+        shipped[model] = {**rounded["wideband"], "narrowband": rounded["narrowband"]}
+        for band, ev in evidence.items():
             llr = fits[band].llr(ev.scores, ev.speech_s)
-            summaries |= {f"{band}_{k}": v for k, v in score_summary(ev, rounded[band], llr[ev.target], llr[~ev.target]).items()}
-        scores_path = path.with_name("calibration_scores.npz")
+            summaries |= {f"{model}__{band}_{k}": v for k, v in score_summary(ev, rounded[band], llr[ev.target], llr[~ev.target]).items()}
+    if args.write:
+        path.write_text(json.dumps(shipped, indent=1) + "\n")
         np.savez_compressed(scores_path, **summaries)
-        print(f"wrote {scores_path}")
+        print(f"wrote {path} and {scores_path}")
 
 
 if __name__ == "__main__":

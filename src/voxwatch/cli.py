@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from .audio import PcmFormat, open_source
+from .embedding import DEFAULT_MODEL
 from .engine import Engine, Settings, default_db
 from .errors import UsageError, VoxwatchError
 from .pipeline import DEFAULT_FALSE_ALARMS_PER_HOUR, SpotterOptions
@@ -62,7 +63,8 @@ def _guard(fn: Callable[..., None]) -> Callable[..., None]:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default=None, envvar="VOXWATCH_DB", help="Database file [default: user data dir].")
-@click.option("--model", default="ge2e", envvar="VOXWATCH_MODEL", show_default=True, help="Embedding model: ge2e, a .onnx path, or hf:OWNER/REPO/FILE.onnx.")
+@click.option("--model", default=DEFAULT_MODEL, envvar="VOXWATCH_MODEL", show_default=True,
+              help="Embedding model: voxwatch-enc, ge2e, a .onnx path, or hf:OWNER/REPO/FILE.onnx.")
 @click.option("--calibration", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None, envvar="VOXWATCH_CALIBRATION",
               help="Calibration file from 'voxwatch calibrate' [default: the shipped one].")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per line.")

@@ -25,10 +25,11 @@ from typing import Any
 import numpy as np
 
 from .audio import load_audio, sha256_file
+from .embedding import DEFAULT_MODEL
 from .engine import Analysis, Engine
 from .errors import AudioError, ModelError, UsageError
 from .records import _JsonRecord
-from .scoring import Calibration, Watchlist, band_name, l2_normalise
+from .scoring import SHIPPED_CALIBRATIONS, Calibration, Watchlist, band_name, l2_normalise
 
 __all__ = ["CalibrationScores", "Comparison", "Limits", "Recording", "calibration_scores", "compare", "format_lr", "verbal_scale"]
 
@@ -205,7 +206,7 @@ def compare(engine: Engine, questioned: str | Path, references: list[str | Path]
     embedding = q_analysis.embedding()[None]
     scores, llrs = Watchlist(("reference",) * len(conditions), prints, calibration).llrs(embedding, q_analysis.speech_s)
     per_condition = Watchlist(conditions, prints, calibration).scores(embedding)[0]
-    warnings = _warnings(q_side, q_analysis, ref_sides, analyses, limits)
+    warnings = _warnings(q_side, q_analysis, ref_sides, analyses, limits, engine.backend.name)
     warnings += _calibration_warnings(engine.backend.name, calibration, float(scores[0, 0]), band_name(q_side.bandwidth_hz))
     result = Comparison(
         q_side,
@@ -236,12 +237,12 @@ def _read(engine: Engine, path: str | Path, digest: str) -> tuple[np.ndarray, An
     return samples, analysis, side
 
 
-def _warnings(q: Recording, q_analysis: Analysis, refs: list[Recording], ref_analyses: list[Analysis], limits: Limits) -> list[str]:
+def _warnings(q: Recording, q_analysis: Analysis, refs: list[Recording], ref_analyses: list[Analysis], limits: Limits, model: str) -> list[str]:
     out: list[str] = []
     reference_speech = sum(r.speech_s for r in refs)
     longest = limits.max_questioned_speech_s
     if longest is None:
-        longest = min(limits.max_speech_s, float(np.max(calibration_scores(band_name(q.bandwidth_hz)).target_speech_s)))
+        longest = min(limits.max_speech_s, float(np.max(calibration_scores(band_name(q.bandwidth_hz), model).target_speech_s)))
     reference = "reference recordings together" if len(refs) > 1 else "reference recording"
     for what, speech in (("questioned recording", q.speech_s), (reference, reference_speech)):
         if speech < limits.min_speech_s:
@@ -284,10 +285,11 @@ def _warnings(q: Recording, q_analysis: Analysis, refs: list[Recording], ref_ana
 
 def _calibration_warnings(model: str, calibration: Calibration, score: float, band: str) -> list[str]:
     out = []
-    if model != "ge2e":
-        out.append(f"uncalibrated model: the shipped calibration was fitted for the ge2e model, not {model!r}; the LR is not calibrated")
+    if model not in SHIPPED_CALIBRATIONS:
+        out.append(f"uncalibrated model: the shipped calibrations were fitted for {', '.join(SHIPPED_CALIBRATIONS)}, not {model!r};"
+                   " the LR is not calibrated")
         return out
-    shipped = calibration_scores(band)
+    shipped = calibration_scores(band, model)
     highest, lowest = float(shipped.nontarget_scores.max()), float(shipped.target_scores.min())
     if score > highest or score < lowest:
         if score > highest:
@@ -329,12 +331,16 @@ class CalibrationScores:
 
 
 @functools.cache
-def calibration_scores(band: str = "wideband") -> CalibrationScores:
-    """The shipped summary of one channel band's calibration trials (``calibration_scores.npz`` in the package)."""
+def calibration_scores(band: str = "wideband", model: str = DEFAULT_MODEL) -> CalibrationScores:
+    """The shipped summary of one model's and channel band's calibration trials (``calibration_scores.npz`` in the
+    package; a model without its own shows the default model's)."""
     try:
         raw = resources.files("voxwatch").joinpath("calibration_scores.npz").read_bytes()
         with np.load(io.BytesIO(raw), allow_pickle=False) as data:
-            arrays = {k.removeprefix(f"{band}_"): data[k] for k in data.files if k.startswith(f"{band}_")}
+            if not any(k.startswith(f"{model}__") for k in data.files):
+                model = DEFAULT_MODEL
+            prefix = f"{model}__{band}_"
+            arrays = {k.removeprefix(prefix): data[k] for k in data.files if k.startswith(prefix)}
         as64 = {k: arrays[k].astype(np.float64) for k in ("target_scores", "target_speech_s", "nontarget_scores", "nontarget_speech_s")}
     except (OSError, ValueError, KeyError) as exc:
         raise ModelError(f"the package's calibration_scores.npz is missing, unreadable or has no {band} trials ({exc});"

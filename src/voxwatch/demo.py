@@ -11,6 +11,7 @@ import numpy as np
 
 from .audio import FileSource, write_wav
 from .corpus import SpottingTask, Turn, speaker_folders, spotting_task
+from .embedding import DEFAULT_MODEL
 from .engine import Engine, Settings
 from .evaluate import score_alerts
 from .sinks import ConsoleSink, JsonLinesSink
@@ -35,7 +36,7 @@ def recorded_task(data: Path, rng: np.random.Generator) -> SpottingTask:
     return spotting_task(enrolled, others, rng, enroll_files=3, stream_files=3, impostor_files=3)
 
 
-def run_demo(out: Path, data: Path | None, realtime: bool, seconds: float, seed: int, as_json: bool, model: str = "ge2e") -> None:
+def run_demo(out: Path, data: Path | None, realtime: bool, seconds: float, seed: int, as_json: bool, model: str = DEFAULT_MODEL) -> None:
     rng = np.random.default_rng(seed)
     out.mkdir(parents=True, exist_ok=True)
     db = out / "voxwatch.db"

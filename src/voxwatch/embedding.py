@@ -13,6 +13,8 @@ from .errors import ModelError
 from .features import HOP, log_fbank, mel_spectrogram
 
 TARGET_DBFS = -30.0
+DEFAULT_MODEL = "ge2e"
+SHIPPED_MODELS = {"voxwatch-enc": "models/voxwatch-enc.onnx"}  # trained by training/ (docs/model-card.md)
 
 
 class EmbeddingBackend(Protocol):
@@ -130,11 +132,15 @@ class OnnxBackend(_OnnxEmbedder):
         )
 
 
-def load_backend(spec: str = "ge2e", threads: int = 1) -> EmbeddingBackend:
-    """``ge2e`` (the default, shipped in resemblyzer), a path to an ``.onnx`` file, or ``hf:OWNER/REPO/FILE.onnx``
-    (downloaded with huggingface_hub when online)."""
+def load_backend(spec: str = DEFAULT_MODEL, threads: int = 1) -> EmbeddingBackend:
+    """``voxwatch-enc`` (shipped in this package), ``ge2e`` (shipped in resemblyzer), a path to an ``.onnx`` file, or
+    ``hf:OWNER/REPO/FILE.onnx`` (downloaded with huggingface_hub when online)."""
     if spec == "ge2e":
         return Ge2eBackend(threads)
+    if spec in SHIPPED_MODELS:
+        from importlib import resources
+
+        return OnnxBackend(Path(str(resources.files("voxwatch").joinpath(SHIPPED_MODELS[spec]))), threads)
     if spec.startswith("hf:"):
         try:
             from huggingface_hub import hf_hub_download
@@ -149,4 +155,4 @@ def load_backend(spec: str = "ge2e", threads: int = 1) -> EmbeddingBackend:
             raise ModelError(f"{spec}: cannot download ({exc})") from exc
     if spec.endswith(".onnx"):
         return OnnxBackend(spec, threads)
-    raise ModelError(f"unknown embedding model {spec!r}: use 'ge2e', a path to an .onnx file, or hf:OWNER/REPO/FILE.onnx")
+    raise ModelError(f"unknown embedding model {spec!r}: use {', '.join([*SHIPPED_MODELS, 'ge2e'])}, a path to an .onnx file, or hf:OWNER/REPO/FILE.onnx")

@@ -21,7 +21,7 @@ import numpy as np
 
 from .audio import Source, decode, find_audio_files, load_audio, sha256_file
 from .channels import CONDITIONS, simulate
-from .embedding import EmbeddingBackend, load_backend
+from .embedding import DEFAULT_MODEL, EmbeddingBackend, load_backend
 from .errors import AudioError, EnrollmentError, UsageError
 from .pipeline import Event, Spotter, SpotterOptions, Window
 from .quality import Quality, measure
@@ -48,7 +48,7 @@ class Settings:
     """Everything configurable, resolved once (environment, then command line) before the engine starts."""
 
     db: Path = field(default_factory=default_db)
-    model: str = "ge2e"
+    model: str = DEFAULT_MODEL
     threads: int = 1
     spotter: SpotterOptions = field(default_factory=SpotterOptions)
     calibration: Path | None = None  # a file from 'voxwatch calibrate'; None: the shipped calibration
@@ -145,7 +145,7 @@ class Engine:
     # -- building blocks ------------------------------------------------------------------------------------------
 
     def calibration(self) -> Calibration:
-        return Calibration.load(self.settings.calibration) if self.settings.calibration else Calibration.default()
+        return Calibration.load(self.settings.calibration) if self.settings.calibration else Calibration.default(self.backend.name)
 
     def threshold(self, bandwidth_hz: float = 0.0) -> float:
         """The LLR an alert or a search hit needs on a channel whose band ends at ``bandwidth_hz`` (0: unknown)."""
@@ -525,7 +525,7 @@ _WORKER: Spotter | None = None
 def _worker_start(model: str, options: SpotterOptions) -> None:
     global _WORKER
     backend = load_backend(model, threads=1)
-    _WORKER = Spotter(backend, SileroVad(threads=1), Watchlist.empty(backend.dimension, Calibration.default()), options)
+    _WORKER = Spotter(backend, SileroVad(threads=1), Watchlist.empty(backend.dimension, Calibration.default(backend.name)), options)
 
 
 def _worker_segment(paths: list[str]) -> list[tuple[str, float, list[Segment], str | None]]:

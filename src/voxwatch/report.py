@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from .compare import DIFFERENT, SAME, CalibrationScores, Comparison, Limits, calibration_scores
+from .embedding import DEFAULT_MODEL
 from .errors import UsageError
 from .evaluate import Metrics, det_figure, evaluate, tippett_figure
 from .scoring import band_name
@@ -28,7 +29,7 @@ _MIN_SIMILAR = 100  # calibration trials per class needed to show only those wit
 def reproduce_command(comparison: Comparison, report: str | Path | None = None, model: str | None = None) -> str:
     """The shell command that repeats ``comparison`` (absolute paths; the model only when it is not the default)."""
     model = model or comparison.model
-    parts = ["voxwatch"] + (["--model", model] if model != "ge2e" else []) + ["compare", str(Path(comparison.questioned.file).absolute())]
+    parts = ["voxwatch"] + (["--model", model] if model != DEFAULT_MODEL else []) + ["compare", str(Path(comparison.questioned.file).absolute())]
     for r in comparison.references:
         parts += ["--reference", str(Path(r.file).absolute())]
     if report is not None:
@@ -40,7 +41,7 @@ def write_report(comparison: Comparison, path: str | Path, command: str | None =
     """Write the HTML report of ``comparison`` to ``path``; ``command`` is the command line that reproduces it, and
     ``scores`` the calibration trials to show (by default the ones shipped with the package)."""
     out = Path(path)
-    scores = scores or calibration_scores(band_name(comparison.questioned.bandwidth_hz))
+    scores = scores or calibration_scores(band_name(comparison.questioned.bandwidth_hz), comparison.model)
     target_llr, nontarget_llr = scores.llrs(comparison.calibration)
     metrics = evaluate(target_llr, nontarget_llr, p_target=0.01, llr=True)
     similar, caption = _similar_speech(scores, comparison.questioned.speech_s)

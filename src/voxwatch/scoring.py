@@ -3,16 +3,27 @@
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 
+from .embedding import DEFAULT_MODEL
 from .errors import UsageError
+
+log = logging.getLogger(__name__)
 
 MIN_SPEECH_S = 1.0  # the shortest evidence scored (one short window); shorter durations count as this
 NARROWBAND_HZ = 4500.0  # audio whose channel band ends below this is narrowband (telephone, radio)
+
+
+def _shipped() -> dict[str, dict]:
+    return json.loads(resources.files("voxwatch").joinpath("calibration.json").read_text())
+
+
+SHIPPED_CALIBRATIONS = tuple(_shipped())  # the models the package has a calibration for
 
 
 def band_name(bandwidth_hz: float) -> str:
@@ -100,10 +111,15 @@ class Calibration:
         return float(grid[np.argmax(reach)]) if reach.any() else 1.0
 
     @classmethod
-    def default(cls) -> Calibration:
-        """The calibration shipped with the package (fitted on public speech, numbers only)."""
-        text = resources.files("voxwatch").joinpath("calibration.json").read_text()
-        return cls.from_json(json.loads(text)["ge2e"])
+    def default(cls, model: str = DEFAULT_MODEL) -> Calibration:
+        """The calibration shipped with the package for ``model`` (fitted on public speech, numbers only). A model
+        without one of its own (a user's ``.onnx``) gets the default model's, with a warning: fit its own with
+        ``voxwatch calibrate``."""
+        fits = _shipped()
+        if model not in fits:
+            log.warning("no shipped calibration for model %r: using %r's; fit one with 'voxwatch calibrate'", model, DEFAULT_MODEL)
+            model = DEFAULT_MODEL
+        return cls.from_json(fits[model])
 
     @classmethod
     def load(cls, path: str | Path) -> Calibration:

@@ -1,0 +1,182 @@
+"""Step 2 of training: fine-tune a student encoder (GE2E's architecture, started from GE2E's weights) so that its
+embedding of degraded speech matches the teacher's embedding of the same clean speech (distillation), with an
+additive-angular-margin softmax over the training speakers keeping voices apart. Resumable: a checkpoint is
+written every ``--save-every`` steps and at the end of each run, and a run stops itself after ``--minutes``;
+running the same command again continues where the last run stopped, with the same batches (each step's draw is
+seeded by the step number).
+
+    .venv/bin/python -m training.train --cache ~/.cache/voxwatch-train --run ~/.cache/voxwatch-train/run1 \
+        --steps 3000 --minutes 60
+    .venv/bin/python -m training.train ... --export src/voxwatch/models/voxwatch-enc.onnx
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from voxwatch.embedding import _ge2e_features
+from voxwatch.ge2e import read_legacy_state, resemblyzer_weights
+
+from .prepare import WINDOW
+
+
+class Student(nn.Module):
+    """GE2E's network: 3-layer LSTM (256) over 40 mel bands, last hidden state, linear, ReLU, L2 norm."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lstm = nn.LSTM(40, 256, 3, batch_first=True)
+        self.linear = nn.Linear(256, 256)
+
+    def forward(self, mels: torch.Tensor) -> torch.Tensor:
+        _, (hidden, _) = self.lstm(mels)
+        return nn.functional.normalize(torch.relu(self.linear(hidden[-1])), dim=1)
+
+    @classmethod
+    def from_ge2e(cls) -> Student:
+        model = cls()
+        state = read_legacy_state(resemblyzer_weights())
+        model.load_state_dict({k: torch.from_numpy(v) for k, v in state.items() if k.startswith(("lstm.", "linear."))})
+        return model
+
+
+class AamSoftmax(nn.Module):
+    """Additive angular margin softmax (ArcFace) over speaker centres."""
+
+    def __init__(self, centres: torch.Tensor, margin: float = 0.2, scale: float = 30.0):
+        super().__init__()
+        self.centres = nn.Parameter(centres.clone())
+        self.margin, self.scale = margin, scale
+
+    def forward(self, emb: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        cos = emb @ nn.functional.normalize(self.centres, dim=1).T
+        theta = torch.acos(cos.clamp(-1 + 1e-6, 1 - 1e-6))
+        target = torch.cos(theta + self.margin)
+        onehot = nn.functional.one_hot(labels, cos.shape[1]).bool()
+        return nn.functional.cross_entropy(self.scale * torch.where(onehot, target, cos), labels)
+
+
+class Batches:
+    """Training batches from a prepared cache: crops of degraded (or, with ``p_clean``, clean) audio, the teacher's
+    embedding of the same clean crop, and the speaker label."""
+
+    def __init__(self, cache: Path, p_clean: float):
+        crops = np.load(cache / "crops.npz")
+        self.start, self.speaker = crops["start"], crops["speaker"]
+        self.teacher = crops["teacher"].astype(np.float32)
+        meta = json.loads((cache / "meta.json").read_text())
+        self.n_speakers = len(meta["speakers"])
+        self.clean = np.load(cache / "clean.npy", mmap_mode="r")
+        self.versions = [np.load(cache / f"degraded{v}.npy", mmap_mode="r") for v in range(meta["versions"])]
+        self.p_clean = p_clean
+
+    def centres(self) -> torch.Tensor:
+        """Each speaker's mean teacher embedding (where the margin softmax starts)."""
+        sums = np.zeros((self.n_speakers, self.teacher.shape[1]), np.float64)
+        np.add.at(sums, self.speaker, self.teacher)
+        return torch.from_numpy((sums / np.linalg.norm(sums, axis=1, keepdims=True)).astype(np.float32))
+
+    def draw(self, step: int, seed: int, size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        rng = np.random.default_rng([seed, step])
+        pick = rng.integers(0, len(self.start), size)
+        audio = np.empty((size, WINDOW), np.float32)
+        for row, i in enumerate(pick):
+            source = self.clean if rng.random() < self.p_clean else self.versions[int(rng.integers(len(self.versions)))]
+            audio[row] = source[self.start[i] : self.start[i] + WINDOW]
+        mels = torch.from_numpy(_ge2e_features(audio))
+        return mels, torch.from_numpy(self.teacher[pick]), torch.from_numpy(self.speaker[pick].astype(np.int64))
+
+
+def export(model: Student, path: Path) -> None:
+    """Write the student as ONNX (through the same graph builder as GE2E) with its sidecar for the backend."""
+    from voxwatch.ge2e import build_onnx
+
+    state = {k: v.detach().numpy() for k, v in model.state_dict().items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(build_onnx(state))
+    sidecar = {"name": path.stem, "features": "ge2e-mel", "window_s": 1.6, "input": "mels", "output": "embedding"}
+    path.with_suffix(".json").write_text(json.dumps(sidecar, indent=2) + "\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cache", type=Path, required=True, help="folder written by training.prepare")
+    parser.add_argument("--run", type=Path, required=True, help="folder for this run's checkpoint and log (outside git)")
+    parser.add_argument("--steps", type=int, default=3000, help="total steps of the run (over all its chunks)")
+    parser.add_argument("--minutes", type=float, default=60, help="stop this chunk after this long (resume later)")
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--lr", type=float, default=2e-4)
+    parser.add_argument("--aam", type=float, default=0.2, help="weight of the speaker margin softmax (0: distillation only)")
+    parser.add_argument("--p-clean", type=float, default=0.15, help="share of crops left clean")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--save-every", type=int, default=100)
+    parser.add_argument("--export", type=Path, help="write the run's latest checkpoint as ONNX here and stop")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    args.run.mkdir(parents=True, exist_ok=True)
+    checkpoint = args.run / "checkpoint.pt"
+    model = Student.from_ge2e()
+    if args.export:
+        if checkpoint.is_file():
+            model.load_state_dict(torch.load(checkpoint)["model"])
+        export(model, args.export)
+        print(f"wrote {args.export} (step {torch.load(checkpoint)['step'] if checkpoint.is_file() else 0})")
+        return
+    data = Batches(args.cache, args.p_clean)
+    head = AamSoftmax(data.centres())
+    params = list(model.parameters()) + list(head.parameters())
+    optimiser = torch.optim.Adam(params, lr=args.lr)
+    step = 0
+    if checkpoint.is_file():
+        saved = torch.load(checkpoint)
+        model.load_state_dict(saved["model"])
+        head.load_state_dict(saved["head"])
+        optimiser.load_state_dict(saved["optimiser"])
+        step = saved["step"]
+        print(f"resumed at step {step}")
+
+    def save() -> None:
+        torch.save({"model": model.state_dict(), "head": head.state_dict(), "optimiser": optimiser.state_dict(), "step": step, "args": vars(args) | {"cache": str(args.cache), "run": str(args.run), "export": None}}, checkpoint.with_suffix(".tmp"))
+        checkpoint.with_suffix(".tmp").replace(checkpoint)
+
+    started, log = time.perf_counter(), open(args.run / "log.tsv", "a")
+    running: dict[str, float] = {}
+    while step < args.steps and time.perf_counter() - started < args.minutes * 60:
+        lr = args.lr * 0.5 * (1 + math.cos(math.pi * step / args.steps))  # cosine decay over the whole run
+        for group in optimiser.param_groups:
+            group["lr"] = lr
+        mels, target, labels = data.draw(step, args.seed, args.batch)
+        emb = model(mels)
+        distill = (1 - (emb * target).sum(dim=1)).mean()
+        margin = head(emb, labels) if args.aam > 0 else torch.zeros(())
+        loss = distill + args.aam * margin
+        optimiser.zero_grad()
+        loss.backward()
+        nn.utils.clip_grad_norm_(params, 3.0)
+        optimiser.step()
+        step += 1
+        for k, v in (("loss", loss.item()), ("distill", distill.item()), ("aam", margin.item())):
+            running[k] = 0.98 * running.get(k, v) + 0.02 * v
+        if step % 20 == 0:
+            line = f"{step}\t{lr:.2e}\t" + "\t".join(f"{running[k]:.4f}" for k in ("loss", "distill", "aam"))
+            log.write(line + "\n")
+            log.flush()
+            print(f"step {line} ({time.perf_counter() - started:.0f} s)", flush=True)
+        if step % args.save_every == 0:
+            save()
+    save()
+    print(f"stopped at step {step} of {args.steps}")
+
+
+if __name__ == "__main__":
+    main()
