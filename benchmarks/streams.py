@@ -54,6 +54,7 @@ from common import DATA, require_data
 
 from voxwatch.audio import RATE_HZ, FileSource, write_wav
 from voxwatch.corpus import Turn, manifest, speaker_folders, spotting_task
+from voxwatch.embedding import DEFAULT_MODEL
 from voxwatch.engine import Engine, Settings, Watch
 from voxwatch.evaluate import score_alerts
 from voxwatch.records import Alert, Detection
@@ -567,6 +568,7 @@ def main() -> None:
     parser.add_argument("--py-spy", default="", help="path of a py-spy binary: also sample every thread during the profile")
     parser.add_argument("--keep-going", action="store_true", help="do not stop the ramp at the first step that falls behind")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--model", default=DEFAULT_MODEL, help="embedding model (compare two in the same session: the machine matters)")
     parser.add_argument("--db", default="", help="keep the enrolled readers in this store and reuse them next time")
     args = parser.parse_args()
     require_data()
@@ -584,7 +586,7 @@ def main() -> None:
             (folder / "profile").mkdir()
             profile_clips = build_clips(folder / "profile", profile_s, args.seed)[1]
         built = time.monotonic() - t
-        engine = Engine(Settings(db=Path(args.db) if args.db else folder / "bench.db", threads=args.threads))
+        engine = Engine(Settings(db=Path(args.db) if args.db else folder / "bench.db", threads=args.threads, model=args.model))
         known = set(engine.watchlist().names)
         for name, files in enrollment.items():
             if name not in known:
@@ -595,7 +597,7 @@ def main() -> None:
             f"{len(clips)} clips of {np.mean([c.duration_s for c in clips]):.0f} s from {BASE_STREAMS} composed streams,"
             f" {targets} target turns by {len(enrollment)} enrolled readers; set-up {time.monotonic() - t:.0f} s"
             f" (streams {built:.0f} s, enrollment {time.monotonic() - t - built:.0f} s);"
-            f" onnxruntime threads {args.threads}; OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}; {os.cpu_count()} CPUs"
+            f" model {args.model}; onnxruntime threads {args.threads}; OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}; {os.cpu_count()} CPUs"
         )
         print(HEADER, flush=True)
         done: list[Step] = []
