@@ -54,10 +54,11 @@ from common import DATA, require_data
 
 from voxwatch.audio import RATE_HZ, FileSource, write_wav
 from voxwatch.corpus import Turn, manifest, speaker_folders, spotting_task
-from voxwatch.engine import Engine, Settings, Watch
+from voxwatch.engine import Engine, Settings
 from voxwatch.evaluate import score_alerts
 from voxwatch.records import Alert, Detection
 from voxwatch.streams import Multiplexer, StreamStatus
+from voxwatch.watch import Watch
 
 BASE_STREAMS = 8  # distinct compositions
 CLIPS_PER_STREAM = 4  # distinct starting points in each
@@ -236,13 +237,11 @@ def run_step(engine: Engine, folder: Path, clips: list[Clip], n: int, args: argp
     """Watch N real-time streams until their clips end (or the watch falls hopelessly behind)."""
     sources, truth = make_sources(folder, clips, n, np.random.default_rng(n), args.stagger)
     sink = Collector()
-    watch = Watch(engine, Multiplexer(sources), [sink])
     step = Step(n)
     thread_cpu: dict[str, float] = {}
     profiler = (cProfile.Profile(time.thread_time) if args.profile_clock == "cpu" else cProfile.Profile()) if profile else None
 
     decider = (cProfile.Profile(time.thread_time) if args.profile_clock == "cpu" else cProfile.Profile()) if profile else None
-    decide_loop = watch._decide_loop
 
     def measured(run: Callable[..., object], name: str, prof: cProfile.Profile | None) -> Callable[..., None]:
         def body(*a: object) -> None:
@@ -258,7 +257,7 @@ def run_step(engine: Engine, folder: Path, clips: list[Clip], n: int, args: argp
 
         return body
 
-    watch._decide_loop = measured(decide_loop, "decide", decider)  # type: ignore[method-assign]
+    watch = Watch(engine, Multiplexer(sources), [sink], around_decide=measured(lambda body: body(), "decide", decider))
     consume = measured(watch.run, "watch", profiler)
 
     gc.collect()
