@@ -159,6 +159,15 @@ def test_service_enrolls_watches_alerts_and_forgets(tmp_path: Path) -> None:
         assert client.get("/api/status").json()["watch"] == "running"
 
 
+def test_each_error_class_carries_its_http_status_and_exit_code() -> None:
+    from voxwatch import errors
+
+    expected = {"VoxwatchError": 400, "UsageError": 400, "UnknownSpeakerError": 404, "NotFound": 404, "Forbidden": 403,
+                "Conflict": 409, "AudioError": 422, "EnrollmentError": 422, "ModelError": 503, "StoreError": 503, "ServiceDown": 503}
+    assert {name: getattr(errors, name).http_status for name in expected} == expected
+    assert errors.UnknownSpeakerError.exit_code == 6 and errors.NotFound.exit_code == 1
+
+
 # -- the CLI --------------------------------------------------------------------------------------------------------
 
 

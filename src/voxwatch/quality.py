@@ -1,5 +1,4 @@
-"""Recording quality: signal-to-noise ratio, clipping and effective bandwidth from the samples alone, and how well an
-enrolled voice is backed by its recordings."""
+"""Recording quality: SNR, clipping and bandwidth from the samples alone, and how well a voice's enrollments back it."""
 
 from __future__ import annotations
 

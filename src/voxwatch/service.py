@@ -1,5 +1,8 @@
-"""The service object behind ``voxwatch serve``: one engine, its store and a running watch, the live feed, webhook
-delivery and search jobs; :mod:`voxwatch.api` puts HTTP in front of it."""
+"""The service behind ``voxwatch serve``: one engine with a running watch, its streams, alerts, webhooks and searches.
+
+:mod:`voxwatch.api` puts HTTP in front of it; the live feed is :mod:`voxwatch.feed`, alert audio
+:mod:`voxwatch.snippets`, search jobs :mod:`voxwatch.searches`, webhook delivery :mod:`voxwatch.delivery`.
+"""
 
 from __future__ import annotations
 

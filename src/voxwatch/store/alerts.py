@@ -1,5 +1,4 @@
-"""The store's live results: detections, the alert outbox with acknowledgements and audio snippets, and the
-per-webhook delivery state of each alert."""
+"""The store's live results: detections, the alert outbox (acknowledgements, snippets) and per-webhook deliveries."""
 
 from __future__ import annotations
 
