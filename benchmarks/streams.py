@@ -416,8 +416,8 @@ def profile_summary(step: Step, clock: str, top: int = 22) -> str:
     """Where the watch thread's time went, by stage (cProfile inclusive times), then the top functions."""
     assert step.profile is not None
     stats = step.profile.stats  # type: ignore[attr-defined]
-    run = _inclusive(stats, "voxwatch/engine.py", "run")
-    decide_loop = _inclusive(stats, "voxwatch/engine.py", "_decide_loop")
+    run = _inclusive(stats, "voxwatch/watch.py", "run")
+    decide_loop = _inclusive(stats, "voxwatch/watch.py", "_decide_loop")
     vad = _inclusive(stats, "voxwatch/vad.py", "probabilities")
     vad_ort = _from_callers(stats, _is_ort_run, "voxwatch/vad.py", {"probabilities", "_run_sequence"})
     vad_seq = _inclusive(stats, "voxwatch/vad.py", "_run_sequence")
@@ -431,9 +431,9 @@ def profile_summary(step: Step, clock: str, top: int = 22) -> str:
     end_turn = _inclusive(stats, "voxwatch/pipeline.py", "_end_turn")
     mux_iter = _inclusive(stats, "voxwatch/streams.py", "__iter__")
     mux_wait = _from_callers(stats, _is_queue_get, "voxwatch/streams.py", {"__iter__"})
-    handover = _from_callers(stats, lambda k: k[0].endswith("queue.py") and k[2] == "put", "voxwatch/engine.py", {"run"})
+    handover = _from_callers(stats, lambda k: k[0].endswith("queue.py") and k[2] == "put", "voxwatch/watch.py", {"run"})
     processed = _inclusive(stats, "voxwatch/streams.py", "processed")
-    publish = _inclusive(stats, "voxwatch/engine.py", "_publish")
+    publish = _inclusive(stats, "voxwatch/watch.py", "_publish")
     rows = [
         ("thread 1: Watch.run (VAD and framing)", run),
         ("  multiplexer: taking chunks off the queue", mux_iter),
