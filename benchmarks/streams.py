@@ -54,11 +54,10 @@ from common import DATA, require_data
 
 from voxwatch.audio import RATE_HZ, FileSource, write_wav
 from voxwatch.corpus import Turn, manifest, speaker_folders, spotting_task
-from voxwatch.engine import Engine, Settings
+from voxwatch.engine import Engine, Settings, Watch
 from voxwatch.evaluate import score_alerts
 from voxwatch.records import Alert, Detection
 from voxwatch.streams import Multiplexer, StreamStatus
-from voxwatch.watch import Watch
 
 BASE_STREAMS = 8  # distinct compositions
 CLIPS_PER_STREAM = 4  # distinct starting points in each
