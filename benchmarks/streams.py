@@ -237,13 +237,11 @@ def run_step(engine: Engine, folder: Path, clips: list[Clip], n: int, args: argp
     """Watch N real-time streams until their clips end (or the watch falls hopelessly behind)."""
     sources, truth = make_sources(folder, clips, n, np.random.default_rng(n), args.stagger)
     sink = Collector()
-    watch = Watch(engine, Multiplexer(sources), [sink])
     step = Step(n)
     thread_cpu: dict[str, float] = {}
     profiler = (cProfile.Profile(time.thread_time) if args.profile_clock == "cpu" else cProfile.Profile()) if profile else None
 
     decider = (cProfile.Profile(time.thread_time) if args.profile_clock == "cpu" else cProfile.Profile()) if profile else None
-    decide_loop = watch._decide_loop
 
     def measured(run: Callable[..., object], name: str, prof: cProfile.Profile | None) -> Callable[..., None]:
         def body(*a: object) -> None:
@@ -259,7 +257,7 @@ def run_step(engine: Engine, folder: Path, clips: list[Clip], n: int, args: argp
 
         return body
 
-    watch._decide_loop = measured(decide_loop, "decide", decider)  # type: ignore[method-assign]
+    watch = Watch(engine, Multiplexer(sources), [sink], around_decide=measured(lambda body: body(), "decide", decider))
     consume = measured(watch.run, "watch", profiler)
 
     gc.collect()
@@ -418,8 +416,8 @@ def profile_summary(step: Step, clock: str, top: int = 22) -> str:
     """Where the watch thread's time went, by stage (cProfile inclusive times), then the top functions."""
     assert step.profile is not None
     stats = step.profile.stats  # type: ignore[attr-defined]
-    run = _inclusive(stats, "voxwatch/engine.py", "run")
-    decide_loop = _inclusive(stats, "voxwatch/engine.py", "_decide_loop")
+    run = _inclusive(stats, "voxwatch/watch.py", "run")
+    decide_loop = _inclusive(stats, "voxwatch/watch.py", "_decide_loop")
     vad = _inclusive(stats, "voxwatch/vad.py", "probabilities")
     vad_ort = _from_callers(stats, _is_ort_run, "voxwatch/vad.py", {"probabilities", "_run_sequence"})
     vad_seq = _inclusive(stats, "voxwatch/vad.py", "_run_sequence")
@@ -433,9 +431,9 @@ def profile_summary(step: Step, clock: str, top: int = 22) -> str:
     end_turn = _inclusive(stats, "voxwatch/pipeline.py", "_end_turn")
     mux_iter = _inclusive(stats, "voxwatch/streams.py", "__iter__")
     mux_wait = _from_callers(stats, _is_queue_get, "voxwatch/streams.py", {"__iter__"})
-    handover = _from_callers(stats, lambda k: k[0].endswith("queue.py") and k[2] == "put", "voxwatch/engine.py", {"run"})
+    handover = _from_callers(stats, lambda k: k[0].endswith("queue.py") and k[2] == "put", "voxwatch/watch.py", {"run"})
     processed = _inclusive(stats, "voxwatch/streams.py", "processed")
-    publish = _inclusive(stats, "voxwatch/engine.py", "_publish")
+    publish = _inclusive(stats, "voxwatch/watch.py", "_publish")
     rows = [
         ("thread 1: Watch.run (VAD and framing)", run),
         ("  multiplexer: taking chunks off the queue", mux_iter),

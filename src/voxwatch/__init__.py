@@ -16,7 +16,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 from .audio import FileSource, PcmFormat, PcmSource, Source, UrlSource, load_audio, open_source
 from .compare import Comparison, compare
 from .embedding import EmbeddingBackend, load_backend
-from .engine import Analysis, Engine, Settings, Sink, WatchSummary
+from .engine import Analysis, Engine, Settings
 from .errors import AudioError, EnrollmentError, ModelError, StoreError, UnknownSpeakerError, UsageError, VoxwatchError
 from .pipeline import Spotter, SpotterOptions
 from .records import Alert, AudioChunk, Candidate, Detection, EnrollmentInfo, Evidence, Segment, SpeakerInfo, Verification
@@ -25,6 +25,7 @@ from .sinks import CollectingSink, ConsoleSink, JsonLinesSink
 from .store import Store
 from .streams import Multiplexer, StreamStatus
 from .vad import SileroVad
+from .watch import Sink, WatchSummary
 
 __all__ = [
     "Alert", "Analysis", "AudioChunk", "AudioError", "Calibration", "Candidate", "CollectingSink", "Comparison", "compare", "ConsoleSink", "Detection",

@@ -362,8 +362,8 @@ def serve(obj: _Context, host: str, port: int, allow_dirs: tuple[Path, ...], max
       voxwatch token create alice
       voxwatch serve --allow-dir /srv/recordings --port 8686
     """
+    from .api import serve as run_service
     from .service import Service, ServiceOptions
-    from .service import serve as run_service
 
     service = Service(obj.engine(threshold, fa_rate), ServiceOptions(allow_dirs=allow_dirs, max_upload_mb=max_upload_mb))
     run_service(service, host, port)

@@ -9,27 +9,27 @@ import dataclasses
 import getpass
 import logging
 import os
-import queue
-import threading
-import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 
-from .audio import Source, decode, find_audio_files, load_audio, sha256_file
+from .audio import Source, find_audio_files, load_audio, sha256_file
 from .channels import CONDITIONS, simulate
 from .embedding import DEFAULT_MODEL, EmbeddingBackend, load_backend
 from .errors import AudioError, EnrollmentError, UsageError
-from .pipeline import Event, Spotter, SpotterOptions, Window
+from .indexing import merge_detections, segment_groups
+from .pipeline import Event, Spotter, SpotterOptions
 from .quality import Quality, measure
-from .records import Alert, AudioChunk, Candidate, Detection, EnrollmentInfo, Segment, Verification
+from .records import AudioChunk, Candidate, Detection, EnrollmentInfo, Segment, Verification
 from .scoring import Calibration, Watchlist, l2_normalise
 from .store import IndexedRecording, Store, now
-from .streams import Multiplexer, StreamEnd, StreamStatus
-from .vad import SileroVad
+from .streams import Multiplexer
+from .vad import SileroVad, VoiceActivity
+from .watch import Sink, Watch, WatchSummary
+
+__all__ = ["Analysis", "Engine", "SearchResult", "Settings", "Sink", "Watch", "WatchSummary", "default_db"]
 
 log = logging.getLogger(__name__)
 
@@ -90,23 +90,6 @@ class Analysis:
         return l2_normalise(sum(s.speech_s * s.vector() for s in self.segments))
 
 
-class Sink(Protocol):
-    """Receives what a watch produces, in order. Alerts arrive already committed to the store."""
-
-    def alert(self, alert: Alert) -> None: ...
-
-    def detection(self, detection: Detection) -> None: ...
-
-    def stream_end(self, status: StreamStatus) -> None: ...
-
-
-@dataclass
-class WatchSummary:
-    alerts: list[Alert] = field(default_factory=list)
-    detections: list[Detection] = field(default_factory=list)
-    streams: list[StreamStatus] = field(default_factory=list)
-
-
 @dataclass(frozen=True)
 class SearchResult:
     """Detections, the index entries they were found in, and the files that could not be read."""
@@ -119,7 +102,8 @@ class SearchResult:
 class Engine:
     """One store, one embedding model, one VAD."""
 
-    def __init__(self, settings: Settings | None = None, actor: str | None = None, backend: EmbeddingBackend | None = None, vad: SileroVad | None = None):
+    def __init__(self, settings: Settings | None = None, actor: str | None = None, backend: EmbeddingBackend | None = None,
+                 vad: VoiceActivity | None = None):
         """``backend`` and ``vad`` may be passed in to share loaded models; otherwise they load on first use."""
         self.settings = settings or Settings()
         self.actor = actor or getpass.getuser()
@@ -134,7 +118,7 @@ class Engine:
         return self._backend
 
     @property
-    def vad(self) -> SileroVad:
+    def vad(self) -> VoiceActivity:
         if self._vad is None:
             self._vad = SileroVad(threads=self.settings.threads)
         return self._vad
@@ -285,24 +269,9 @@ class Engine:
         return [entries[f] for f in files if f in entries], errors
 
     def _segment_files(self, paths: list[str]) -> Iterator[tuple[str, float, list[Segment], str | None]]:
-        """Segment ``paths`` in small groups handed to whichever worker is free, so uneven files still keep every
-        worker busy; results come back in the order they finish."""
         options = dataclasses.replace(self.settings.spotter, hop_s=self.settings.index_hop_s)
-        workers = max(1, self.settings.workers)
-        group = max(1, min(self.settings.max_parallel_files, len(paths) // (4 * workers)))
-        groups = [paths[i : i + group] for i in range(0, len(paths), group)]
-        if workers == 1 or len(groups) <= 1:
-            spotter = self.spotter(options=options)
-            for g in groups:
-                yield from segment_files(spotter, g)
-            return
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor, as_completed
-
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_start, initargs=(self.settings.model, options)) as pool:
-            for done in as_completed([pool.submit(_worker_segment, g) for g in groups]):
-                yield from done.result()
+        return segment_groups(paths, lambda: self.spotter(options=options), self.settings.model, options, self.settings.workers,
+                              self.settings.max_parallel_files)
 
     def search(self, paths: list[str] | None = None, speakers: list[str] | None = None, threshold_llr: float | None = None,
                progress: Callable[[str, str | None], None] | None = None) -> SearchResult:
@@ -334,7 +303,7 @@ class Engine:
             needed = threshold(calibration.for_band(rec.bandwidth_hz))
             for j, name in enumerate(watchlist.names):
                 hits = np.flatnonzero(llrs[:, j] >= needed)
-                found += _merge(
+                found += merge_detections(
                     [Detection(rec.path, name, float(rec.spans[i, 0]), float(rec.spans[i, 1]), float(scores[i, j]), float(llrs[i, j])) for i in hits],
                     self.settings.search_merge_gap_s,
                 )
@@ -349,198 +318,3 @@ class Engine:
         if not self.watchlist(speakers).names:
             raise UsageError("no voices are enrolled; use 'voxwatch enroll' first")
         return Watch(self, Multiplexer(sources), sinks, speakers).run()
-
-
-@dataclass
-class _Step:
-    """What the first half of a watch hands to the second: windows to embed, chunks they came from, ended streams."""
-
-    windows: list[Window]
-    chunks: list[AudioChunk]
-    ended: list[StreamEnd]
-
-
-class Watch:
-    """A running watch: sources → multiplexer → spotter → store → sinks. :meth:`run` blocks until every source has
-    ended (or, for a persistent multiplexer, until :meth:`stop`); the other methods may be called from other threads."""
-
-    HANDOVER_DEPTH = 4  # steps waiting between the two threads
-
-    def __init__(self, engine: Engine, mux: Multiplexer, sinks: Iterable[Sink] = (), speakers: list[str] | None = None):
-        self.engine = engine
-        self.mux = mux
-        self.sinks = list(sinks)
-        self.speakers = speakers
-        self.spotter = engine.spotter(engine.watchlist(speakers))
-        self.summary = WatchSummary()
-
-    def add(self, source: Source, speakers: set[str] | None = None) -> None:
-        """Watch one more source, for ``speakers`` only or for every watched voice."""
-        self.spotter.restrict(source.name, speakers)
-        self.mux.add(source)
-
-    def cancel(self, name: str) -> None:
-        self.mux.cancel(name)
-
-    def refresh(self) -> None:
-        """Pick up enrollments and forgotten voices from the store."""
-        self.spotter.set_watchlist(self.engine.watchlist(self.speakers))
-
-    def stop(self) -> None:
-        self.mux.stop()
-
-    def status(self) -> list[StreamStatus]:
-        return self.mux.status()
-
-    def run(self) -> WatchSummary:
-        """Two threads, so the two models run side by side: this one takes chunks off the multiplexer and runs VAD
-        and framing; a second embeds, scores and publishes. The hand-over queue between them is bounded, so a slow
-        second half slows the readers (backpressure) and shows as lag, never as dropped audio."""
-        names = self.spotter.watchlist.names
-        self.engine.store.audit(self.engine.actor, "watch", ",".join(names), " ".join(s.source for s in self.mux.status()))
-        handover: queue.Queue[_Step | None] = queue.Queue(maxsize=self.HANDOVER_DEPTH)
-        decider = threading.Thread(target=self._decide_loop, args=(handover,), name="watch-decide", daemon=True)
-        decider.start()
-        try:
-            for items in self.mux:
-                chunks = [c for c in items if isinstance(c, AudioChunk)]
-                ended = [i for i in items if isinstance(i, StreamEnd)]
-                try:
-                    windows = self.spotter.segment(chunks)
-                    for end in ended:
-                        windows += self.spotter.close(end.source)
-                except Exception:  # one bad batch must not end every watch; what it held is logged, the rest goes on
-                    log.exception("VAD failed on %d chunk(s); continuing", len(chunks))
-                    windows = []
-                handover.put(_Step(windows, chunks, ended))
-        finally:
-            handover.put(None)
-            decider.join()
-        return self.summary
-
-    def _decide_loop(self, handover: queue.Queue[_Step | None]) -> None:
-        """The second thread: takes every step waiting, decides on their windows together, publishes; until ``None``."""
-        warned: set[str] = set()
-        checked = time.monotonic()
-        while True:
-            steps = [handover.get()]
-            while steps[-1] is not None:
-                try:
-                    steps.append(handover.get_nowait())
-                except queue.Empty:
-                    break
-            live = [s for s in steps if s is not None]
-            try:
-                checked, warned = self._decide(live, checked, warned)
-            except Exception:  # a failing sink or status must not stop this thread: the first one would wait forever
-                log.exception("reporting a watch step failed; continuing")
-            if len(live) < len(steps):
-                return
-
-    def _decide(self, steps: list[_Step], checked: float, warned: set[str]) -> tuple[float, set[str]]:
-        try:
-            self._publish(self.spotter.decide([w for s in steps for w in s.windows]))
-        except Exception:  # as in run(): what failed is logged, the audio counts as processed, the watch goes on
-            log.exception("a watch step failed on %d window(s); continuing", sum(len(s.windows) for s in steps))
-        for step in steps:
-            for c in step.chunks:
-                self.mux.processed(c)
-        ended = [end for step in steps for end in step.ended]
-        for end in ended:
-            self.mux.processed(end)
-        if not ended and time.monotonic() - checked <= 2:
-            return checked, warned
-        status = {s.source: s for s in self.mux.status()}
-        behind = {name for name, s in status.items() if s.behind}
-        if behind - warned:
-            worst = max(behind, key=lambda name: status[name].lag_s)
-            log.warning("%d of %d streams falling behind real time; the worst, %s, has %.1f s of audio waiting",
-                        len(behind), len(status), worst, status[worst].lag_s)
-        for end in ended:
-            self.summary.streams.append(status[end.source])
-            for sink in self.sinks:
-                sink.stream_end(status[end.source])
-        return time.monotonic(), behind
-
-    def _publish(self, events: list[Event]) -> None:
-        store = self.engine.store
-        store.add_detections([e for e in events if isinstance(e, Detection)])
-        for e in events:
-            if isinstance(e, Alert):
-                if not store.add_alert(e):
-                    continue
-                self.summary.alerts.append(e)
-                delivered = True
-                for sink in self.sinks:
-                    try:
-                        sink.alert(e)
-                    except Exception:  # a failing sink must not stop the watch; the alert stays in the outbox
-                        log.exception("sink %s could not take alert %s", type(sink).__name__, e.alert_id)
-                        delivered = False
-                if delivered:
-                    store.mark_delivered(e.alert_id)
-            elif isinstance(e, Detection):
-                self.summary.detections.append(e)
-                for sink in self.sinks:
-                    sink.detection(e)
-
-
-def segment_files(spotter: Spotter, paths: list[str], chunk_s: float = 16.0) -> Iterator[tuple[str, float, list[Segment], str | None]]:
-    """Decode ``paths`` together, as streams of one spotter, and yield (path, duration, segments, error) per file."""
-    decoders = {p: decode(p) for p in paths}
-    pending = {p: np.zeros(0, np.float32) for p in paths}
-    position = {p: 0 for p in paths}
-    segments: dict[str, list[Segment]] = {p: [] for p in paths}
-    step = int(chunk_s * 16000)
-    while decoders:
-        chunks, ended = [], []
-        for path, blocks in decoders.items():
-            try:
-                while len(pending[path]) < step:
-                    pending[path] = np.concatenate([pending[path], next(blocks)])
-            except StopIteration:
-                ended.append((path, None))
-            except AudioError as exc:
-                ended.append((path, str(exc)))
-            if len(pending[path]):
-                chunks.append(AudioChunk(path, position[path] / 16000, pending[path][:step]))
-                position[path] += len(chunks[-1].samples)
-                pending[path] = pending[path][step:]
-        events = spotter.process(chunks)
-        for path, error in ended:
-            del decoders[path]
-            events += spotter.finish(path)
-        for e in events:
-            if isinstance(e, Segment):
-                segments[e.source].append(e)
-        for path, error in ended:
-            if error is None and position[path] == 0:
-                error = f"{path}: contains no audio samples"
-            yield path, position[path] / 16000, segments.pop(path), error
-
-
-_WORKER: Spotter | None = None
-
-
-def _worker_start(model: str, options: SpotterOptions) -> None:
-    global _WORKER
-    backend = load_backend(model, threads=1)
-    _WORKER = Spotter(backend, SileroVad(threads=1), Watchlist.empty(backend.dimension, Calibration.default(backend.name)), options)
-
-
-def _worker_segment(paths: list[str]) -> list[tuple[str, float, list[Segment], str | None]]:
-    assert _WORKER is not None
-    return list(segment_files(_WORKER, paths))
-
-
-def _merge(detections: list[Detection], gap_s: float) -> list[Detection]:
-    """Join one speaker's detections that follow each other within ``gap_s``; keep the best score."""
-    merged: list[Detection] = []
-    for d in sorted(detections, key=lambda d: d.start_s):
-        last = merged[-1] if merged else None
-        if last is not None and d.start_s - last.end_s <= gap_s:
-            best = max(last, d, key=lambda x: x.llr)
-            merged[-1] = Detection(last.source, last.speaker, last.start_s, max(last.end_s, d.end_s), best.score, best.llr)
-        else:
-            merged.append(d)
-    return [Detection(d.source, d.speaker, round(d.start_s, 3), round(d.end_s, 3), round(d.score, 4), round(d.llr, 3)) for d in merged]

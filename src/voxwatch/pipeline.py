@@ -23,7 +23,7 @@ from .errors import UsageError
 from .quality import band_edge_hz
 from .records import Alert, AudioChunk, Detection, Evidence, Segment
 from .scoring import Calibration, Watchlist, l2_normalise
-from .vad import FRAME, SileroVad, VadState
+from .vad import FRAME, VadState, VoiceActivity
 
 RATE = 16000
 DEFAULT_FALSE_ALARMS_PER_HOUR = 0.1  # per enrolled voice, per hour of other people's speech
@@ -134,7 +134,7 @@ class Spotter:
     The spotter owns no threads and no I/O: sources feed it, sinks consume what it returns.
     """
 
-    def __init__(self, backend: EmbeddingBackend, vad: SileroVad, watchlist: Watchlist, options: SpotterOptions | None = None):
+    def __init__(self, backend: EmbeddingBackend, vad: VoiceActivity, watchlist: Watchlist, options: SpotterOptions | None = None):
         if watchlist.matrix.shape[1] != backend.dimension:
             raise UsageError(f"watchlist has {watchlist.matrix.shape[1]}-d voiceprints, model {backend.name} makes {backend.dimension}-d")
         self.backend = backend

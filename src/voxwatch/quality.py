@@ -1,12 +1,13 @@
-"""Recording quality: signal-to-noise ratio, clipping and effective bandwidth, from the samples alone."""
+"""Recording quality: SNR, clipping and bandwidth from the samples alone, and how well a voice's enrollments back it."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from .records import _JsonRecord
+from .records import EnrollmentInfo, _JsonRecord
 
 FRAME = 320  # 20 ms
 
@@ -54,3 +55,20 @@ def band_edge_hz(samples: np.ndarray, rate_hz: int = 16000, frame: int = 512, ma
     quiet = np.convolve(10 * np.log10(power[energy <= low].mean(axis=0)), kernel, mode="same")
     carried = np.flatnonzero((loud > quiet + margin_db) & (loud > loud.max() - floor_db))
     return float(round(carried[-1] * rate_hz / frame)) if len(carried) else 0.0
+
+
+def enrollment_quality(enrollments: list[EnrollmentInfo]) -> dict[str, Any]:
+    """How well a voice is backed: net speech, worst SNR, speech-weighted consistency, and a grade."""
+    speech = sum(e.speech_s for e in enrollments)
+    snr = min((e.snr_db for e in enrollments), default=0.0)
+    consistency = sum(e.consistency * e.speech_s for e in enrollments) / speech if speech else 0.0
+    if speech >= 20 and consistency >= 0.75 and snr >= 15:
+        grade = "good"
+    elif speech >= 8 and consistency >= 0.6:
+        grade = "fair"
+    else:
+        grade = "poor"
+    return {"speech_s": round(speech, 2), "min_snr_db": round(snr, 1), "consistency": round(consistency, 3), "grade": grade}
+
+
+# -- the service ----------------------------------------------------------------------------------------------------

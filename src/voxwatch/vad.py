@@ -7,6 +7,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from importlib.util import find_spec
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -23,6 +24,14 @@ class VadState:
 
     hidden: np.ndarray = field(default_factory=lambda: np.zeros((2, 128), np.float32))
     context: np.ndarray = field(default_factory=lambda: np.zeros(CONTEXT, np.float32))
+
+
+class VoiceActivity(Protocol):
+    """What the spotter needs of a VAD: a name and per-frame speech probabilities for many streams in one call."""
+
+    name: str
+
+    def probabilities(self, frames: np.ndarray, states: list[VadState]) -> np.ndarray: ...
 
 
 def silero_model_path() -> Path:

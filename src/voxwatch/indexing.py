@@ -1,0 +1,98 @@
+"""Archive indexing: files segmented in groups, as streams of one spotter, by a pool of worker processes."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import numpy as np
+
+from .audio import decode
+from .embedding import load_backend
+from .errors import AudioError
+from .pipeline import Spotter, SpotterOptions
+from .records import AudioChunk, Detection, Segment
+from .scoring import Calibration, Watchlist
+from .vad import SileroVad
+
+
+def segment_files(spotter: Spotter, paths: list[str], chunk_s: float = 16.0) -> Iterator[tuple[str, float, list[Segment], str | None]]:
+    """Decode ``paths`` together, as streams of one spotter, and yield (path, duration, segments, error) per file."""
+    decoders = {p: decode(p) for p in paths}
+    pending = {p: np.zeros(0, np.float32) for p in paths}
+    position = {p: 0 for p in paths}
+    segments: dict[str, list[Segment]] = {p: [] for p in paths}
+    step = int(chunk_s * 16000)
+    while decoders:
+        chunks, ended = [], []
+        for path, blocks in decoders.items():
+            try:
+                while len(pending[path]) < step:
+                    pending[path] = np.concatenate([pending[path], next(blocks)])
+            except StopIteration:
+                ended.append((path, None))
+            except AudioError as exc:
+                ended.append((path, str(exc)))
+            if len(pending[path]):
+                chunks.append(AudioChunk(path, position[path] / 16000, pending[path][:step]))
+                position[path] += len(chunks[-1].samples)
+                pending[path] = pending[path][step:]
+        events = spotter.process(chunks)
+        for path, error in ended:
+            del decoders[path]
+            events += spotter.finish(path)
+        for e in events:
+            if isinstance(e, Segment):
+                segments[e.source].append(e)
+        for path, error in ended:
+            if error is None and position[path] == 0:
+                error = f"{path}: contains no audio samples"
+            yield path, position[path] / 16000, segments.pop(path), error
+
+
+def segment_groups(paths: list[str], spotter: Callable[[], Spotter], model: str, options: SpotterOptions, workers: int,
+                   max_parallel_files: int) -> Iterator[tuple[str, float, list[Segment], str | None]]:
+    """Segment ``paths`` in small groups handed to whichever worker process is free, so uneven files still keep every
+    worker busy; results come back in the order they finish. With one worker (or one group) the files are segmented
+    here, by ``spotter()`` (so an injected model is used); worker processes load ``model`` themselves."""
+    workers = max(1, workers)
+    group = max(1, min(max_parallel_files, len(paths) // (4 * workers)))
+    groups = [paths[i : i + group] for i in range(0, len(paths), group)]
+    if workers == 1 or len(groups) <= 1:
+        local = spotter()
+        for g in groups:
+            yield from segment_files(local, g)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_start, initargs=(model, options)) as pool:
+        for done in as_completed([pool.submit(_worker_segment, g) for g in groups]):
+            yield from done.result()
+
+
+_WORKER: Spotter | None = None  # the spotter of one worker process, made by _worker_start
+
+
+def _worker_start(model: str, options: SpotterOptions) -> None:
+    global _WORKER
+    backend = load_backend(model, threads=1)
+    _WORKER = Spotter(backend, SileroVad(threads=1), Watchlist.empty(backend.dimension, Calibration.default(backend.name)), options)
+
+
+def _worker_segment(paths: list[str]) -> list[tuple[str, float, list[Segment], str | None]]:
+    assert _WORKER is not None
+    return list(segment_files(_WORKER, paths))
+
+
+def merge_detections(detections: list[Detection], gap_s: float) -> list[Detection]:
+    """Join one speaker's detections that follow each other within ``gap_s``; keep the best score."""
+    merged: list[Detection] = []
+    for d in sorted(detections, key=lambda d: d.start_s):
+        last = merged[-1] if merged else None
+        if last is not None and d.start_s - last.end_s <= gap_s:
+            best = max(last, d, key=lambda x: x.llr)
+            merged[-1] = Detection(last.source, last.speaker, last.start_s, max(last.end_s, d.end_s), best.score, best.llr)
+        else:
+            merged.append(d)
+    return [Detection(d.source, d.speaker, round(d.start_s, 3), round(d.end_s, 3), round(d.score, 4), round(d.llr, 3)) for d in merged]

@@ -1,0 +1,38 @@
+"""The SQLite store: one database of voices, the archive index, live results and service state, in focused parts.
+
+Schema migrations live in :mod:`voxwatch.store.core` and nowhere else; each part (:mod:`~voxwatch.store.voices`,
+:mod:`~voxwatch.store.archive`, :mod:`~voxwatch.store.alerts`, :mod:`~voxwatch.store.service_state`) owns its
+tables, and :meth:`Store.forget` has every part drop a voice's traces in one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+
+from .alerts import Alerts
+from .archive import Archive, IndexedRecording
+from .core import MIGRATIONS, StoreCore, now
+from .service_state import ServiceState
+from .voices import Voices
+
+__all__ = ["MIGRATIONS", "IndexedRecording", "Store", "StoreCore", "now"]
+
+
+class Store(Voices, Archive, Alerts, ServiceState):
+    """One SQLite database (WAL). Every public method is one transaction; one writer connection, read-only readers."""
+
+    def forget(self, name: str, actor: str) -> dict[str, int]:
+        """Delete every trace of a voice, in one transaction: enrollments, voiceprints, detections, alerts with their
+        audio snippets, acknowledgements and webhook deliveries, search hits, and its name in the audit log, search
+        jobs and webhook filters. Returns how many enrollments, detections, snippets, search hits and alerts went."""
+        self._require(name)
+        with self._tx() as db:
+            speaker_id, enrollments = self._forget_voice(db, name)
+            dropped = self._forget_alerts(db, name)
+            search_hits = self._forget_in_service(db, name)
+            counts = {"enrollments": enrollments, "detections": dropped["detections"], "snippets": dropped["snippets"],
+                      "search_hits": search_hits, "alerts": dropped["alerts"]}
+            alias = f"forgotten-voice-{speaker_id}"
+            self._forget_in_audit(db, name, alias)
+            self._audit(db, actor, "forget", alias, json.dumps(counts))
+        return counts

@@ -1,0 +1,163 @@
+"""The store's live results: detections, the alert outbox (acknowledgements, snippets) and per-webhook deliveries."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+from ..errors import UsageError
+from ..records import Alert, Detection
+from .core import StoreCore, now
+
+
+class Alerts(StoreCore):
+    """Tables ``detections``, ``alerts``, ``acknowledgements``, ``snippets`` and ``deliveries``."""
+
+    def add_detections(self, detections: list[Detection]) -> None:
+        if not detections:
+            return
+        with self._tx() as db:
+            db.executemany(
+                "INSERT INTO detections (source, speaker, start_s, end_s, score, llr, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(d.source, d.speaker, d.start_s, d.end_s, d.score, d.llr, now()) for d in detections],
+            )
+
+    def detections(self, speaker: str | None = None) -> list[Detection]:
+        sql = "SELECT source, speaker, start_s, end_s, score, llr FROM detections"
+        rows = self._query(sql + " WHERE speaker = ? ORDER BY id" if speaker else sql + " ORDER BY id", (speaker,) if speaker else ())
+        return [Detection(*r) for r in rows]
+
+    def add_alert(self, alert: Alert) -> bool:
+        """Commit an alert to the outbox; sinks deliver it afterwards. False (and nothing stored) when its voice has
+        been forgotten meanwhile."""
+        with self._tx() as db:
+            if db.execute("SELECT 1 FROM speakers WHERE name = ?", (alert.speaker,)).fetchone() is None:
+                return False
+            db.execute(
+                "INSERT INTO alerts (alert_id, source, speaker, wall_time, payload) VALUES (?, ?, ?, ?, ?)",
+                (alert.alert_id, alert.source, alert.speaker, alert.wall_time, json.dumps(alert.to_json())),
+            )
+        return True
+
+    def mark_delivered(self, alert_id: str) -> None:
+        with self._tx() as db:
+            db.execute("UPDATE alerts SET delivered_at = ? WHERE alert_id = ? AND delivered_at IS NULL", (now(), alert_id))
+
+    def alerts(self, speaker: str | None = None, undelivered: bool = False) -> list[Alert]:
+        clauses, args = [], []
+        if speaker:
+            clauses.append("speaker = ?")
+            args.append(speaker)
+        if undelivered:
+            clauses.append("delivered_at IS NULL")
+        where = " WHERE " + " AND ".join(clauses) if clauses else ""
+        return [Alert.from_json(json.loads(p)) for (p,) in self._query(f"SELECT payload FROM alerts{where} ORDER BY rowid", tuple(args))]
+
+    def acknowledge(self, alert_id: str, actor: str) -> tuple[str, str]:
+        """Acknowledge an alert once; returns ``(acknowledged_at, actor)`` of the first acknowledgement."""
+        with self._tx() as db:
+            if not db.execute("SELECT 1 FROM alerts WHERE alert_id = ?", (alert_id,)).fetchone():
+                raise UsageError(f"no alert with id {alert_id!r}")
+            row = db.execute("SELECT acknowledged_at, actor FROM acknowledgements WHERE alert_id = ?", (alert_id,)).fetchone()
+            if row:
+                return row[0], row[1]
+            at = now()
+            db.execute("INSERT INTO acknowledgements (alert_id, acknowledged_at, actor) VALUES (?, ?, ?)", (alert_id, at, actor))
+            self._audit(db, actor, "acknowledge", alert_id, "")
+        return at, actor
+
+    def add_snippet(self, alert_id: str, speaker: str, media_type: str, start_s: float, end_s: float, audio: bytes) -> bool:
+        """Keep (or replace with a longer one) the audio of an alert's turn; False when the alert no longer exists."""
+        with self._tx() as db:
+            if not db.execute("SELECT 1 FROM alerts WHERE alert_id = ?", (alert_id,)).fetchone():
+                return False
+            db.execute(
+                "INSERT OR REPLACE INTO snippets (alert_id, speaker, media_type, start_s, end_s, audio) VALUES (?, ?, ?, ?, ?, ?)",
+                (alert_id, speaker, media_type, start_s, end_s, audio),
+            )
+        return True
+
+    def snippet(self, alert_id: str) -> tuple[str, float, float, bytes] | None:
+        """``(media_type, start_s, end_s, audio)`` of an alert's snippet."""
+        rows = self._query("SELECT media_type, start_s, end_s, audio FROM snippets WHERE alert_id = ?", (alert_id,))
+        return rows[0] if rows else None
+
+    def alert_records(self, speaker: str | None = None, source: str | None = None, since: str | None = None, until: str | None = None,
+                      alert_id: str | None = None, limit: int = 500) -> list[dict[str, object]]:
+        """Alerts newest first with their acknowledgement and snippet span; ``since``/``until`` compare ISO wall times."""
+        clauses, args = [], []
+        for column, value in (("a.speaker = ?", speaker), ("a.source = ?", source), ("a.wall_time >= ?", since), ("a.wall_time <= ?", until), ("a.alert_id = ?", alert_id)):
+            if value is not None:
+                clauses.append(column)
+                args.append(value)
+        where = " WHERE " + " AND ".join(clauses) if clauses else ""
+        rows = self._query(
+            "SELECT a.payload, k.acknowledged_at, k.actor, s.start_s, s.end_s FROM alerts a"
+            " LEFT JOIN acknowledgements k ON k.alert_id = a.alert_id LEFT JOIN snippets s ON s.alert_id = a.alert_id"
+            f"{where} ORDER BY a.rowid DESC LIMIT ?",
+            (*args, limit),
+        )
+        return [
+            {**json.loads(p), "acknowledged_at": at, "acknowledged_by": by, "audio": None if s0 is None else {"start_s": s0, "end_s": s1}}
+            for p, at, by, s0, s1 in rows
+        ]
+
+    # -- webhook deliveries -----------------------------------------------------------------------------------------
+
+    def queue_deliveries(self, webhook_id: int) -> int:
+        """Give every alert without a delivery row for this webhook one: pending, or filtered out by its speakers."""
+        with self._tx() as db:
+            return db.execute(
+                "INSERT INTO deliveries (alert_id, webhook_id, status)"
+                " SELECT a.alert_id, w.id, CASE WHEN w.speakers IS NULL OR a.speaker IN (SELECT value FROM json_each(w.speakers))"
+                " THEN 'pending' ELSE 'filtered' END FROM alerts a JOIN webhooks w ON w.id = ?"
+                " WHERE NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.webhook_id = w.id AND d.alert_id = a.alert_id)"
+                " ORDER BY a.rowid",
+                (webhook_id,),
+            ).rowcount
+
+    def next_delivery(self, webhook_id: int) -> tuple[str, str, int, float] | None:
+        """The oldest pending delivery (in alert commit order): ``(alert_id, payload, attempts, next_attempt_at)``."""
+        rows = self._query(
+            "SELECT d.alert_id, a.payload, d.attempts, d.next_attempt_at FROM deliveries d JOIN alerts a ON a.alert_id = d.alert_id"
+            " WHERE d.webhook_id = ? AND d.status = 'pending' ORDER BY a.rowid LIMIT 1",
+            (webhook_id,),
+        )
+        return rows[0] if rows else None
+
+    def delivery_done(self, webhook_id: int, alert_id: str) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE deliveries SET status = 'delivered', attempts = attempts + 1, delivered_at = ?, last_error = NULL"
+                " WHERE webhook_id = ? AND alert_id = ?",
+                (now(), webhook_id, alert_id),
+            )
+
+    def delivery_failed(self, webhook_id: int, alert_id: str, error: str, next_attempt_at: float) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE deliveries SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE webhook_id = ? AND alert_id = ?",
+                (error[:500], next_attempt_at, webhook_id, alert_id),
+            )
+
+    def delivery_counts(self, webhook_id: int) -> dict[str, object]:
+        """Per-status counts of one webhook's deliveries, and the last error of the pending head."""
+        counts: dict[str, object] = {s: n for s, n in self._query("SELECT status, COUNT(*) FROM deliveries WHERE webhook_id = ? GROUP BY status", (webhook_id,))}
+        head = self._query(
+            "SELECT d.attempts, d.last_error, d.next_attempt_at FROM deliveries d JOIN alerts a ON a.alert_id = d.alert_id"
+            " WHERE d.webhook_id = ? AND d.status = 'pending' ORDER BY a.rowid LIMIT 1",
+            (webhook_id,),
+        )
+        if head:
+            counts["head_attempts"], counts["last_error"], counts["next_attempt_at"] = head[0]
+        return counts
+
+    @staticmethod
+    def _forget_alerts(db: sqlite3.Connection, name: str) -> dict[str, int]:
+        """Within a forget transaction: delete the voice's detections, snippets and alerts (acknowledgements and
+        deliveries cascade); returns how many of each."""
+        return {
+            "detections": db.execute("DELETE FROM detections WHERE speaker = ?", (name,)).rowcount,
+            "snippets": db.execute("DELETE FROM snippets WHERE speaker = ?", (name,)).rowcount,
+            "alerts": db.execute("DELETE FROM alerts WHERE speaker = ?", (name,)).rowcount,
+        }

@@ -1,0 +1,187 @@
+"""The running watch: sources → multiplexer → spotter (on two threads) → store → sinks."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+from .audio import Source
+from .pipeline import Event, Window
+from .records import Alert, AudioChunk, Detection
+from .streams import Multiplexer, StreamEnd, StreamStatus
+
+if TYPE_CHECKING:
+    from .engine import Engine
+
+log = logging.getLogger(__name__)
+
+
+class Sink(Protocol):
+    """Receives what a watch produces, in order. Alerts arrive already committed to the store."""
+
+    def alert(self, alert: Alert) -> None: ...
+
+    def detection(self, detection: Detection) -> None: ...
+
+    def stream_end(self, status: StreamStatus) -> None: ...
+
+
+@dataclass
+class WatchSummary:
+    alerts: list[Alert] = field(default_factory=list)
+    detections: list[Detection] = field(default_factory=list)
+    streams: list[StreamStatus] = field(default_factory=list)
+
+
+@dataclass
+class _Step:
+    """What the first half of a watch hands to the second: windows to embed, chunks they came from, ended streams."""
+
+    windows: list[Window]
+    chunks: list[AudioChunk]
+    ended: list[StreamEnd]
+
+
+class Watch:
+    """A running watch: sources → multiplexer → spotter → store → sinks. :meth:`run` blocks until every source has
+    ended (or, for a persistent multiplexer, until :meth:`stop`); the other methods may be called from other threads."""
+
+    HANDOVER_DEPTH = 4  # steps waiting between the two threads
+
+    def __init__(self, engine: Engine, mux: Multiplexer, sinks: Iterable[Sink] = (), speakers: list[str] | None = None,
+                 around_decide: Callable[[Callable[[], None]], None] | None = None):
+        """``around_decide``, if given, runs the second thread's body (it must call it once): a hook for profiling
+        and CPU accounting of that thread."""
+        self.engine = engine
+        self.mux = mux
+        self.sinks = list(sinks)
+        self.speakers = speakers
+        self.spotter = engine.spotter(engine.watchlist(speakers))
+        self.summary = WatchSummary()
+        self._around_decide = around_decide
+
+    def add(self, source: Source, speakers: set[str] | None = None) -> None:
+        """Watch one more source, for ``speakers`` only or for every watched voice."""
+        self.spotter.restrict(source.name, speakers)
+        self.mux.add(source)
+
+    def cancel(self, name: str) -> None:
+        self.mux.cancel(name)
+
+    def restrict(self, name: str, speakers: set[str] | None) -> None:
+        """From now on, only alert on ``speakers`` in stream ``name`` (None: every watched voice)."""
+        self.spotter.restrict(name, speakers)
+
+    def speech_s(self, name: str) -> float | None:
+        """Net speech heard so far in a running stream; None when the stream is not (or no longer) running."""
+        state = self.spotter.streams.get(name)
+        return None if state is None else state.speech_total_s
+
+    def refresh(self) -> None:
+        """Pick up enrollments and forgotten voices from the store."""
+        self.spotter.set_watchlist(self.engine.watchlist(self.speakers))
+
+    def stop(self) -> None:
+        self.mux.stop()
+
+    def status(self) -> list[StreamStatus]:
+        return self.mux.status()
+
+    def run(self) -> WatchSummary:
+        """Two threads, so the two models run side by side: this one takes chunks off the multiplexer and runs VAD
+        and framing; a second embeds, scores and publishes. The hand-over queue between them is bounded, so a slow
+        second half slows the readers (backpressure) and shows as lag, never as dropped audio."""
+        names = self.spotter.watchlist.names
+        self.engine.store.audit(self.engine.actor, "watch", ",".join(names), " ".join(s.source for s in self.mux.status()))
+        handover: queue.Queue[_Step | None] = queue.Queue(maxsize=self.HANDOVER_DEPTH)
+        around = self._around_decide
+        body = (lambda: around(lambda: self._decide_loop(handover))) if around else (lambda: self._decide_loop(handover))
+        decider = threading.Thread(target=body, name="watch-decide", daemon=True)
+        decider.start()
+        try:
+            for items in self.mux:
+                chunks = [c for c in items if isinstance(c, AudioChunk)]
+                ended = [i for i in items if isinstance(i, StreamEnd)]
+                try:
+                    windows = self.spotter.segment(chunks)
+                    for end in ended:
+                        windows += self.spotter.close(end.source)
+                except Exception:  # one bad batch must not end every watch; what it held is logged, the rest goes on
+                    log.exception("VAD failed on %d chunk(s); continuing", len(chunks))
+                    windows = []
+                handover.put(_Step(windows, chunks, ended))
+        finally:
+            handover.put(None)
+            decider.join()
+        return self.summary
+
+    def _decide_loop(self, handover: queue.Queue[_Step | None]) -> None:
+        """The second thread: takes every step waiting, decides on their windows together, publishes; until ``None``."""
+        warned: set[str] = set()
+        checked = time.monotonic()
+        while True:
+            steps = [handover.get()]
+            while steps[-1] is not None:
+                try:
+                    steps.append(handover.get_nowait())
+                except queue.Empty:
+                    break
+            live = [s for s in steps if s is not None]
+            try:
+                checked, warned = self._decide(live, checked, warned)
+            except Exception:  # a failing sink or status must not stop this thread: the first one would wait forever
+                log.exception("reporting a watch step failed; continuing")
+            if len(live) < len(steps):
+                return
+
+    def _decide(self, steps: list[_Step], checked: float, warned: set[str]) -> tuple[float, set[str]]:
+        try:
+            self._publish(self.spotter.decide([w for s in steps for w in s.windows]))
+        except Exception:  # as in run(): what failed is logged, the audio counts as processed, the watch goes on
+            log.exception("a watch step failed on %d window(s); continuing", sum(len(s.windows) for s in steps))
+        for step in steps:
+            for c in step.chunks:
+                self.mux.processed(c)
+        ended = [end for step in steps for end in step.ended]
+        for end in ended:
+            self.mux.processed(end)
+        if not ended and time.monotonic() - checked <= 2:
+            return checked, warned
+        status = {s.source: s for s in self.mux.status()}
+        behind = {name for name, s in status.items() if s.behind}
+        if behind - warned:
+            worst = max(behind, key=lambda name: status[name].lag_s)
+            log.warning("%d of %d streams falling behind real time; the worst, %s, has %.1f s of audio waiting",
+                        len(behind), len(status), worst, status[worst].lag_s)
+        for end in ended:
+            self.summary.streams.append(status[end.source])
+            for sink in self.sinks:
+                sink.stream_end(status[end.source])
+        return time.monotonic(), behind
+
+    def _publish(self, events: list[Event]) -> None:
+        store = self.engine.store
+        store.add_detections([e for e in events if isinstance(e, Detection)])
+        for e in events:
+            if isinstance(e, Alert):
+                if not store.add_alert(e):
+                    continue
+                self.summary.alerts.append(e)
+                delivered = True
+                for sink in self.sinks:
+                    try:
+                        sink.alert(e)
+                    except Exception:  # a failing sink must not stop the watch; the alert stays in the outbox
+                        log.exception("sink %s could not take alert %s", type(sink).__name__, e.alert_id)
+                        delivered = False
+                if delivered:
+                    store.mark_delivered(e.alert_id)
+            elif isinstance(e, Detection):
+                self.summary.detections.append(e)
+                for sink in self.sinks:
+                    sink.detection(e)
