@@ -30,7 +30,7 @@ from voxwatch import channels, perturb
 from voxwatch.audio import RATE_HZ, load_audio
 from voxwatch.corpus import manifest
 from voxwatch.embedding import EmbeddingBackend, load_backend
-from voxwatch.evaluate import eer, min_cllr, min_dcf
+from voxwatch.metrics import eer, min_cllr, min_dcf
 
 WINDOW = int(1.6 * RATE_HZ)
 HOP = int(0.8 * RATE_HZ)

@@ -27,7 +27,7 @@ from voxwatch import channels
 from voxwatch.audio import load_audio
 from voxwatch.embedding import SHIPPED_MODELS
 from voxwatch.engine import Engine, Settings
-from voxwatch.evaluate import cllr, eer, min_cllr
+from voxwatch.metrics import cllr, eer, min_cllr
 from voxwatch.scoring import Calibration
 from voxwatch.trials import EvidenceSet, spotting_evidence, voiceprints
 

@@ -15,9 +15,9 @@ import numpy as np
 from common import librispeech_task, require_data, run_watch
 
 from voxwatch.engine import Settings
-from voxwatch.evaluate import score_alerts
 from voxwatch.pipeline import SpotterOptions
 from voxwatch.scoring import Calibration
+from voxwatch.spotting_metrics import score_alerts
 
 
 def main() -> None:

@@ -11,7 +11,7 @@ Per step it prints:
             audio processed), which keeps growing when the multiplexer's backpressure slows the readers down
   held      wall lag p95 < 2 s and not growing (last third vs first third of the step < +1 s)
   TTA       time-to-alert over target turns: ``stream`` counts from turn onset to the alert's stream time
-            (what ``evaluate.score_alerts`` reports), ``wall`` adds the processing delay, i.e. from the moment the
+            (what ``spotting_metrics.score_alerts`` reports), ``wall`` adds the processing delay, i.e. from the moment the
             turn's first audio arrived to the moment a sink received the alert
   delay     median processing delay of alerts (wall receipt minus the arrival of the audio it was decided on)
   cpu       process CPU seconds / audio seconds processed = core-hours per audio-hour; cores used, and how they split
@@ -32,8 +32,8 @@ from __future__ import annotations
 
 import voxwatch  # noqa: F401  # first, as in the CLI: it pins BLAS to one thread only when it loads before numpy
 
+# isort: split
 import argparse
-from collections.abc import Callable
 import cProfile
 import gc
 import io
@@ -46,6 +46,7 @@ import tempfile
 import threading
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -56,8 +57,8 @@ from voxwatch.audio import RATE_HZ, FileSource, write_wav
 from voxwatch.corpus import Turn, manifest, speaker_folders, spotting_task
 from voxwatch.embedding import DEFAULT_MODEL
 from voxwatch.engine import Engine, Settings, Watch
-from voxwatch.evaluate import score_alerts
 from voxwatch.records import Alert, Detection
+from voxwatch.spotting_metrics import score_alerts
 from voxwatch.streams import Multiplexer, StreamStatus
 
 BASE_STREAMS = 8  # distinct compositions

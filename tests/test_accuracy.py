@@ -1,4 +1,5 @@
-"""Accuracy per condition on real speech (issue 5): small fixed-seed versions of benchmarks/accuracy.py.
+"""Accuracy per condition on real speech (issue 5): small fixed-seed versions of benchmarks/accuracy.py,
+built from the package (voxwatch.conditions, voxwatch.bench, voxwatch.baseline).
 
 voxwatch runs the product's way (enroll WAVs, watch a stream WAV at the default operating point); the naive spotter
 (one 1.6 s window's cosine against a threshold chosen on the clean stream) runs on the same audio. The floors are
@@ -8,20 +9,17 @@ regression guards the current system passes with margin, not the issue's targets
 from __future__ import annotations
 
 import dataclasses
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import largest
 
 from voxwatch import Engine, Settings, perturb
+from voxwatch.baseline import NaiveSpotter, choose_naive_threshold, run_naive
+from voxwatch.bench import SystemResult, enroll, run_voxwatch
+from voxwatch.conditions import Condition, arabic_condition, emotional_condition, from_task, radio_condition
 from voxwatch.corpus import manifest, spotting_task
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-
-import accuracy  # noqa: E402
-
-from conftest import largest  # noqa: E402
 
 ENROLLED = ["1688", "2414", "3080", "533"]
 
@@ -35,25 +33,25 @@ def english(data: Path, readers: dict[str, list[Path]], impostors: dict[str, lis
     others = dict(list(impostors.items())[:5]) | {k: v for k, v in list(readers.items())[:8] if k not in ENROLLED}
     task = spotting_task({k: readers[k] for k in ENROLLED}, others, rng, enroll_files=2, stream_files=3)
     assert all(set(task.enrollment[k]) == set(largest(readers[k], 2)) for k in ENROLLED)
-    clean = accuracy.from_task(task)
+    clean = from_task(task)
     folder = tmp_path_factory.mktemp("accuracy")
     backend, vad = models
     engine = Engine(Settings(db=folder / "english.db"), actor="tester", backend=backend, vad=vad)
-    accuracy.enroll(engine, clean.enrollment, folder)
-    naive = accuracy.NaiveSpotter(backend, clean.enrollment)
-    threshold = accuracy.choose_naive_threshold(naive.scores(clean.audio), clean)
+    enroll(engine, clean.enrollment, folder)
+    naive = NaiveSpotter(backend, clean.enrollment)
+    threshold = choose_naive_threshold(naive.scores(clean.audio), clean)
     yield engine, folder, clean, naive, threshold
     engine.close()
 
 
 def both(
-    engine: Engine, folder: Path, condition: accuracy.Condition, naive: accuracy.NaiveSpotter, threshold: float
-) -> tuple[accuracy.SystemResult, accuracy.SystemResult]:
+    engine: Engine, folder: Path, condition: Condition, naive: NaiveSpotter, threshold: float
+) -> tuple[SystemResult, SystemResult]:
     """voxwatch and the naive spotter on the same condition."""
-    return accuracy.run_voxwatch(engine, condition, folder), accuracy.run_naive(naive.scores(condition.audio), condition, threshold)
+    return run_voxwatch(engine, condition, folder), run_naive(naive.scores(condition.audio), condition, threshold)
 
 
-def report(vox: accuracy.SystemResult, naive: accuracy.SystemResult) -> str:
+def report(vox: SystemResult, naive: SystemResult) -> str:
     return (f"voxwatch {vox.spotting.to_json()} held back {vox.held_back}, EER {vox.metrics.eer:.3f};"
             f" naive {naive.spotting.to_json()} held back {naive.held_back}, EER {naive.metrics.eer:.3f}")
 
@@ -77,12 +75,12 @@ def test_radio_channel(english, rng: np.random.Generator) -> None:  # type: igno
     calibration) voxwatch stays quiet; at 10 per voice-hour it reports some turns (alerts, or turns held by the cooldown);
     its turn scores separate far better than the naive spotter's, which detects nothing at its clean threshold."""
     engine, folder, clean, naive, threshold = english
-    condition = accuracy.radio_condition(clean, rng)
+    condition = radio_condition(clean, rng)
     vox, base = both(engine, folder, condition, naive, threshold)
     assert vox.spotting.false_alarms <= 1, report(vox, base)
     assert vox.metrics.eer <= 0.25 and vox.metrics.eer < base.metrics.eer - 0.05, report(vox, base)
     looser = dataclasses.replace(engine.settings, spotter=dataclasses.replace(engine.settings.spotter, false_alarms_per_hour=10.0))
-    loose = accuracy.run_voxwatch(Engine(looser, actor="tester", backend=engine.backend, vad=engine.vad), condition, folder)
+    loose = run_voxwatch(Engine(looser, actor="tester", backend=engine.backend, vad=engine.vad), condition, folder)
     assert loose.spotting.detected + loose.held_back >= max(3, base.spotting.detected + 2), report(loose, base)
     assert loose.spotting.false_alarms_per_hour <= 10.0 * len(condition.enrolled), report(loose, base)
 
@@ -91,7 +89,7 @@ def test_emotional_speech(english, rng: np.random.Generator) -> None:  # type: i
     """Simulated emotion (pitch, tempo, vocal effort) defeats the naive spotter's scores; voxwatch's raised-effort
     voiceprints keep target turns apart (the simulation's effort is what that enrollment condition models)."""
     engine, folder, clean, naive, threshold = english
-    vox, base = both(engine, folder, accuracy.emotional_condition(clean, rng), naive, threshold)
+    vox, base = both(engine, folder, emotional_condition(clean, rng), naive, threshold)
     assert vox.spotting.detected >= 5 and vox.spotting.false_alarms <= 2, report(vox, base)
     assert vox.metrics.eer <= 0.05 and vox.metrics.eer < base.metrics.eer - 0.05, report(vox, base)
 
@@ -99,11 +97,11 @@ def test_emotional_speech(english, rng: np.random.Generator) -> None:  # type: i
 def test_non_english(english, data: Path, models, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """Arabic isolated words: 3 of 5 speakers enrolled from 20 words each; 3 turns of 6-12 words per speaker."""
     speakers = dict(list(manifest(data, "arabic_speech_commands").items())[:5])
-    condition = accuracy.arabic_condition(speakers, np.random.default_rng(1234), enrolled=3, turns_per_speaker=3)
+    condition = arabic_condition(speakers, np.random.default_rng(1234), enrolled=3, turns_per_speaker=3)
     backend, vad = models
     engine = Engine(Settings(db=tmp_path / "arabic.db"), actor="tester", backend=backend, vad=vad)
-    accuracy.enroll(engine, condition.enrollment, tmp_path)
-    naive = accuracy.NaiveSpotter(backend, condition.enrollment)
+    enroll(engine, condition.enrollment, tmp_path)
+    naive = NaiveSpotter(backend, condition.enrollment)
     vox, base = both(engine, tmp_path, condition, naive, threshold=english[4])  # the naive threshold set on clean English
     engine.close()
     assert vox.spotting.targets == 9

@@ -1,4 +1,5 @@
-"""Tests of voxwatch.evaluate: metrics against known values and brute force, calibration, plots, trial lists."""
+"""Tests of the evaluation modules: metrics against known values and brute force (voxwatch.metrics), the calibration fit
+(voxwatch.calibration_fit), plots (voxwatch.plots) and trial lists (voxwatch.trials)."""
 
 from __future__ import annotations
 
@@ -9,21 +10,11 @@ from statistics import NormalDist
 import numpy as np
 import pytest
 
+from voxwatch.calibration_fit import fit_logistic
 from voxwatch.errors import UsageError
-from voxwatch.evaluate import (
-    Metrics,
-    _pav,
-    cllr,
-    det_curve,
-    eer,
-    evaluate,
-    fit_logistic,
-    min_cllr,
-    min_dcf,
-    plot_det,
-    plot_tippett,
-    read_trials,
-)
+from voxwatch.metrics import Metrics, _pav, cllr, det_curve, eer, evaluate, min_cllr, min_dcf
+from voxwatch.plots import plot_det, plot_tippett
+from voxwatch.trials import read_trials
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

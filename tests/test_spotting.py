@@ -12,9 +12,9 @@ from conftest import largest
 from voxwatch import CollectingSink, Engine, FileSource, channels
 from voxwatch.audio import load_audio, write_wav
 from voxwatch.corpus import spotting_task
-from voxwatch.evaluate import score_alerts
 from voxwatch.records import Alert, AudioChunk, Evidence, Segment
 from voxwatch.scoring import NARROWBAND_HZ
+from voxwatch.spotting_metrics import score_alerts
 from voxwatch.streams import Multiplexer, StreamStatus
 from voxwatch.watch import Watch
 

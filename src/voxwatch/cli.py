@@ -303,7 +303,7 @@ def calibrate(obj: _Context, trials: str, out: Path) -> None:
     """
     import numpy as np
 
-    from .evaluate import evaluate
+    from .metrics import evaluate
     from .scoring import Calibration
     from .trials import score_trials
 

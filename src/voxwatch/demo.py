@@ -13,8 +13,8 @@ from .audio import FileSource, write_wav
 from .corpus import SpottingTask, Turn, speaker_folders, spotting_task
 from .embedding import DEFAULT_MODEL
 from .engine import Engine, Settings
-from .evaluate import score_alerts
 from .sinks import ConsoleSink, JsonLinesSink
+from .spotting_metrics import score_alerts
 
 
 def synthetic_task(out: Path, seconds: float, rng: np.random.Generator) -> SpottingTask:

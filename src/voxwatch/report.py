@@ -18,7 +18,8 @@ import numpy as np
 from .compare import DIFFERENT, SAME, CalibrationScores, Comparison, Limits, calibration_scores
 from .embedding import DEFAULT_MODEL
 from .errors import UsageError
-from .evaluate import Metrics, det_figure, evaluate, tippett_figure
+from .metrics import Metrics, evaluate
+from .plots import det_figure, tippett_figure
 from .scoring import band_name
 
 __all__ = ["reproduce_command", "write_report"]

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .calibration_fit import fit_logistic
 from .embedding import DEFAULT_MODEL
 from .errors import UsageError
 
@@ -87,8 +88,6 @@ class Calibration:
     def fit(cls, scores: np.ndarray, speech_s: np.ndarray, target: np.ndarray, pairs: np.ndarray) -> Calibration:
         """Fit on trials: ``scores`` with the ``speech_s`` behind them, ``target`` truth, and ``pairs`` naming the
         (test turn, voice) each score belongs to (running scores of one turn share a pair; its last is its length)."""
-        from .evaluate import fit_logistic
-
         log_s = np.log(np.maximum(speech_s, MIN_SPEECH_S))
         a, b, c, d = fit_logistic(np.column_stack([scores, log_s, scores * log_s]), target.astype(int), prior=0.5)
         fitted = cls(float(a), float(b), float(c), float(d))

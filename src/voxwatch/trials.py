@@ -1,5 +1,5 @@
-"""Evaluation runs: file-level verification trial lists (``voxwatch eval``), and turn-level spotting evidence
-(the scores a live watch computes as a turn goes on), used to fit and check the calibration."""
+"""Evaluation runs: file-level verification trial lists (reading and scoring them, ``voxwatch eval``), and turn-level
+spotting evidence (the scores a live watch computes as a turn goes on), used to fit and check the calibration."""
 
 from __future__ import annotations
 
@@ -11,10 +11,42 @@ import numpy as np
 
 from .audio import load_audio
 from .engine import Analysis, Engine
-from .errors import AudioError, VoxwatchError
-from .evaluate import Metrics, evaluate, plot_det, read_trials
+from .errors import AudioError, UsageError, VoxwatchError
+from .metrics import Metrics, evaluate
+from .plots import plot_det
 from .records import AudioChunk, Evidence
 from .scoring import Watchlist, l2_normalise
+
+_LABELS = {"1": 1, "target": 1, "tgt": 1, "0": 0, "nontarget": 0, "non-target": 0, "nontgt": 0, "imp": 0, "impostor": 0}
+
+
+def read_trials(path: str | Path) -> list[tuple[int, str, str]]:
+    """Read a VoxCeleb-style trial list: lines ``label enroll test`` (label 1/0, target/nontarget or tgt/imp);
+    blank lines and ``#`` comments are skipped; relative paths are resolved against the list's folder."""
+    source = Path(path)
+    try:
+        text = source.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"cannot read trial list {source}: {exc}") from exc
+    folder = source.absolute().parent
+    trials: list[tuple[int, str, str]] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        fields = line.split()
+        if not fields or fields[0].startswith("#"):
+            continue
+        if len(fields) != 3:
+            raise UsageError(f"{source}:{number}: expected 'label enroll test', got {len(fields)} field(s): {line.strip()!r}")
+        label = _LABELS.get(fields[0].lower())
+        if label is None:
+            raise UsageError(f"{source}:{number}: unknown label {fields[0]!r}; use 1/0, target/nontarget or tgt/imp")
+        trials.append((label, str(folder / fields[1]), str(folder / fields[2])))
+    n_tar = sum(label for label, _, _ in trials)
+    if not trials:
+        raise UsageError(f"{source}: no trials found")
+    if n_tar == 0 or n_tar == len(trials):
+        missing = "target" if n_tar == 0 else "non-target"
+        raise UsageError(f"{source}: no {missing} trials among {len(trials)}; a trial list needs both classes")
+    return trials
 
 
 def score_trials(engine: Engine, trials_path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
