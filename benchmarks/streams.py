@@ -425,8 +425,8 @@ def profile_summary(step: Step, clock: str, top: int = 22) -> str:
     embed_ort = _from_callers(stats, _is_ort_run, "voxwatch/embedding.py", {"embed"})
     features = _inclusive(stats, "voxwatch/embedding.py", "_ge2e_features") + _inclusive(stats, "voxwatch/embedding.py", "_fbank_features")
     frame = _inclusive(stats, "voxwatch/pipeline.py", "_frame")
-    segment = _inclusive(stats, "voxwatch/pipeline.py", "segment")
-    close = _inclusive(stats, "voxwatch/pipeline.py", "close")
+    windows = _inclusive(stats, "voxwatch/pipeline.py", "windows")
+    final_windows = _inclusive(stats, "voxwatch/pipeline.py", "final_windows")
     decide = _inclusive(stats, "voxwatch/pipeline.py", "decide")
     accumulate = _inclusive(stats, "voxwatch/pipeline.py", "_accumulate")
     end_turn = _inclusive(stats, "voxwatch/pipeline.py", "_end_turn")
@@ -439,16 +439,16 @@ def profile_summary(step: Step, clock: str, top: int = 22) -> str:
         ("thread 1: Watch.run (VAD and framing)", run),
         ("  multiplexer: taking chunks off the queue", mux_iter),
         ("    of which queue.get (incl. idle waits)", mux_wait),
-        ("  Spotter.segment", segment),
+        ("  Spotter.windows", windows),
         ("    VAD (SileroVad.probabilities)", vad),
         ("      onnxruntime run", vad_ort),
         ("      of which one-stream sequence runs", vad_seq),
         ("      Python: energy gate, rounds, state copies", vad - vad_ort),
         ("    per-frame Python loop (Spotter._frame, _cut, _pause)", frame),
-        ("    chunk framing and stacking (rest of segment)", segment - vad - frame),
-        ("  Spotter.close", close),
+        ("    chunk framing and stacking (rest of windows)", windows - vad - frame),
+        ("  Spotter.final_windows", final_windows),
         ("  hand-over to thread 2 (queue.put, incl. waits)", handover),
-        ("  rest of Watch.run", run - mux_iter - segment - close - handover),
+        ("  rest of Watch.run", run - mux_iter - windows - final_windows - handover),
         ("thread 2: Watch._decide_loop (embedding and decisions)", decide_loop),
         ("  Spotter.decide", decide),
         ("    embed: mel features (numpy)", features),

@@ -168,16 +168,16 @@ class Spotter:
 
     def process(self, chunks: list[AudioChunk]) -> list[Event]:
         """Feed chunks (several per stream allowed, in order) and return what they produced."""
-        return self.decide(self.segment(chunks))
+        return self.decide(self.windows(chunks))
 
     def finish(self, name: str) -> list[Event]:
         """The stream ended: close its turn and forget its state."""
-        return self.decide(self.close(name))
+        return self.decide(self.final_windows(name))
 
-    def segment(self, chunks: list[AudioChunk]) -> list[Window]:
+    def windows(self, chunks: list[AudioChunk]) -> list[Window]:
         """First half of :meth:`process`: VAD and framing; the windows to embed, in stream order.
 
-        :meth:`segment`/:meth:`close` and :meth:`decide` may run on two threads (one each), windows passed in order.
+        :meth:`windows`/:meth:`final_windows` and :meth:`decide` may run on two threads (one each), windows passed in order.
         """
         frames, owners = [], []
         for chunk in chunks:
@@ -197,7 +197,7 @@ class Spotter:
             windows += self._frame(state, frame, float(prob))
         return windows
 
-    def close(self, name: str) -> list[Window]:
+    def final_windows(self, name: str) -> list[Window]:
         """First half of :meth:`finish`: the window that closes the stream's turn; the stream's state is dropped."""
         state = self.streams.pop(name, None)
         return [] if state is None else self._pause(state, ends_turn=True)

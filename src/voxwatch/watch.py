@@ -108,9 +108,9 @@ class Watch:
                 chunks = [c for c in items if isinstance(c, AudioChunk)]
                 ended = [i for i in items if isinstance(i, StreamEnd)]
                 try:
-                    windows = self.spotter.segment(chunks)
+                    windows = self.spotter.windows(chunks)
                     for end in ended:
-                        windows += self.spotter.close(end.source)
+                        windows += self.spotter.final_windows(end.source)
                 except Exception:  # one bad batch must not end every watch; what it held is logged, the rest goes on
                     log.exception("VAD failed on %d chunk(s); continuing", len(chunks))
                     windows = []
