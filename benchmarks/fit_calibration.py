@@ -29,7 +29,7 @@ from voxwatch.embedding import SHIPPED_MODELS
 from voxwatch.engine import Engine, Settings
 from voxwatch.metrics import cllr, eer, min_cllr
 from voxwatch.scoring import Calibration
-from voxwatch.trials import EvidenceSet, spotting_evidence, voiceprints
+from voxwatch.trials import EvidenceSet, enrollment_watchlist, spotting_evidence
 
 MAX_SCORES = 10000  # scores per class and band kept in calibration_scores.npz (a fixed random subsample beyond that)
 
@@ -61,7 +61,7 @@ def collect(
     at random SNRs, or a randomised radio or telephone chain), against clean multi-condition voiceprints."""
     usable = {k for k, (enroll, _) in groups.items() if sum(engine.analyse_samples(a, k).speech_s for a in enroll) >= 3.0}
     groups = {k: v for k, v in groups.items() if k in usable}
-    watchlist = voiceprints(engine, {k: v[0] for k, v in groups.items()})
+    watchlist = enrollment_watchlist(engine, {k: v[0] for k, v in groups.items()})
     wide: list[tuple[str | None, np.ndarray]] = []
     narrow: list[tuple[str | None, np.ndarray]] = []
     for name, (_, turns) in groups.items():

@@ -36,7 +36,7 @@ def test_a_database_made_before_the_split_opens_and_reads_unchanged(v3: Path) ->
         speakers = {s.name: s for s in store.speakers()}
         assert set(speakers) == {"high", "low"} and all(s.enrollments == 1 and s.notes == ("tone, made by make_v3_db.py",) for s in speakers.values())
         assert [e.model for e in store.enrollments("low")] == ["tones"]
-        names, matrix = store.voiceprints("tones")
+        names, matrix = store.voiceprint_matrix("tones")
         assert names == ["high", "low"] and matrix.shape == (2, 32) and np.allclose(np.linalg.norm(matrix, axis=1), 1, atol=1e-5)
         alerts = store.alerts()
         assert [a.speaker for a in alerts] == ["low", "high"] and [a.stream_time_s for a in alerts] == [2.016, 10.496]

@@ -49,7 +49,7 @@ class NaiveSpotter:
         self.backend = backend
         self.names = tuple(sorted(enrollment))
         prints = [self._embed(np.concatenate([self._windows(a)[1] for a in enrollment[n]])).mean(axis=0) for n in self.names]
-        self.voiceprints = np.stack([p / np.linalg.norm(p) for p in prints])
+        self.centroids = np.stack([p / np.linalg.norm(p) for p in prints])
 
     def _windows(self, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         size, hop = round(NAIVE_WINDOW_S * RATE_HZ), round(NAIVE_HOP_S * RATE_HZ)
@@ -63,7 +63,7 @@ class NaiveSpotter:
 
     def scores(self, audio: np.ndarray) -> WindowScores:
         starts, windows = self._windows(audio)
-        return WindowScores(self.names, starts, self._embed(windows) @ self.voiceprints.T)
+        return WindowScores(self.names, starts, self._embed(windows) @ self.centroids.T)
 
     @staticmethod
     def alerts(scores: WindowScores, threshold: float) -> list[NaiveAlert]:

@@ -196,7 +196,7 @@ def compare(engine: Engine, questioned: str | Path, references: list[str | Path]
             raise AudioError(f"{path}: no stretch of speech long enough to make a voiceprint from"
                              f" ({analysis.speech_s:.1f} s of net speech found)")
         # as enrollment makes a voiceprint: one print per simulated channel, weighted by speech across recordings
-        for condition, vector in engine.voiceprints(samples, analysis, seed=int(digest[:8], 16)).items():
+        for condition, vector in engine.condition_embeddings(samples, analysis, seed=int(digest[:8], 16)).items():
             sums[condition] = sums.get(condition, 0) + analysis.speech_s * vector
         ref_sides.append(side)
         analyses.append(analysis)

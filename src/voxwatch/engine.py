@@ -136,7 +136,7 @@ class Engine:
         return self.settings.spotter.threshold(self.calibration(), bandwidth_hz)
 
     def watchlist(self, names: list[str] | None = None) -> Watchlist:
-        found, matrix = self.store.voiceprints(self.backend.name, names or None)
+        found, matrix = self.store.voiceprint_matrix(self.backend.name, names or None)
         if not found:
             return Watchlist.empty(self.backend.dimension, self.calibration())
         return Watchlist(tuple(found), matrix, self.calibration())
@@ -189,11 +189,11 @@ class Engine:
             self._check_enrollment(analysis)
             consistency = float(np.average([s.consistency for s in analysis.segments], weights=[s.speech_s for s in analysis.segments]))
             info = EnrollmentInfo(name, label, digest, analysis.speech_s, analysis.quality.snr_db, round(consistency, 4), note, now(), self.backend.name)
-            items.append((info, self.voiceprints(samples, analysis, seed=int(digest[:8], 16))))
+            items.append((info, self.condition_embeddings(samples, analysis, seed=int(digest[:8], 16))))
         self.store.add_enrollments(name, items, self.actor)
         return [info for info, _ in items]
 
-    def voiceprints(self, samples: np.ndarray, analysis: Analysis, seed: int = 0) -> dict[str, np.ndarray]:
+    def condition_embeddings(self, samples: np.ndarray, analysis: Analysis, seed: int = 0) -> dict[str, np.ndarray]:
         """One embedding of the recording per enrollment condition (the clean one from ``analysis``)."""
         rng = np.random.default_rng(seed)
         prints = {}

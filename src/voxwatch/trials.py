@@ -59,7 +59,7 @@ def score_trials(engine: Engine, trials_path: str | Path) -> tuple[np.ndarray, n
     for label, enroll, test in trials:
         if enroll not in prints:
             samples = load_audio(enroll)
-            rows = engine.voiceprints(samples, engine.analyse_samples(samples, enroll))
+            rows = engine.condition_embeddings(samples, engine.analyse_samples(samples, enroll))
             if not rows:
                 raise AudioError(f"{enroll}: no speech to make a voiceprint from")
             prints[enroll] = Watchlist((enroll,) * len(rows), np.stack(list(rows.values())), engine.calibration())
@@ -96,7 +96,7 @@ class EvidenceSet:
                            np.concatenate([self.target, other.target]), np.concatenate([self.pairs, other.pairs + offset]))
 
 
-def voiceprints(engine: Engine, enrollment: dict[str, list[np.ndarray]]) -> Watchlist:
+def enrollment_watchlist(engine: Engine, enrollment: dict[str, list[np.ndarray]]) -> Watchlist:
     """A watchlist from in-memory enrollment audio, made the way ``Engine.enroll`` makes it (per condition, the
     speech-weighted mean over the voice's recordings)."""
     labels, rows = [], []
@@ -105,7 +105,7 @@ def voiceprints(engine: Engine, enrollment: dict[str, list[np.ndarray]]) -> Watc
         for i, samples in enumerate(recordings):
             analysis = engine.analyse_samples(samples, f"{name}/{i}")
             if analysis.segments:
-                for condition, vector in engine.voiceprints(samples, analysis, seed=i).items():
+                for condition, vector in engine.condition_embeddings(samples, analysis, seed=i).items():
                     sums[condition] = sums.get(condition, 0) + analysis.speech_s * vector
         if not sums:
             raise VoxwatchError(f"no speech in the enrollment audio of {name}")

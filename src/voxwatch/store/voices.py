@@ -55,7 +55,7 @@ class Voices(StoreCore):
         if not self._query("SELECT 1 FROM speakers WHERE name = ?", (name,)):
             raise UnknownSpeakerError(f"no enrolled voice named {name!r}; see 'voxwatch speakers'")
 
-    def voiceprints(self, model: str, names: list[str] | None = None) -> tuple[list[str], np.ndarray]:
+    def voiceprint_matrix(self, model: str, names: list[str] | None = None) -> tuple[list[str], np.ndarray]:
         """Voiceprints for ``model``: per voice and enrollment condition, the speech-weighted mean embedding (unit
         norm). Returns the voice of each row and the matrix, rows grouped by voice in name order."""
         for name in names or []:
