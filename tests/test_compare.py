@@ -16,7 +16,7 @@ from conftest import largest
 from voxwatch import Calibration, Engine, Settings, load_audio
 from voxwatch.audio import write_wav
 from voxwatch.channels import radio
-from voxwatch.compare import Comparison, calibration_scores, compare, format_lr, verbal_scale
+from voxwatch.comparison import Comparison, calibration_scores, compare, format_lr, verbal_scale
 from voxwatch.errors import AudioError, UsageError
 from voxwatch.quality import band_edge_hz
 from voxwatch.report import write_report

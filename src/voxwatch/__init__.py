@@ -14,7 +14,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 from .audio import FileSource, PcmFormat, PcmSource, Source, UrlSource, load_audio, open_source
-from .compare import Comparison, compare
+from .comparison import Comparison, compare
 from .embedding import EmbeddingBackend, load_backend
 from .engine import Analysis, Engine, Settings
 from .errors import AudioError, EnrollmentError, ModelError, StoreError, UnknownSpeakerError, UsageError, VoxwatchError

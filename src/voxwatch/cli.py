@@ -434,7 +434,7 @@ def compare(obj: _Context, questioned: str, references: tuple[str, ...], report_
     Example:
       voxwatch compare intercept.wav --reference suspect-interview1.wav --reference suspect-interview2.flac --report case-17.html
     """
-    from .compare import compare as run_compare
+    from .comparison import compare as run_compare
     from .errors import UsageError
     from .report import reproduce_command, write_report
 

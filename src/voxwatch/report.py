@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .compare import DIFFERENT, SAME, CalibrationScores, Comparison, Limits, calibration_scores
+from .comparison import DIFFERENT, SAME, CalibrationScores, Comparison, Limits, calibration_scores
 from .embedding import DEFAULT_MODEL
 from .errors import UsageError
 from .metrics import Metrics, evaluate

@@ -5,8 +5,7 @@ sides, and a warning for every condition outside what the calibration was fitted
 made the way enrollment makes it (one print per simulated channel, the questioned recording scored against its
 best-matching print), so nothing has to be enrolled. :mod:`voxwatch.report` turns a :class:`Comparison` into HTML.
 
-    from voxwatch import Engine
-    from voxwatch.compare import compare
+    from voxwatch import Engine, compare
     result = compare(Engine(), "intercept.wav", ["suspect-interview-1.wav", "suspect-interview-2.wav"])
     print(result.lr_text, result.verbal)
 """
