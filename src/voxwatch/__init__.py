@@ -19,19 +19,20 @@ from .embedding import EmbeddingBackend, load_backend
 from .engine import Analysis, Engine, Settings
 from .errors import AudioError, EnrollmentError, ModelError, StoreError, UnknownSpeakerError, UsageError, VoxwatchError
 from .pipeline import Spotter, SpotterOptions
-from .records import Alert, AudioChunk, Candidate, Detection, EnrollmentInfo, Evidence, Segment, SpeakerInfo, Verification
+from .records import Alert, AudioChunk, Candidate, Detection, EnrollmentInfo, Segment, SpeakerInfo, Verification
 from .scoring import Calibration, Watchlist
 from .sinks import CollectingSink, ConsoleSink, JsonLinesSink
-from .store import Store
-from .streams import Multiplexer, StreamStatus
+from .streams import StreamStatus
 from .vad import SileroVad
 from .watch import Sink, WatchSummary
 
+# What a user needs: the engine and its settings, sources, results, sinks, errors, models, and the streaming spotter.
+# Everything else (the store, the multiplexer, evaluation and benchmark helpers) is imported from its module.
 __all__ = [
-    "Alert", "Analysis", "AudioChunk", "AudioError", "Calibration", "Candidate", "CollectingSink", "Comparison", "compare", "ConsoleSink", "Detection",
-    "EmbeddingBackend", "Engine", "EnrollmentError", "EnrollmentInfo", "Evidence", "FileSource", "JsonLinesSink", "ModelError",
-    "Multiplexer", "PcmFormat", "PcmSource", "Segment", "Settings", "SileroVad", "Sink", "Source", "SpeakerInfo", "Spotter",
-    "SpotterOptions", "Store", "StoreError", "StreamStatus", "UnknownSpeakerError", "UrlSource", "UsageError", "Verification",
-    "VoxwatchError", "WatchSummary", "Watchlist", "load_audio", "load_backend", "open_source",
+    "Alert", "Analysis", "AudioChunk", "AudioError", "Calibration", "Candidate", "CollectingSink", "Comparison", "ConsoleSink",
+    "Detection", "EmbeddingBackend", "Engine", "EnrollmentError", "EnrollmentInfo", "FileSource", "JsonLinesSink", "ModelError",
+    "PcmFormat", "PcmSource", "Segment", "Settings", "SileroVad", "Sink", "Source", "SpeakerInfo", "Spotter", "SpotterOptions",
+    "StoreError", "StreamStatus", "UnknownSpeakerError", "UrlSource", "UsageError", "Verification", "VoxwatchError", "WatchSummary",
+    "Watchlist", "compare", "load_audio", "load_backend", "open_source",
 ]
 __version__ = "0.1.0"
