@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from common import DATA, require_data
 
-from voxwatch.audio import load_audio, write_wav
+from voxwatch.audio import RATE_HZ, load_audio, write_wav
 from voxwatch.corpus import manifest, speaker_folders
 from voxwatch.engine import Engine, Settings
 from voxwatch.scoring import l2_normalise
@@ -39,14 +39,14 @@ def archive(folder: Path, minutes: float, rng: np.random.Generator) -> float:
     total, index = 0.0, 0
     while total < minutes * 60:
         parts, length = [], 0
-        while length < 600 * 16000:
+        while length < 600 * RATE_HZ:
             clip = clips[int(rng.integers(len(clips)))]
-            pause = np.zeros(int(rng.uniform(0.3, 2.0) * 16000), np.float32)
+            pause = np.zeros(int(rng.uniform(0.3, 2.0) * RATE_HZ), np.float32)
             parts += [clip, pause]
             length += len(clip) + len(pause)
         audio = np.concatenate(parts)
         write_wav(folder / f"show-{index:03d}.wav", audio)
-        total += len(audio) / 16000
+        total += len(audio) / RATE_HZ
         index += 1
     return total
 

@@ -16,6 +16,7 @@ import pytest
 from conftest import largest
 
 from voxwatch import Engine, Settings, perturb
+from voxwatch.audio import RATE_HZ
 from voxwatch.baseline import NaiveSpotter, choose_naive_threshold, run_naive
 from voxwatch.bench import SystemResult, enroll, run_voxwatch
 from voxwatch.conditions import Condition, arabic_condition, emotional_condition, from_task, radio_condition
@@ -113,14 +114,14 @@ def test_non_english(english, data: Path, models, tmp_path: Path) -> None:  # ty
 def test_emotion_perturbation_is_general() -> None:
     """The perturbations keep length where asked, change what they say they change, and stay within [-1, 1]."""
     rng = np.random.default_rng(0)
-    t = np.arange(32000) / 16000
+    t = np.arange(2 * RATE_HZ) / RATE_HZ
     tone = (0.3 * np.sin(2 * np.pi * 200 * t)).astype(np.float32)
     up = perturb.pitch_shift(tone, 12.0)
     assert len(up) == len(tone)
     spectrum = np.abs(np.fft.rfft(up[4000:-4000]))
-    assert abs(np.argmax(spectrum) * 16000 / len(up[4000:-4000]) - 400) < 10
+    assert abs(np.argmax(spectrum) * RATE_HZ / len(up[4000:-4000]) - 400) < 10
     slow = perturb.time_stretch(tone, 40000)
     assert len(slow) == 40000
-    assert abs(np.argmax(np.abs(np.fft.rfft(slow))) * 16000 / 40000 - 200) < 5
+    assert abs(np.argmax(np.abs(np.fft.rfft(slow))) * RATE_HZ / 40000 - 200) < 5
     y = perturb.emote(tone, rng)
     assert 0.75 * 32000 <= len(y) <= 1.25 * 32000 and np.all(np.abs(y) <= 1.0) and np.all(np.isfinite(y))

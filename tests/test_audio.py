@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 
 from voxwatch import AudioError, FileSource, PcmFormat, PcmSource, UsageError, load_audio, open_source
-from voxwatch.audio import UrlSource, find_audio_files
+from voxwatch.audio import RATE_HZ, UrlSource, find_audio_files
 from voxwatch.streams import Multiplexer
 
 
 def _speech(data: Path) -> np.ndarray:
-    return load_audio(data / "resemblyzer/audio_data/librispeech_test-other/2609/2609-156975-0000.flac")[: 16000 * 3]
+    return load_audio(data / "resemblyzer/audio_data/librispeech_test-other/2609/2609-156975-0000.flac")[: RATE_HZ * 3]
 
 
 def _encode(path: Path, samples: np.ndarray, rate: int, codec: str, channels: int = 1) -> Path:
@@ -25,7 +25,7 @@ def _encode(path: Path, samples: np.ndarray, rate: int, codec: str, channels: in
         stream = out.add_stream(codec, rate=rate, layout=layout)
         resampler = av.AudioResampler(format=stream.format.name, layout=layout, rate=rate)
         frame = av.AudioFrame.from_ndarray(samples[None].astype(np.float32), format="flt", layout="mono")
-        frame.sample_rate = 16000
+        frame.sample_rate = RATE_HZ
         for f in resampler.resample(frame) + resampler.resample(None):
             for packet in stream.encode(f):
                 out.mux(packet)
@@ -44,7 +44,7 @@ def test_formats_rates_and_channels_decode_to_16k_mono(tmp_path: Path, data: Pat
     path = _encode(tmp_path / f"speech.{suffix}", speech, rate, codec, channels)
     decoded = load_audio(path)
     assert decoded.dtype == np.float32 and decoded.ndim == 1
-    assert abs(len(decoded) - len(speech)) < 0.1 * 16000, "duration preserved within 100 ms (codec padding)"
+    assert abs(len(decoded) - len(speech)) < 0.1 * RATE_HZ, "duration preserved within 100 ms (codec padding)"
     # Same speech: the energy envelopes (50 ms frames) correlate strongly once aligned.
     n = min(len(decoded), len(speech)) // 800 * 800
     env = lambda x: np.sqrt(np.mean(x[:n].reshape(-1, 800) ** 2, axis=1))  # noqa: E731
@@ -57,7 +57,7 @@ def test_narrowband_8k_file_is_upsampled(data: Path) -> None:
     if not files:
         pytest.skip("no FSDD recordings in the shared data")
     decoded = load_audio(files[0])
-    assert 0.2 < len(decoded) / 16000 < 3
+    assert 0.2 < len(decoded) / RATE_HZ < 3
 
 
 @pytest.mark.parametrize(
@@ -101,13 +101,13 @@ def test_file_source_chunks_carry_stream_time(data: Path) -> None:
     chunks = list(FileSource(str(path)).chunks())
     assert chunks[0].start_s == 0.0
     assert all(abs(b.start_s - a.end_s) < 1e-9 for a, b in zip(chunks, chunks[1:]))
-    assert abs(chunks[-1].end_s - len(load_audio(path)) / 16000) < 1e-6
+    assert abs(chunks[-1].end_s - len(load_audio(path)) / RATE_HZ) < 1e-6
 
 
 def test_realtime_pace_takes_about_real_time(tmp_path: Path, data: Path) -> None:
     import time
 
-    clip = _encode(tmp_path / "one-second.wav", _speech(data)[:16000], 16000, "pcm_s16le")
+    clip = _encode(tmp_path / "one-second.wav", _speech(data)[:RATE_HZ], RATE_HZ, "pcm_s16le")
     started = time.monotonic()
     list(FileSource(str(clip), realtime=True).chunks())
     assert 0.8 < time.monotonic() - started < 2.0
@@ -151,7 +151,7 @@ def test_a_live_stream_not_kept_up_with_is_reported_behind(tmp_path: Path, data:
     as it decodes waits for its consumer instead and is never 'behind'."""
     import time
 
-    clip = _encode(tmp_path / "ten-seconds.wav", np.tile(_speech(data), 4)[: 10 * 16000], 16000, "pcm_s16le")
+    clip = _encode(tmp_path / "ten-seconds.wav", np.tile(_speech(data), 4)[: 10 * RATE_HZ], RATE_HZ, "pcm_s16le")
     copy = tmp_path / "copy.wav"
     copy.write_bytes(clip.read_bytes())
     mux = Multiplexer([FileSource(str(clip), realtime=True), FileSource(str(copy))])

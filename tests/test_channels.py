@@ -8,11 +8,10 @@ import numpy as np
 import pytest
 
 from voxwatch import channels
-from voxwatch.audio import load_audio
+from voxwatch.audio import RATE_HZ, load_audio
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 LIBRISPEECH = DATA / "resemblyzer" / "audio_data" / "librispeech_test-other"
-RATE = 16000
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +32,7 @@ def other_speech() -> np.ndarray:
 
 def band_energy(x: np.ndarray, low_hz: float, high_hz: float) -> float:
     power = np.abs(np.fft.rfft(x.astype(np.float64))) ** 2
-    freqs = np.fft.rfftfreq(len(x), 1 / RATE)
+    freqs = np.fft.rfftfreq(len(x), 1 / RATE_HZ)
     return float(power[(freqs >= low_hz) & (freqs <= high_hz)].sum())
 
 
@@ -47,8 +46,8 @@ def active_power(x: np.ndarray) -> float:
 @pytest.mark.parametrize("limit", [channels.bandpass, channels.narrowband], ids=["bandpass", "narrowband"])
 def test_band_limit_removes_high_band_and_keeps_voice_band(speech: np.ndarray, limit) -> None:  # type: ignore[no-untyped-def]
     y = limit(speech)
-    share_before = band_energy(speech, 4000, RATE / 2) / band_energy(speech, 0, RATE / 2)
-    share_after = band_energy(y, 4000, RATE / 2) / band_energy(y, 0, RATE / 2)
+    share_before = band_energy(speech, 4000, RATE_HZ / 2) / band_energy(speech, 0, RATE_HZ / 2)
+    share_after = band_energy(y, 4000, RATE_HZ / 2) / band_energy(y, 0, RATE_HZ / 2)
     assert share_before > 0.001  # the recording does have energy up there to remove
     assert share_after < 0.01 * share_before
     change_db = 10 * np.log10(band_energy(y, 300, 3400) / band_energy(speech, 300, 3400))
@@ -69,18 +68,18 @@ def test_add_noise_hits_snr_on_active_speech(speech: np.ndarray, snr_db: float) 
 
 
 def test_add_noise_ignores_silence(speech: np.ndarray) -> None:
-    padded = np.concatenate([np.zeros(3 * RATE, np.float32), speech, np.zeros(3 * RATE, np.float32)])
+    padded = np.concatenate([np.zeros(3 * RATE_HZ, np.float32), speech, np.zeros(3 * RATE_HZ, np.float32)])
     noise_speech = channels.add_noise(speech, 10.0, np.random.default_rng(2)) - speech
     noise_padded = channels.add_noise(padded, 10.0, np.random.default_rng(2)) - padded
     assert abs(10 * np.log10(np.mean(noise_padded**2) / np.mean(noise_speech**2))) < 0.3
 
 
 def test_add_noise_with_given_noise_recording(speech: np.ndarray, other_speech: np.ndarray) -> None:
-    y = channels.add_noise(speech, 5.0, np.random.default_rng(3), noise=other_speech[: RATE // 2])
+    y = channels.add_noise(speech, 5.0, np.random.default_rng(3), noise=other_speech[: RATE_HZ // 2])
     noise = y.astype(np.float64) - speech
     assert abs(10 * np.log10(active_power(speech) / np.mean(noise**2)) - 5.0) < 0.5
     # the half-second excerpt was tiled: the added noise repeats with that period
-    period = RATE // 2
+    period = RATE_HZ // 2
     np.testing.assert_allclose(noise[period : 2 * period], noise[2 * period : 3 * period], atol=1e-5)
 
 
@@ -145,7 +144,7 @@ CHAINS = {
 
 @pytest.mark.parametrize("name", list(CHAINS))
 def test_outputs_are_bounded_float32_same_length(speech: np.ndarray, name: str) -> None:
-    loud = np.clip(speech[: 3 * RATE + 7] * 4, -1, 1)  # odd length, driven into full scale
+    loud = np.clip(speech[: 3 * RATE_HZ + 7] * 4, -1, 1)  # odd length, driven into full scale
     y = CHAINS[name](loud, np.random.default_rng(5))
     assert y.dtype == np.float32
     assert len(y) == len(loud)

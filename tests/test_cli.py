@@ -14,7 +14,7 @@ import pytest
 from conftest import largest
 
 from voxwatch import load_audio
-from voxwatch.audio import write_wav
+from voxwatch.audio import RATE_HZ, write_wav
 from voxwatch.channels import bandpass
 
 COMMANDS = ["enroll", "speakers", "forget", "verify", "identify", "index", "search", "watch", "eval", "calibrate", "compare", "demo", "serve"]
@@ -62,10 +62,10 @@ def test_end_to_end_session(tmp_path: Path, readers: dict[str, list[Path]], impo
     assert run(tmp_path, "identify", str(largest(others, 1)[0])).stdout.startswith("1. Jane Reader")
 
     # A recording with Jane in the middle of two strangers.
-    parts = [load_audio(list(impostors.values())[0][0]), np.zeros(16000, np.float32), load_audio(largest(others, 1)[0]),
-             np.zeros(16000, np.float32), load_audio(list(impostors.values())[1][0])]
-    jane_start = (len(parts[0]) + 16000) / 16000
-    jane_end = jane_start + len(parts[2]) / 16000
+    parts = [load_audio(list(impostors.values())[0][0]), np.zeros(RATE_HZ, np.float32), load_audio(largest(others, 1)[0]),
+             np.zeros(RATE_HZ, np.float32), load_audio(list(impostors.values())[1][0])]
+    jane_start = (len(parts[0]) + RATE_HZ) / RATE_HZ
+    jane_end = jane_start + len(parts[2]) / RATE_HZ
     archive = tmp_path / "archive"
     write_wav(archive / "show.wav", np.concatenate(parts))
     indexed = run(tmp_path, "--json", "index", str(archive))
@@ -114,7 +114,7 @@ def test_eval_on_a_trial_list(tmp_path: Path, readers: dict[str, list[Path]]) ->
 def test_bad_input_fails_in_one_clear_line(tmp_path: Path, readers: dict[str, list[Path]]) -> None:
     (tmp_path / "notes.wav").write_text("meeting notes, not audio\n" * 20)
     (tmp_path / "empty.wav").write_bytes(b"")
-    write_wav(tmp_path / "silence.wav", np.zeros(16000 * 6, np.float32))
+    write_wav(tmp_path / "silence.wav", np.zeros(RATE_HZ * 6, np.float32))
     assert_clean_failure(run(tmp_path, "enroll", "x", "missing.wav"), "missing.wav", "no such file")
     assert_clean_failure(run(tmp_path, "enroll", "x", "notes.wav"), "notes.wav", "cannot open as audio")
     assert_clean_failure(run(tmp_path, "enroll", "x", "empty.wav"), "empty.wav")

@@ -14,7 +14,7 @@ import pytest
 from conftest import largest
 
 from voxwatch import Calibration, Engine, Settings, load_audio
-from voxwatch.audio import write_wav
+from voxwatch.audio import RATE_HZ, write_wav
 from voxwatch.channels import radio
 from voxwatch.comparison import Comparison, calibration_scores, compare, format_lr, verbal_scale
 from voxwatch.errors import AudioError, UsageError
@@ -78,7 +78,7 @@ def test_narrowband_questioned_recording_is_flagged(module_engine: Engine, case:
 def test_short_questioned_recording_is_flagged(module_engine: Engine, case: dict, tmp_path: Path) -> None:  # type: ignore[type-arg]
     audio = load_audio(case["same"])
     start = int(np.argmax(np.abs(audio) > 0.05))  # the first speech, so the cut holds mostly speech
-    result = compare(module_engine, write_wav(tmp_path / "short.wav", audio[start : start + int(2.5 * 16000)]), case["references"])
+    result = compare(module_engine, write_wav(tmp_path / "short.wav", audio[start : start + int(2.5 * RATE_HZ)]), case["references"])
     assert 0 < result.questioned.speech_s < 3
     assert any(w.startswith("short speech: the questioned recording") for w in result.warnings), result.warnings
 

@@ -11,7 +11,7 @@ import pytest
 from conftest import largest
 
 from voxwatch import AudioError, Engine, EnrollmentError, UnknownSpeakerError, UsageError, load_audio
-from voxwatch.audio import write_wav
+from voxwatch.audio import RATE_HZ, write_wav
 from voxwatch.channels import radio
 from voxwatch.corpus import compose
 from voxwatch.scoring import NARROWBAND_HZ
@@ -58,7 +58,7 @@ def test_enrollment_refuses_short_silent_multi_speaker_and_duplicate(tmp_path: P
     short = min(readers["3005"], key=lambda f: f.stat().st_size)
     with pytest.raises(EnrollmentError, match="net speech"):
         engine.enroll("x", [short])
-    silent = write_wav(tmp_path / "silent.wav", np.zeros(16000 * 5, np.float32))
+    silent = write_wav(tmp_path / "silent.wav", np.zeros(RATE_HZ * 5, np.float32))
     with pytest.raises(EnrollmentError, match="net speech"):
         engine.enroll("x", [silent])
     two = np.concatenate([load_audio(largest(readers["2414"], 1)[0]), load_audio(largest(readers["533"], 1)[0])])

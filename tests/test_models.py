@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from voxwatch import ModelError, SileroVad, load_audio, load_backend
+from voxwatch.audio import RATE_HZ
 from voxwatch.features import mel_filterbank, mel_spectrogram
 from voxwatch.ge2e import export, read_legacy_state, resemblyzer_weights
 from voxwatch.vad import FRAME, VadState
@@ -21,7 +22,7 @@ GOLDEN_DOT = 971.7413720311597
 def test_ge2e_matches_resemblyzer_golden(data: Path, models) -> None:  # type: ignore[no-untyped-def]
     backend, _ = models
     audio = load_audio(data / "resemblyzer/audio_data/librispeech_test-other/2033/2033-164914-0000.flac")
-    e = backend.embed(audio[None, 16000 : 16000 + 25600])[0]
+    e = backend.embed(audio[None, RATE_HZ : RATE_HZ + 25600])[0]
     assert backend.dimension == 256 and backend.window_s == 1.6
     np.testing.assert_allclose(e[:8], GOLDEN_HEAD, atol=2e-5)
     assert abs(float(e @ np.arange(256)) - GOLDEN_DOT) < 0.01

@@ -23,7 +23,7 @@ import httpx
 import numpy as np
 import pytest
 
-from voxwatch.audio import load_audio, write_wav
+from voxwatch.audio import RATE_HZ, load_audio, write_wav
 from voxwatch.corpus import Turn, compose
 
 CLI = [sys.executable, "-c", "from voxwatch.cli import main; main()"]
@@ -230,7 +230,7 @@ def test_bad_uploads_get_a_clear_4xx_and_store_nothing(server: Server, readers: 
 
 
 def test_path_arguments_cannot_escape_the_allowed_directories(server: Server, enrolled: dict, tmp_path: Path) -> None:  # type: ignore[type-arg]
-    outside = write_wav(tmp_path / "outside.wav", np.zeros(16000, np.float32))
+    outside = write_wav(tmp_path / "outside.wav", np.zeros(RATE_HZ, np.float32))
     link = server.allow / "link.wav"
     if not link.exists():
         link.symlink_to(outside)
@@ -287,7 +287,7 @@ def test_network_stream_that_drops_reconnects_and_reports_drops(server: Server, 
             # two programmes ended (drops 1, 2), the first failed reconnection (drop 3), the second failure is final
             assert status["state"] == "failed" and status["drops"] == 3 and "404" in status["error"], status
             assert len(connections) == 4 and connections[3] - connections[2] >= 1.9  # backoff doubled: 1 s, then 2 s
-            assert status["audio_s"] > 1.9 * len(load_audio(tmp_path / "live.wav")) / 16000  # both plays, one clock
+            assert status["audio_s"] > 1.9 * len(load_audio(tmp_path / "live.wav")) / RATE_HZ  # both plays, one clock
             alerts = c.get("/api/alerts", params={"stream": url}).json()
             assert alerts and all(a["speaker"] == TARGET for a in alerts)
             assert c.delete(f"/api/streams/{stream.json()['id']}").status_code == 204
@@ -320,7 +320,7 @@ def test_stream_alert_arrives_live_with_audio_then_ack_and_forget(server: Server
         assert audio.content[:4] in (b"OggS", b"RIFF")
         clip = server.allow / "clip.ogg"
         clip.write_bytes(audio.content)
-        assert len(load_audio(clip)) >= 16000  # at least a second of the turn, decodable
+        assert len(load_audio(clip)) >= RATE_HZ  # at least a second of the turn, decodable
         clip.unlink()
 
         ack = c.post(f"/api/alerts/{alert['alert_id']}/ack")

@@ -10,7 +10,7 @@ import pytest
 from conftest import largest
 
 from voxwatch import CollectingSink, Engine, FileSource, channels
-from voxwatch.audio import load_audio, write_wav
+from voxwatch.audio import RATE_HZ, load_audio, write_wav
 from voxwatch.corpus import spotting_task
 from voxwatch.records import Alert, AudioChunk, Evidence, Segment
 from voxwatch.scoring import NARROWBAND_HZ
@@ -79,7 +79,7 @@ def test_several_streams_in_one_watch(tmp_path: Path, engine: Engine, task) -> N
     summary = engine.watch([FileSource(str(a)), FileSource(str(b))], speakers=["1688", "533"])
     assert {a.source for a in summary.alerts} <= {str(a), str(b)}
     assert {x.speaker for x in summary.alerts} <= {"1688", "533"}
-    offset = half / 16000
+    offset = half / RATE_HZ
     truth = [t for t in task.turns if t.speaker in ("1688", "533") and t.end_s < offset - 1 or t.speaker in ("1688", "533") and t.start_s > offset + 1]
     alerted = sum(
         any(x.speaker == t.speaker and t.start_s <= x.stream_time_s + (offset if x.source == str(b) else 0) <= t.end_s + 1 for x in summary.alerts)
@@ -109,8 +109,9 @@ def test_each_stream_is_scored_for_its_measured_channel_band(engine: Engine, rea
     heard = {"clean": audio, "radio": channels.radio(audio, np.random.default_rng(2), snr_db=10.0)}
     spotter = engine.spotter()
     segments: list[Segment] = []
-    for start in range(0, len(audio), 8000):
-        events = spotter.process([AudioChunk(name, start / 16000, x[start : start + 8000]) for name, x in heard.items()])
+    step = RATE_HZ // 2
+    for start in range(0, len(audio), step):
+        events = spotter.process([AudioChunk(name, start / RATE_HZ, x[start : start + step]) for name, x in heard.items()])
         segments += [e for e in events if isinstance(e, Segment)]
     for name in heard:
         segments += [e for e in spotter.finish(name) if isinstance(e, Segment)]
@@ -129,7 +130,7 @@ def test_a_turn_alerts_only_its_most_likely_voice(tmp_path: Path, engine: Engine
     files = largest(readers["2033"], 6)
     engine.enroll("twin-a", [str(f) for f in files[:2]])
     engine.enroll("twin-b", [str(f) for f in files[2:4]])
-    stream = write_wav(tmp_path / "stream.wav", np.concatenate([load_audio(files[4]), np.zeros(16000 * 4, np.float32), load_audio(files[5])]))
+    stream = write_wav(tmp_path / "stream.wav", np.concatenate([load_audio(files[4]), np.zeros(RATE_HZ * 4, np.float32), load_audio(files[5])]))
     spotter = engine.spotter(engine.watchlist(), dataclasses.replace(engine.settings.spotter, trace=True, cooldown_s=0.0))
     events = []
     for chunk in FileSource(str(stream)).chunks():
@@ -147,7 +148,7 @@ def test_a_failing_step_or_sink_does_not_stop_the_watch(tmp_path: Path, engine: 
     and keeps every alert in the outbox as undelivered."""
     for name, files in task.enrollment.items():
         engine.enroll(name, [str(f) for f in files])
-    stream = write_wav(tmp_path / "stream.wav", task.audio[: 90 * 16000])
+    stream = write_wav(tmp_path / "stream.wav", task.audio[: 90 * RATE_HZ])
 
     class Down(CollectingSink):
         def alert(self, alert: Alert) -> None:

@@ -8,9 +8,8 @@ import numpy as np
 import pytest
 
 from voxwatch import synth
+from voxwatch.audio import RATE_HZ
 from voxwatch.errors import ModelError
-
-RATE = 16000
 
 needs_espeak = pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng not installed (apt-get install espeak-ng)")
 
@@ -20,8 +19,8 @@ def median_pitch_hz(x: np.ndarray) -> float:
     frames = x[: len(x) // 640 * 640].astype(np.float64).reshape(-1, 640)
     frames = frames[np.sqrt((frames**2).mean(axis=1)) > 0.1 * np.abs(x).max()]
     spectrum = np.fft.rfft(frames, 1280, axis=1)
-    autocorr = np.fft.irfft(np.abs(spectrum) ** 2, axis=1)[:, RATE // 400 : RATE // 60]
-    return float(np.median(RATE / (RATE // 400 + autocorr.argmax(axis=1))))
+    autocorr = np.fft.irfft(np.abs(spectrum) ** 2, axis=1)[:, RATE_HZ // 400 : RATE_HZ // 60]
+    return float(np.median(RATE_HZ / (RATE_HZ // 400 + autocorr.argmax(axis=1))))
 
 
 @needs_espeak
@@ -29,7 +28,7 @@ def test_speak_returns_speech() -> None:
     y = synth.speak(synth.VOICES[0], synth.SENTENCES[0])
     assert y.dtype == np.float32 and y.ndim == 1
     active = np.sqrt((y[: len(y) // 320 * 320].reshape(-1, 320) ** 2).mean(axis=1)) > 0.01
-    assert active.sum() * 320 / RATE > 0.5
+    assert active.sum() * 320 / RATE_HZ > 0.5
     assert np.abs(y).max() <= 1.0
 
 
@@ -47,7 +46,7 @@ def test_voices_sound_different() -> None:
 @needs_espeak
 def test_enrollment_audio_has_requested_length() -> None:
     y = synth.enrollment_audio(synth.VOICES[1], seconds=5.0)
-    assert len(y) == 5 * RATE
+    assert len(y) == 5 * RATE_HZ
     assert y.dtype == np.float32
 
 
@@ -56,7 +55,7 @@ def test_enrollment_audio_has_requested_length() -> None:
 def test_conversation_ground_truth(channel: str) -> None:
     voices = list(synth.VOICES[:3])
     audio, turns = synth.conversation(voices, 30.0, np.random.default_rng(7), channel=channel)
-    duration_s = len(audio) / RATE
+    duration_s = len(audio) / RATE_HZ
     assert abs(duration_s - 30.0) <= 5.0
     assert audio.dtype == np.float32 and np.abs(audio).max() <= 1.0 and np.all(np.isfinite(audio))
     assert len(turns) >= 2
@@ -69,7 +68,7 @@ def test_conversation_ground_truth(channel: str) -> None:
     if channel == "clean":  # speech inside the turns, silence between them
         inside = np.zeros(len(audio), bool)
         for turn in turns:
-            inside[round(turn.start_s * RATE) : round(turn.end_s * RATE)] = True
+            inside[round(turn.start_s * RATE_HZ) : round(turn.end_s * RATE_HZ)] = True
         assert np.abs(audio[~inside]).max() == 0
         assert np.sqrt(np.mean(audio[inside] ** 2)) > 0.01
 

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from voxwatch import CollectingSink, FileSource, load_audio
 from voxwatch.api import create_app
-from voxwatch.audio import write_wav
+from voxwatch.audio import RATE_HZ, write_wav
 from voxwatch.auth import create_token
 from voxwatch.cli import main
 from voxwatch.engine import Engine
@@ -69,7 +69,7 @@ def test_array_source_blocks_and_energy_vad() -> None:
     assert [c.start_s for c in chunks[:3]] == [0.0, 0.25, 0.5] and sum(len(c.samples) for c in chunks) == len(audio)
     frames = audio[: len(audio) // 512 * 512].reshape(-1, 512)
     probs = EnergyVad().probabilities(frames, [None] * len(frames))  # type: ignore[list-item]
-    assert probs[: 16000 // 512 - 1].max() < 0.01 and probs[16000 // 512 + 1 :].min() > 0.99
+    assert probs[: RATE_HZ // 512 - 1].max() < 0.01 and probs[RATE_HZ // 512 + 1 :].min() > 0.99
 
 
 # -- the spotter and the watch --------------------------------------------------------------------------------------
@@ -192,8 +192,9 @@ def test_chunks_of_many_streams_are_embedded_in_one_call(tmp_path: Path) -> None
     assert isinstance(backend, ToneBackend)
     spotter = engine.spotter()
     audio = tone_voice(300.0, 2.0)
-    for start in range(0, len(audio), 8000):
+    step = RATE_HZ // 2
+    for start in range(0, len(audio), step):
         before = backend.calls
-        events = spotter.process([AudioChunk(name, start / 16000, audio[start : start + 8000]) for name in "abcd"])
+        events = spotter.process([AudioChunk(name, start / RATE_HZ, audio[start : start + step]) for name in "abcd"])
         assert backend.calls - before <= 1 and not [e for e in events if isinstance(e, Alert)]
     engine.close()

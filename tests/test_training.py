@@ -12,6 +12,7 @@ from training.augment import KINDS, Degrader
 from training.codec import CODECS, round_trip
 from training.data import TRAINABLE, read_split, speakers
 from voxwatch import load_audio, load_backend
+from voxwatch.audio import RATE_HZ
 
 SPEECH = "resemblyzer/audio_data/librispeech_test-other/2033/2033-164914-0000.flac"
 
@@ -28,7 +29,7 @@ def test_split_keeps_training_and_evaluation_speakers_apart(data: Path) -> None:
 
 @pytest.mark.parametrize("name", sorted(CODECS))
 def test_codec_round_trip_keeps_length_and_timing(data: Path, name: str) -> None:
-    x = load_audio(data / SPEECH)[: 16000 * 4]
+    x = load_audio(data / SPEECH)[: RATE_HZ * 4]
     y = round_trip(x, CODECS[name])
     assert y.shape == x.shape and np.all(np.isfinite(y))
     # aligned: the decoded speech follows the original's envelope (20 ms frames)
@@ -53,5 +54,5 @@ def test_exported_student_with_ge2e_weights_is_ge2e(data: Path, tmp_path: Path) 
     path = tmp_path / "student.onnx"
     export(Student.from_ge2e(), path)
     audio = load_audio(data / SPEECH)
-    windows = np.stack([audio[s : s + 25600] for s in (0, 16000, 32000)])
+    windows = np.stack([audio[s : s + 25600] for s in (0, RATE_HZ, 2 * RATE_HZ)])
     np.testing.assert_allclose(load_backend(str(path)).embed(windows), load_backend("ge2e").embed(windows), atol=1e-5)

@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from .audio import PcmFormat, open_source
+from .audio import RATE_HZ, PcmFormat, open_source
 from .embedding import DEFAULT_MODEL
 from .engine import Engine, Settings, default_db
 from .errors import UsageError, VoxwatchError
@@ -234,7 +234,7 @@ def search(obj: _Context, paths: tuple[str, ...], speakers: tuple[str, ...], thr
 @click.argument("sources", nargs=-1, required=True)
 @click.option("--speaker", "speakers", multiple=True, help="Only watch for this voice (repeatable) [default: all enrolled].")
 @click.option("--pace", type=click.Choice(["realtime", "fast"]), default="realtime", show_default=True, help="Play files in real time or as fast as possible.")
-@click.option("--rate", type=int, default=16000, show_default=True, help="Sample rate of raw PCM on stdin ('-').")
+@click.option("--rate", type=int, default=RATE_HZ, show_default=True, help="Sample rate of raw PCM on stdin ('-').")
 @click.option("--format", "encoding", type=click.Choice(["s16le", "s32le", "f32le", "u8"]), default="s16le", show_default=True, help="Sample format of raw PCM on stdin.")
 @click.option("--channels", type=int, default=1, show_default=True, help="Channel count of raw PCM on stdin.")
 @_operating_point

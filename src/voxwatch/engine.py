@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import Source, find_audio_files, load_audio, sha256_file
+from .audio import RATE_HZ, Source, find_audio_files, load_audio, sha256_file
 from .channels import CONDITIONS, simulate
 from .embedding import DEFAULT_MODEL, EmbeddingBackend, load_backend
 from .errors import AudioError, EnrollmentError, UsageError
@@ -153,9 +153,9 @@ class Engine:
         """Reduce 16 kHz mono audio to speaker-homogeneous segments and quality figures."""
         spotter = self.spotter()
         events: list[Event] = []
-        step = 16000
+        step = RATE_HZ
         for start in range(0, len(samples), step):
-            events += spotter.process([AudioChunk(name, start / 16000, samples[start : start + step])])
+            events += spotter.process([AudioChunk(name, start / RATE_HZ, samples[start : start + step])])
         speech_s = spotter.streams[name].speech_total_s if name in spotter.streams else 0.0
         events += spotter.finish(name)
         return Analysis(name, tuple(e for e in events if isinstance(e, Segment)), round(speech_s, 2), measure(samples))

@@ -6,7 +6,8 @@ from functools import lru_cache
 
 import numpy as np
 
-RATE_HZ = 16000
+from .audio import RATE_HZ
+
 N_FFT = 400  # 25 ms
 HOP = 160  # 10 ms
 N_MELS = 40

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 
-from .audio import decode
+from .audio import RATE_HZ, decode
 from .embedding import load_backend
 from .errors import AudioError
 from .pipeline import Spotter, SpotterOptions
@@ -21,7 +21,7 @@ def segment_files(spotter: Spotter, paths: list[str], chunk_s: float = 16.0) -> 
     pending = {p: np.zeros(0, np.float32) for p in paths}
     position = {p: 0 for p in paths}
     segments: dict[str, list[Segment]] = {p: [] for p in paths}
-    step = int(chunk_s * 16000)
+    step = int(chunk_s * RATE_HZ)
     while decoders:
         chunks, ended = [], []
         for path, blocks in decoders.items():
@@ -33,7 +33,7 @@ def segment_files(spotter: Spotter, paths: list[str], chunk_s: float = 16.0) -> 
             except AudioError as exc:
                 ended.append((path, str(exc)))
             if len(pending[path]):
-                chunks.append(AudioChunk(path, position[path] / 16000, pending[path][:step]))
+                chunks.append(AudioChunk(path, position[path] / RATE_HZ, pending[path][:step]))
                 position[path] += len(chunks[-1].samples)
                 pending[path] = pending[path][step:]
         events = spotter.process(chunks)
@@ -46,7 +46,7 @@ def segment_files(spotter: Spotter, paths: list[str], chunk_s: float = 16.0) -> 
         for path, error in ended:
             if error is None and position[path] == 0:
                 error = f"{path}: contains no audio samples"
-            yield path, position[path] / 16000, segments.pop(path), error
+            yield path, position[path] / RATE_HZ, segments.pop(path), error
 
 
 def segment_groups(paths: list[str], spotter: Callable[[], Spotter], model: str, options: SpotterOptions, workers: int,

@@ -18,6 +18,7 @@ from datetime import datetime, timezone
 
 import numpy as np
 
+from .audio import RATE_HZ
 from .embedding import EmbeddingBackend
 from .errors import UsageError
 from .quality import band_edge_hz
@@ -25,7 +26,6 @@ from .records import Alert, AudioChunk, Detection, Evidence, Segment
 from .scoring import Calibration, Watchlist, l2_normalise
 from .vad import FRAME, VadState, VoiceActivity
 
-RATE = 16000
 DEFAULT_FALSE_ALARMS_PER_HOUR = 0.1  # per enrolled voice, per hour of other people's speech
 MAX_BATCH = 64  # windows per embedding call
 BAND_WINDOWS = 9  # a stream's channel band is the median over its latest windows' band edges
@@ -107,7 +107,7 @@ class StreamState:
             if off > offset:
                 break
             base_off, base_pos = off, pos
-        return (base_pos + offset - base_off) / RATE
+        return (base_pos + offset - base_off) / RATE_HZ
 
 
 @dataclass
@@ -143,12 +143,12 @@ class Spotter:
         self.options = options or SpotterOptions()
         self.streams: dict[str, StreamState] = {}
         self._only: dict[str, set[str]] = {}
-        self._window = int(backend.window_s * RATE)
-        self._hop = int(self.options.hop_s * RATE)
-        self._first = min(self._window, int(max(self.options.first_window_s, backend.min_window_s) * RATE))
-        self._hangover = int(self.options.hangover_s * RATE)
-        self._gap = int(self.options.turn_gap_s * RATE)
-        self._max_pause = int(self.options.max_pause_s * RATE)
+        self._window = int(backend.window_s * RATE_HZ)
+        self._hop = int(self.options.hop_s * RATE_HZ)
+        self._first = min(self._window, int(max(self.options.first_window_s, backend.min_window_s) * RATE_HZ))
+        self._hangover = int(self.options.hangover_s * RATE_HZ)
+        self._gap = int(self.options.turn_gap_s * RATE_HZ)
+        self._max_pause = int(self.options.max_pause_s * RATE_HZ)
 
     def reset(self, name: str) -> None:
         self.streams[name] = StreamState(name)
@@ -226,7 +226,7 @@ class Spotter:
         if len(state.buffer) > self._window // FRAME + 1:
             state.buffer.popleft()
         state.speech += FRAME
-        state.speech_total_s += FRAME / RATE
+        state.speech_total_s += FRAME / RATE_HZ
         if state.next_window == 0:
             state.next_window = self._first
         if state.speech >= state.next_window:
@@ -245,7 +245,7 @@ class Spotter:
         if edge > 0:
             state.band_edges.append(edge)
         band = float(np.median(state.band_edges)) if state.band_edges else 0.0
-        return Window(state, samples, state.stream_time(end - length), state.stream_time(end - 1) + 1 / RATE, covered, closes, after_pause, band)
+        return Window(state, samples, state.stream_time(end - length), state.stream_time(end - 1) + 1 / RATE_HZ, covered, closes, after_pause, band)
 
     def _pause(self, state: StreamState, ends_turn: bool) -> list[Window]:
         """A pause (or the end of the stream): embed the speech not yet covered by a window if there is enough of it,
@@ -301,10 +301,10 @@ class Spotter:
         turn.bandwidth_hz = w.bandwidth_hz
         if not self.watchlist.names:
             return events
-        scores, llrs = self.watchlist.llrs(turn.mean()[None], turn.speech_samples / RATE, turn.bandwidth_hz)
+        scores, llrs = self.watchlist.llrs(turn.mean()[None], turn.speech_samples / RATE_HZ, turn.bandwidth_hz)
         threshold = self.options.threshold(self.watchlist.calibration, turn.bandwidth_hz)
         if self.options.trace:
-            events.append(Evidence(state.name, turn.start_s, w.end_s, turn.speech_samples / RATE, tuple(float(x) for x in scores[0])))
+            events.append(Evidence(state.name, turn.start_s, w.end_s, turn.speech_samples / RATE_HZ, tuple(float(x) for x in scores[0])))
         top = int(np.argmax(llrs[0]))  # a turn is one voice: only the most likely watched voice may alert
         name, llr = self.watchlist.names[top], float(llrs[0, top])
         only = self._only.get(state.name)
@@ -322,7 +322,7 @@ class Spotter:
                     segment_start_s=round(turn.start_s, 3),
                     score=round(float(scores[0, top]), 4),
                     llr=round(llr, 3),
-                    speech_s=round(turn.speech_samples / RATE, 2),
+                    speech_s=round(turn.speech_samples / RATE_HZ, 2),
                     wall_time=datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
                 )
             )
@@ -332,7 +332,7 @@ class Spotter:
     def _end_turn(self, state: StreamState) -> list[Event]:
         turn, state.turn = state.turn, None
         assert turn is not None
-        speech_s = turn.speech_samples / RATE
+        speech_s = turn.speech_samples / RATE_HZ
         mean = turn.mean()
         consistency = float(np.mean(np.stack(turn.windows) @ mean))
         segment = Segment(state.name, round(turn.start_s, 3), round(turn.end_s, 3), round(speech_s, 2), round(consistency, 4),

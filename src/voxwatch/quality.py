@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from .audio import RATE_HZ
 from .records import EnrollmentInfo, _JsonRecord
 
 FRAME = 320  # 20 ms
@@ -23,7 +24,7 @@ class Quality(_JsonRecord):
     bandwidth_hz: float
 
 
-def measure(samples: np.ndarray, rate_hz: int = 16000) -> Quality:
+def measure(samples: np.ndarray, rate_hz: int = RATE_HZ) -> Quality:
     x = np.asarray(samples, np.float32)
     n = len(x) // FRAME
     if n < 2:
@@ -37,7 +38,7 @@ def measure(samples: np.ndarray, rate_hz: int = 16000) -> Quality:
     return Quality(round(len(x) / rate_hz, 3), round(float(min(snr, 90.0)), 1), round(clipping, 5), band_edge_hz(x, rate_hz))
 
 
-def band_edge_hz(samples: np.ndarray, rate_hz: int = 16000, frame: int = 512, margin_db: float = 3.0, floor_db: float = 50.0) -> float:
+def band_edge_hz(samples: np.ndarray, rate_hz: int = RATE_HZ, frame: int = 512, margin_db: float = 3.0, floor_db: float = 50.0) -> float:
     """The channel's upper band edge: the highest frequency where the long-term spectrum of the loudest frames stands
     ``margin_db`` above that of the quietest frames (a band-limited channel's noise is all that is left above its
     edge) and within ``floor_db`` of the spectrum's peak (a filter's stop band). Unlike an energy share, this does not

@@ -30,7 +30,7 @@ class AudioChunk:
     source: str
     start_s: float
     samples: np.ndarray = field(repr=False)
-    rate_hz: int = 16000
+    rate_hz: int = 16000  # audio.RATE_HZ: records import nothing of voxwatch (audio imports them)
 
     @property
     def end_s(self) -> float:

@@ -21,7 +21,7 @@ log = logging.getLogger(__name__)
 
 class Tap(Source):
     """Passes a source's blocks through unchanged, keeping the last ``keep_s`` seconds for alert snippets.
-    Its clock is the wrapped source's: sample ``n`` of the blocks is at ``n / 16000`` s, as in :meth:`Source.chunks`."""
+    Its clock is the wrapped source's: sample ``n`` of the blocks is at ``n / RATE_HZ`` s, as in :meth:`Source.chunks`."""
 
     def __init__(self, inner: Source, keep_s: float):
         super().__init__(inner.name)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import load_audio
+from .audio import RATE_HZ, load_audio
 from .engine import Analysis, Engine
 from .errors import AudioError, UsageError, VoxwatchError
 from .metrics import Metrics, evaluate
@@ -124,8 +124,9 @@ def spotting_evidence(engine: Engine, watchlist: Watchlist, tests: list[tuple[st
         spotter = engine.spotter(watchlist, spotter_options)
         longest = max(len(a) for _, a in group)
         events = []
-        for offset in range(0, longest, 8000):
-            chunks = [AudioChunk(str(start + i), offset / 16000, a[offset : offset + 8000]) for i, (_, a) in enumerate(group) if offset < len(a)]
+        step = RATE_HZ // 2
+        for offset in range(0, longest, step):
+            chunks = [AudioChunk(str(start + i), offset / RATE_HZ, a[offset : offset + step]) for i, (_, a) in enumerate(group) if offset < len(a)]
             events += spotter.process(chunks)
         for i in range(len(group)):
             events += spotter.finish(str(start + i))

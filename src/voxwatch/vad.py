@@ -11,6 +11,7 @@ from typing import Protocol
 
 import numpy as np
 
+from .audio import RATE_HZ
 from .errors import ModelError
 
 FRAME = 512  # 32 ms at 16 kHz
@@ -66,7 +67,7 @@ class SileroVad:
         self._session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         sequence = path.with_name("silero_vad_16k_sequence.onnx")
         self._sequence = ort.InferenceSession(str(sequence), opts, providers=["CPUExecutionProvider"]) if sequence.is_file() else None
-        self._rate = np.array(16000, np.int64)
+        self._rate = np.array(RATE_HZ, np.int64)
 
     def probabilities(self, frames: np.ndarray, states: list[VadState]) -> np.ndarray:
         """Speech probability of ``frames`` (n, 512), frame i belonging to the stream whose state is ``states[i]``.

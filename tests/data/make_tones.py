@@ -16,6 +16,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from voxwatch.audio import RATE_HZ
 from voxwatch.testing import compose_tones
 
 HERE = Path(__file__).resolve().parent
@@ -25,7 +26,7 @@ SEED = 7
 
 
 def write_flac(path: Path, samples: np.ndarray, rate_hz: int = 8000) -> None:
-    pcm = np.round(np.clip(samples[:: 16000 // rate_hz], -1, 1) * 32767).astype(np.int16)  # tones below 4 kHz: decimation is enough
+    pcm = np.round(np.clip(samples[:: RATE_HZ // rate_hz], -1, 1) * 32767).astype(np.int16)  # tones below 4 kHz: decimation is enough
     with av.open(str(path), "w", format="flac") as container:
         stream = container.add_stream("flac", rate=rate_hz)
         stream.layout = "mono"
