@@ -107,8 +107,10 @@ def distributions(results: dict[str, dict[str, SystemResult]], naive_threshold: 
     lines = [
         "final-turn scores per trial: mean [5th, 95th percentile]; 'pass' = share of trials at or above the operating point,",
         "max non-target = the hardest impostor trial (what sets false alarms)",
-        f"{'condition':<19} {'score':<16} {'target':>27} {'pass':>6} {'non-target':>27} {'pass':>7} {'max non':>8}"
-        f" {'turns unscored':>15}",
+        (
+            f"{'condition':<19} {'score':<16} {'target':>27} {'pass':>6} {'non-target':>27} {'pass':>7} {'max non':>8}"
+            f" {'turns unscored':>15}"
+        ),
     ]
     for condition, systems in results.items():
         vox, naive = systems["voxwatch"], systems["naive"]

@@ -80,7 +80,7 @@ def synthetic_index(db: Path, hours: int, voiceprint: np.ndarray, rng: np.random
     engine.close()
     con = sqlite3.connect(db)
     dim = len(voiceprint)
-    planted = set(int(i) for i in rng.choice(hours, size=min(5, hours), replace=False))
+    planted = {int(i) for i in rng.choice(hours, size=min(5, hours), replace=False)}
     rows, summaries = [], []
     for h in range(hours):
         voices = l2_normalise(rng.normal(size=(VOICES_PER_RECORDING, dim)).astype(np.float32))

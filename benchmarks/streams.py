@@ -590,7 +590,7 @@ def main() -> None:
         for name, files in enrollment.items():
             if name not in known:
                 engine.enroll(name, [str(f) for f in files], note="benchmark")
-        engine.backend, engine.vad  # models loaded before the first step
+        _models = (engine.backend, engine.vad)  # loaded before the first step
         targets = sum(t.speaker in enrollment for c in clips for t in c.turns)
         print(
             f"{len(clips)} clips of {np.mean([c.duration_s for c in clips]):.0f} s from {BASE_STREAMS} composed streams,"

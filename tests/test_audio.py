@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 from pathlib import Path
 
 import av
@@ -47,7 +48,7 @@ def test_formats_rates_and_channels_decode_to_16k_mono(tmp_path: Path, data: Pat
     assert abs(len(decoded) - len(speech)) < 0.1 * RATE_HZ, "duration preserved within 100 ms (codec padding)"
     # Same speech: the energy envelopes (50 ms frames) correlate strongly once aligned.
     n = min(len(decoded), len(speech)) // 800 * 800
-    env = lambda x: np.sqrt(np.mean(x[:n].reshape(-1, 800) ** 2, axis=1))  # noqa: E731
+    env = lambda x: np.sqrt(np.mean(x[:n].reshape(-1, 800) ** 2, axis=1))
     best = max(np.corrcoef(env(np.roll(decoded, -lag)), env(speech))[0, 1] for lag in range(0, 1600, 160))
     assert best > 0.9
 
@@ -100,7 +101,7 @@ def test_file_source_chunks_carry_stream_time(data: Path) -> None:
     path = data / "resemblyzer/audio_data/librispeech_test-other/2609/2609-156975-0000.flac"
     chunks = list(FileSource(str(path)).chunks())
     assert chunks[0].start_s == 0.0
-    assert all(abs(b.start_s - a.end_s) < 1e-9 for a, b in zip(chunks, chunks[1:]))
+    assert all(abs(b.start_s - a.end_s) < 1e-9 for a, b in itertools.pairwise(chunks))
     assert abs(chunks[-1].end_s - len(load_audio(path)) / RATE_HZ) < 1e-6
 
 

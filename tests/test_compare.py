@@ -110,7 +110,7 @@ def test_cli_turns_non_audio_into_one_clean_error(tmp_path: Path, case: dict) ->
     env = {**os.environ, "VOXWATCH_DB": str(tmp_path / "cli.db")}
     exe = Path(sys.executable).with_name("voxwatch")
     command = [str(exe), "compare", str(notes), "--reference", str(case["references"][0])]
-    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120, check=False)
     assert result.returncode == AudioError.exit_code
     assert "Traceback" not in result.stderr + result.stdout
     lines = [line for line in result.stderr.splitlines() if line.strip()]

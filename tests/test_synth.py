@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import shutil
 
 import numpy as np
@@ -62,7 +63,7 @@ def test_conversation_ground_truth(channel: str) -> None:
     assert {t.speaker for t in turns} <= {v.name for v in voices}
     for turn in turns:
         assert 0 <= turn.start_s < turn.end_s <= duration_s
-    for before, after in zip(turns, turns[1:]):
+    for before, after in itertools.pairwise(turns):
         assert before.end_s <= after.start_s
         assert before.speaker != after.speaker
     if channel == "clean":  # speech inside the turns, silence between them

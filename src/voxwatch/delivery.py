@@ -124,7 +124,7 @@ class _Worker:
         try:
             response = client.post(self.url, content=body, headers=headers)
             error = None if 200 <= response.status_code < 300 else f"HTTP {response.status_code}"
-        except Exception as exc:  # httpx.HTTPError and anything the transport raises
+        except Exception as exc:  # noqa: BLE001 -- httpx.HTTPError and anything the transport raises: recorded as a failed attempt
             error = f"{type(exc).__name__}: {exc}"
         if self.stopped.is_set() and error is not None:
             return 0

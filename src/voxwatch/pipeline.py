@@ -14,7 +14,7 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 
@@ -323,7 +323,7 @@ class Spotter:
                     score=round(float(scores[0, top]), 4),
                     llr=round(llr, 3),
                     speech_s=round(turn.speech_samples / RATE_HZ, 2),
-                    wall_time=datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+                    wall_time=datetime.now(UTC).isoformat(timespec="milliseconds"),
                 )
             )
         state.last_heard[name] = w.end_s

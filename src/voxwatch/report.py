@@ -9,7 +9,7 @@ import html
 import io
 import math
 import shlex
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -184,7 +184,7 @@ def _page(comparison: Comparison, command: str, scores: CalibrationScores, metri
 
     c = comparison
     limits = Limits()
-    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     files = "\n".join(
         f"<tr><td>{_e(role)}</td><td>{_e(r.file)}</td><td class=\"hash\">{_e(r.sha256)}</td><td class=\"num\">{r.duration_s:.1f} s</td>"
         f"<td class=\"num\">{r.speech_s:.1f} s</td></tr>"

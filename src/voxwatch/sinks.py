@@ -58,7 +58,7 @@ class JsonLinesSink:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         try:
-            self._file = open(self.path, "a", encoding="utf-8")
+            self._file = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 -- held open for every alert until close()
         except OSError as exc:
             raise UsageError(f"{self.path}: cannot open for appending alerts ({exc.strerror})") from exc
 
