@@ -1,4 +1,4 @@
-# Set-up and the two entry points of README.md: `make demo` and `make test`.
+# Set-up and the two entry points of README.md: `make demo` and `make test` (lint, then the default tests).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -6,13 +6,20 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages: espeak-ng makes the demo voices; chromium drives the dashboard test.
 APT_PACKAGES := espeak-ng chromium
 
-.PHONY: demo test system-deps clean
+.PHONY: demo test lint system-deps clean
+
+LINTED := src tests benchmarks training
 
 demo: system-deps $(VENV)/.installed
 	$(BIN)/voxwatch demo
 
-test: system-deps $(VENV)/.installed
+# lint is a prerequisite: it runs, and must pass, before the tests.
+test: system-deps $(VENV)/.installed lint
 	$(BIN)/python -m pytest -m "not slow" -q
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 
 system-deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
