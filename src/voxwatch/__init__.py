@@ -1,5 +1,7 @@
 """voxwatch: open speaker spotting. Enroll known voices, watch live streams for them, search archives.
 
+A watch in four lines:
+
     from voxwatch import Engine, Settings, FileSource
     engine = Engine(Settings(db="voxwatch.db"))
     engine.enroll("alice", ["alice.wav"], note="consented interview, 2026-11-01")

@@ -28,7 +28,8 @@ SHIPPED_CALIBRATIONS = tuple(_shipped())  # the models the package has a calibra
 
 
 def band_name(bandwidth_hz: float) -> str:
-    """"narrowband" for a channel whose band ends below :data:`NARROWBAND_HZ`, else "wideband" (also when unknown: 0)."""
+    """The band's name: "narrowband" for a channel whose band ends below :data:`NARROWBAND_HZ`, else "wideband" (also
+    when unknown: 0)."""
     return "narrowband" if 0 < bandwidth_hz < NARROWBAND_HZ else "wideband"
 
 
