@@ -136,7 +136,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument(
-        "--quick", action="store_true", help="fewer turns: 3 stream readings per enrolled reader, 40 impostors, 3 Arabic turns per speaker"
+        "--quick",
+        action="store_true",
+        help="fewer turns: 3 stream readings per enrolled reader, 40 impostors, 3 Arabic turns per speaker",
     )
     parser.add_argument("--model", default=DEFAULT_MODEL, help="embedding model of voxwatch and of the naive spotter")
     args = parser.parse_args()
@@ -153,22 +155,33 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         engine = Engine(Settings(db=folder / "english.db", threads=1, model=args.model))
-        print(f"voxwatch operating point: the default settings, {engine.settings.spotter.false_alarms_per_hour:g} false alarms per enrolled"
-              f" voice per hour for every condition: LLR threshold {engine.threshold(8000.0):+.2f} on wideband streams,"
-              f" {engine.threshold(3400.0):+.2f} on narrowband ones (each stream's band measured as it plays)")
+        print(
+            f"voxwatch operating point: the default settings, {engine.settings.spotter.false_alarms_per_hour:g} false alarms per enrolled"
+            f" voice per hour for every condition: LLR threshold {engine.threshold(8000.0):+.2f} on wideband streams,"
+            f" {engine.threshold(3400.0):+.2f} on narrowband ones (each stream's band measured as it plays)"
+        )
         for c in conditions + [arabic]:
             targets = sum(t.speaker in c.enrolled for t in c.turns)
-            print(f"  {c.name:<19} stream {c.duration_s / 60:5.1f} min, {len(c.turns)} turns, {targets} by {len(c.enrolled)} enrolled voices")
+            print(
+                f"  {c.name:<19} stream {c.duration_s / 60:5.1f} min, {len(c.turns)} turns, {targets} by {len(c.enrolled)} enrolled voices"
+            )
         enroll(engine, clean.enrollment, folder)
         naive = NaiveSpotter(engine.backend, clean.enrollment)
         naive_scores = {c.name: naive.scores(c.audio) for c in conditions}
         naive_threshold = choose_naive_threshold(naive_scores["clean"], clean)
-        print(f"naive operating point: cosine {naive_threshold:.4f}, chosen once on the clean condition as the lowest giving"
-              f" <= {NAIVE_MAX_FA_PER_HOUR:g} false alarms per stream-hour, then kept for every condition")
+        print(
+            f"naive operating point: cosine {naive_threshold:.4f}, chosen once on the clean condition as the lowest giving"
+            f" <= {NAIVE_MAX_FA_PER_HOUR:g} false alarms per stream-hour, then kept for every condition"
+        )
         for c in conditions:
-            results[c.name] = {"voxwatch": run_voxwatch(engine, c, folder), "naive": run_naive(naive_scores[c.name], c, naive_threshold)}
+            results[c.name] = {
+                "voxwatch": run_voxwatch(engine, c, folder),
+                "naive": run_naive(naive_scores[c.name], c, naive_threshold),
+            }
         engine.close()
-        arabic_engine = Engine(Settings(db=folder / "arabic.db", threads=1, model=args.model), backend=engine.backend, vad=engine.vad)
+        arabic_engine = Engine(
+            Settings(db=folder / "arabic.db", threads=1, model=args.model), backend=engine.backend, vad=engine.vad
+        )
         enroll(arabic_engine, arabic.enrollment, folder)
         arabic_naive = NaiveSpotter(engine.backend, arabic.enrollment)
         results[arabic.name] = {
@@ -179,10 +192,14 @@ def main() -> None:
 
     print()
     print(table(results))
-    print("  (n) = false alarms; TTA = stream time from turn onset to the alert; EER/minDCF/Cllr over (truth turn x enrolled voice)")
-    print("  held = target turns without an alert of their own that began within 10 s of the same voice being found"
-          " (the per-voice cooldown; counted as missed in 'detected'); for voxwatch only turns it still recognised"
-          " (a detection record of that voice on the turn)")
+    print(
+        "  (n) = false alarms; TTA = stream time from turn onset to the alert; EER/minDCF/Cllr over (truth turn x enrolled voice)"
+    )
+    print(
+        "  held = target turns without an alert of their own that began within 10 s of the same voice being found"
+        " (the per-voice cooldown; counted as missed in 'detected'); for voxwatch only turns it still recognised"
+        " (a detection record of that voice on the turn)"
+    )
     for condition, systems in results.items():
         if systems["voxwatch"].false_alarm_notes:
             print(f"  voxwatch, {condition}: {systems['voxwatch'].false_alarm_notes}")

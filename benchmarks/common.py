@@ -31,7 +31,9 @@ def require_data() -> None:
         sys.exit(f"skipped: {DATA} not found (the shared speech data this benchmark reads)")
 
 
-def librispeech_task(rng: np.random.Generator, enroll_files: int = 4, stream_files: int = 6, impostors: int = 120) -> SpottingTask:
+def librispeech_task(
+    rng: np.random.Generator, enroll_files: int = 4, stream_files: int = 6, impostors: int = 120
+) -> SpottingTask:
     """10 LibriSpeech test-other readers enrolled, the stream mixing their other readings with train-clean-100 readers
     (those held apart from the encoder's training: at most 71)."""
     speakers = speaker_folders(DATA / "resemblyzer/audio_data/librispeech_test-other")

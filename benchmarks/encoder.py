@@ -70,7 +70,9 @@ def ravdess_set() -> Set:
     for actor in sorted((DATA / "ravdess_eval").iterdir()):
         files = sorted(actor.glob("*.flac"))
         neutral = [f for f in files if f.name.split("-")[2] == "01"]
-        strong = [f for f in files if f.name.split("-")[3] == "02" and f.name.split("-")[2] in ("03", "04", "05", "06", "07", "08")]
+        strong = [
+            f for f in files if f.name.split("-")[3] == "02" and f.name.split("-")[2] in ("03", "04", "05", "06", "07", "08")
+        ]
         enroll[actor.name] = np.concatenate([load_audio(f) for f in neutral])
         tests += [(actor.name, load_audio(f)) for f in strong[::2]]
     return enroll, tests
@@ -124,7 +126,9 @@ def embed_turns(backend: EmbeddingBackend, turns: list[np.ndarray]) -> np.ndarra
     return sums / np.linalg.norm(sums, axis=1, keepdims=True)
 
 
-def trials(backend: EmbeddingBackend, enroll: dict[str, np.ndarray], tests: list[tuple[str, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+def trials(
+    backend: EmbeddingBackend, enroll: dict[str, np.ndarray], tests: list[tuple[str, np.ndarray]]
+) -> tuple[np.ndarray, np.ndarray]:
     names = sorted(enroll)
     prints = embed_turns(backend, [enroll[n] for n in names])
     scores = embed_turns(backend, [t for _, t in tests]) @ prints.T
@@ -140,7 +144,11 @@ def main() -> None:
     require_data()
     started = time.perf_counter()
     rng = np.random.default_rng(args.seed)
-    english = [read_set(), words_set(heldout("speech_commands_v2_test"), 8, 4, 3, rng), words_set(heldout("dspspeech20"), 10, 4, 4, rng)]
+    english = [
+        read_set(),
+        words_set(heldout("speech_commands_v2_test"), 8, 4, 3, rng),
+        words_set(heldout("dspspeech20"), 10, 4, 4, rng),
+    ]
     sets = {
         "persian": words_set(heldout("commonvoice_fa"), 3, 2, 4, rng),
         "arabic": words_set(manifest(DATA, "arabic_speech_commands"), 20, 6, 6, rng),
@@ -151,13 +159,21 @@ def main() -> None:
     tested: dict[str, list[Set]] = {}
     for name, degrade in conditions(rng, pool).items():
         tested[name] = [(enroll, [(k, degrade(t)) for k, t in tests]) for enroll, tests in english]
-    extra = {f"persian {c}": [(sets["persian"][0], [(k, f(t)) for k, t in sets["persian"][1]])] for c, f in (("clean", lambda x: x), ("radio", lambda x: channels.radio(x, rng)))}
-    extra |= {f"arabic {c}": [(sets["arabic"][0], [(k, f(t)) for k, t in sets["arabic"][1]])] for c, f in (("clean", lambda x: x), ("radio", lambda x: channels.radio(x, rng)))}
+    extra = {
+        f"persian {c}": [(sets["persian"][0], [(k, f(t)) for k, t in sets["persian"][1]])]
+        for c, f in (("clean", lambda x: x), ("radio", lambda x: channels.radio(x, rng)))
+    }
+    extra |= {
+        f"arabic {c}": [(sets["arabic"][0], [(k, f(t)) for k, t in sets["arabic"][1]])]
+        for c, f in (("clean", lambda x: x), ("radio", lambda x: channels.radio(x, rng)))
+    }
     extra["ravdess strong emotion"] = [sets["ravdess"]]
     tested |= extra
     n_tests = {c: sum(len(t) for _, t in s) for c, s in tested.items()}
-    print(f"English held-out: {sum(len(e) for e, _ in english)} speakers, {n_tests['clean']} test turns per condition;"
-          f" persian {len(sets['persian'][0])} speakers, arabic {len(sets['arabic'][0])}, ravdess {len(sets['ravdess'][0])}")
+    print(
+        f"English held-out: {sum(len(e) for e, _ in english)} speakers, {n_tests['clean']} test turns per condition;"
+        f" persian {len(sets['persian'][0])} speakers, arabic {len(sets['arabic'][0])}, ravdess {len(sets['ravdess'][0])}"
+    )
     print(f"{'condition':<24} " + " | ".join(f"{m[-22:]:^21}" for m in args.models))
     print(f"{'':<24} " + " | ".join(f"{'EER%  minDCF minCllr':^21}" for _ in args.models))
     for name, groups in tested.items():

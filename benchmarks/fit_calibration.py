@@ -77,7 +77,9 @@ def collect(
     return spotting_evidence(engine, watchlist, wide), spotting_evidence(engine, watchlist, narrow)
 
 
-def score_summary(evidence: EvidenceSet, calibration: dict[str, float], target_llr: np.ndarray, nontarget_llr: np.ndarray) -> dict[str, np.ndarray]:
+def score_summary(
+    evidence: EvidenceSet, calibration: dict[str, float], target_llr: np.ndarray, nontarget_llr: np.ndarray
+) -> dict[str, np.ndarray]:
     """One band's training scores, compact: float16 scores and speech seconds of at most MAX_SCORES targets and as many
     non-targets (a fixed random subsample), plus the full set's size and metrics. Numbers only, no audio."""
     pick = np.random.default_rng(0)  # its own generator: the fit's draws stay as they were
@@ -100,11 +102,15 @@ def score_summary(evidence: EvidenceSet, calibration: dict[str, float], target_l
 def report(band: str, calibration: Calibration, evidence: EvidenceSet) -> None:
     llr = calibration.llr(evidence.scores, evidence.speech_s)
     t, n = llr[evidence.target], llr[~evidence.target]
-    print(f"{band}: a={calibration.a:.4f} b={calibration.b:.4f} c={calibration.c:.4f} d={calibration.d:.4f};"
-          f" running-score EER {eer(t, n)[0] * 100:.2f} %, Cllr {cllr(t, n):.3f} bits, minCllr {min_cllr(t, n):.3f} bits,"
-          f" speech behind the scores up to {evidence.speech_s.max():.1f} s")
+    print(
+        f"{band}: a={calibration.a:.4f} b={calibration.b:.4f} c={calibration.c:.4f} d={calibration.d:.4f};"
+        f" running-score EER {eer(t, n)[0] * 100:.2f} %, Cllr {cllr(t, n):.3f} bits, minCllr {min_cllr(t, n):.3f} bits,"
+        f" speech behind the scores up to {evidence.speech_s.max():.1f} s"
+    )
     for rate in (10.0, 3.0, 1.0, 0.3, 0.1):
-        print(f"  {rate} false alarms per hour of non-target speech per voice: LLR threshold {calibration.threshold_for(rate):+.2f}")
+        print(
+            f"  {rate} false alarms per hour of non-target speech per voice: LLR threshold {calibration.threshold_for(rate):+.2f}"
+        )
 
 
 def fit(model: str, rng: np.random.Generator, degrade: Degrader) -> tuple[dict[str, Calibration], dict[str, EvidenceSet]]:
@@ -112,7 +118,9 @@ def fit(model: str, rng: np.random.Generator, degrade: Degrader) -> tuple[dict[s
     engine = Engine(Settings(db=Path(f"/tmp/voxwatch-calibration-{model}.db"), model=model))
     sets = {
         "librispeech-train-clean-100": {
-            k: h for k, v in heldout("resemblyzer/audio_data/librispeech_train-clean-100").items() if len((h := halves(v))[0][0]) >= 4 * 16000
+            k: h
+            for k, v in heldout("resemblyzer/audio_data/librispeech_train-clean-100").items()
+            if len((h := halves(v))[0][0]) >= 4 * 16000
         },
         "speech-commands-v2": {k: words(v, 6, (3, 6)) for k, v in heldout("speech_commands_v2_test").items() if len(v) >= 12},
         "dspspeech20": {k: words(v, 8, (3, 5)) for k, v in heldout("dspspeech20").items()},
@@ -121,7 +129,9 @@ def fit(model: str, rng: np.random.Generator, degrade: Degrader) -> tuple[dict[s
     evidence: dict[str, EvidenceSet] = {}
     for name, groups in sets.items():
         w, n = collect(engine, groups, rng, degrade)
-        print(f"{model}, {name}: {len(groups)} speakers, {int(w.target.sum())} target / {int((~w.target).sum())} non-target running scores per band")
+        print(
+            f"{model}, {name}: {len(groups)} speakers, {int(w.target.sum())} target / {int((~w.target).sum())} non-target running scores per band"
+        )
         for band, ev in (("wideband", w), ("narrowband", n)):
             evidence[band] = evidence[band] + ev if band in evidence else ev
     engine.close()
@@ -133,7 +143,9 @@ def fit(model: str, rng: np.random.Generator, degrade: Degrader) -> tuple[dict[s
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", nargs="+", default=list(SHIPPED_MODELS) + ["ge2e"], help="models to fit (each keeps its own calibration)")
+    parser.add_argument(
+        "--model", nargs="+", default=list(SHIPPED_MODELS) + ["ge2e"], help="models to fit (each keeps its own calibration)"
+    )
     parser.add_argument("--write", action="store_true", help="write src/voxwatch/calibration.json and calibration_scores.npz")
     args = parser.parse_args()
     if not DATA.is_dir():
@@ -146,12 +158,16 @@ def main() -> None:
         summaries = {k: old[k] for k in old.files if k.split("__")[0] not in args.model}
     for model in args.model:
         fits, evidence = fit(model, np.random.default_rng(2026), degrade)
-        rounded = {band: {**{k: round(v, 5) for k, v in c.to_json().items() if k in "abcd"}, "false_alarms": c.to_json()["false_alarms"]}  # type: ignore[attr-defined]
-                   for band, c in fits.items()}
+        rounded = {
+            band: {**{k: round(v, 5) for k, v in c.to_json().items() if k in "abcd"}, "false_alarms": c.to_json()["false_alarms"]}  # type: ignore[attr-defined]
+            for band, c in fits.items()
+        }
         shipped[model] = {**rounded["wideband"], "narrowband": rounded["narrowband"]}
         for band, ev in evidence.items():
             llr = fits[band].llr(ev.scores, ev.speech_s)
-            summaries |= {f"{model}__{band}_{k}": v for k, v in score_summary(ev, rounded[band], llr[ev.target], llr[~ev.target]).items()}
+            summaries |= {
+                f"{model}__{band}_{k}": v for k, v in score_summary(ev, rounded[band], llr[ev.target], llr[~ev.target]).items()
+            }
     if args.write:
         path.write_text(json.dumps(shipped, indent=1) + "\n")
         np.savez_compressed(scores_path, **summaries)

@@ -70,8 +70,10 @@ def indexing(minutes: float) -> None:
             stored = con.execute("SELECT SUM(LENGTH(spans) + LENGTH(vectors)) FROM recordings").fetchone()[0]
             stored += con.execute("SELECT SUM(LENGTH(centroids)) FROM voice_summaries").fetchone()[0]
             segments = sum(len(e.spans) for e in entries)
-            print(f"  {workers} worker(s): indexed in {elapsed:.1f} s = {seconds / elapsed:.0f}x real time; {segments} segments,"
-                  f" {stored / (seconds / 3600) / 1024:.0f} KiB of index per hour, file {db.stat().st_size / (seconds / 3600) / 1024:.0f} KiB per hour")
+            print(
+                f"  {workers} worker(s): indexed in {elapsed:.1f} s = {seconds / elapsed:.0f}x real time; {segments} segments,"
+                f" {stored / (seconds / 3600) / 1024:.0f} KiB of index per hour, file {db.stat().st_size / (seconds / 3600) / 1024:.0f} KiB per hour"
+            )
 
 
 def synthetic_index(db: Path, hours: int, voiceprint: np.ndarray, rng: np.random.Generator) -> set[str]:
@@ -90,12 +92,26 @@ def synthetic_index(db: Path, hours: int, voiceprint: np.ndarray, rng: np.random
         vectors = l2_normalise(voices[who] + 0.3 * l2_normalise(rng.normal(size=(SEGMENTS_PER_HOUR, dim)).astype(np.float32)))
         starts = np.arange(SEGMENTS_PER_HOUR, dtype=np.float32) * 6.0
         spans = np.stack([starts, starts + 5.0, np.full_like(starts, 4.5), np.full_like(starts, 0.9)], axis=1).astype(np.float32)
-        rows.append((h + 1, f"sha-{h}", "ge2e", f"/archive/hour-{h:05d}.wav", 3600.0, float(spans[:, 2].sum()), now(), spans.tobytes(),
-                     vectors.astype(np.float16).tobytes()))
+        rows.append(
+            (
+                h + 1,
+                f"sha-{h}",
+                "ge2e",
+                f"/archive/hour-{h:05d}.wav",
+                3600.0,
+                float(spans[:, 2].sum()),
+                now(),
+                spans.tobytes(),
+                vectors.astype(np.float16).tobytes(),
+            )
+        )
         summaries.append((h + 1, "ge2e", voices.astype(np.float16).tobytes()))
         if len(rows) == 500 or h == hours - 1:
-            con.executemany("INSERT INTO recordings (id, sha256, model, path, duration_s, speech_s, indexed_at, spans, vectors)"
-                            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            con.executemany(
+                "INSERT INTO recordings (id, sha256, model, path, duration_s, speech_s, indexed_at, spans, vectors)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
             con.executemany("INSERT INTO voice_summaries (recording_id, model, centroids) VALUES (?, ?, ?)", summaries)
             con.commit()
             rows, summaries = [], []
@@ -122,9 +138,11 @@ def queries(sizes: list[int]) -> None:
             engine.search(None, ["reader"])
             warm = time.perf_counter() - started
             hit = {d.source for d in found}
-            print(f"  {hours:>6} h indexed ({db.stat().st_size / 2**20:.0f} MiB): search over the whole index {cold * 1000:.0f} ms cold"
-                  f" (new engine, models loaded), {warm * 1000:.0f} ms warm; planted recordings found {len(hit & planted)}/{len(planted)},"
-                  f" others {len(hit - planted)}")
+            print(
+                f"  {hours:>6} h indexed ({db.stat().st_size / 2**20:.0f} MiB): search over the whole index {cold * 1000:.0f} ms cold"
+                f" (new engine, models loaded), {warm * 1000:.0f} ms warm; planted recordings found {len(hit & planted)}/{len(planted)},"
+                f" others {len(hit - planted)}"
+            )
             engine.close()
             db.unlink()
 

@@ -28,7 +28,9 @@ def main() -> None:
     require_data()
     task = librispeech_task(np.random.default_rng(args.seed))
     enrolled = set(task.enrollment)
-    print(f"stream {task.duration_s / 60:.1f} min, {len(task.turns)} turns, {sum(t.speaker in enrolled for t in task.turns)} by {len(enrolled)} enrolled voices")
+    print(
+        f"stream {task.duration_s / 60:.1f} min, {len(task.turns)} turns, {sum(t.speaker in enrolled for t in task.turns)} by {len(enrolled)} enrolled voices"
+    )
     default = SpotterOptions().false_alarms_per_hour
     for rate in [default] + [float(x) for x in args.rates.split(",") if x]:
         settings = Settings(threads=1, spotter=SpotterOptions(false_alarms_per_hour=rate))
@@ -42,6 +44,7 @@ def main() -> None:
             f" time-to-alert median {result.tta_percentile(50):.2f} s, p95 {result.tta_percentile(95):.2f} s,"
             f" speed {task.duration_s / seconds:.0f}x real time on one core"
         )
+
 
 if __name__ == "__main__":
     main()

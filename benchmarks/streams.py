@@ -101,7 +101,9 @@ def build_clips(folder: Path, duration_s: float, seed: int) -> tuple[dict[str, l
             # the largest files always enroll; each base stream hears a different pair of the others
             chosen[name] = by_size[:ENROLL_FILES] + [rest[(STREAM_FILES * k + j) % len(rest)] for j in range(STREAM_FILES)]
         others = {n: impostors[n] for n in (impostor_names[(IMPOSTORS * k + j) % len(impostor_names)] for j in range(IMPOSTORS))}
-        task = spotting_task(chosen, others, np.random.default_rng(seed + k), enroll_files=ENROLL_FILES, stream_files=STREAM_FILES)
+        task = spotting_task(
+            chosen, others, np.random.default_rng(seed + k), enroll_files=ENROLL_FILES, stream_files=STREAM_FILES
+        )
         if enrollment is None:
             enrollment = task.enrollment
         elif task.enrollment != enrollment:
@@ -123,7 +125,11 @@ def _clip(path: Path, audio: np.ndarray, turns: list[Turn], index: int, duration
     # end in the pause nearest to start + duration
     candidates = [t.end_s + 0.2 for t in turns[first:] if t.end_s + 0.2 <= total_s]
     end_s = min(candidates, key=lambda e: abs(e - start_s - duration_s))
-    kept = tuple(Turn(t.speaker, round(t.start_s - start_s, 3), round(t.end_s - start_s, 3)) for t in turns if start_s <= t.start_s and t.end_s <= end_s)
+    kept = tuple(
+        Turn(t.speaker, round(t.start_s - start_s, 3), round(t.end_s - start_s, 3))
+        for t in turns
+        if start_s <= t.start_s and t.end_s <= end_s
+    )
     write_wav(path, audio[int(start_s * RATE_HZ) : int(end_s * RATE_HZ)])
     return Clip(path, end_s - start_s, kept)
 
@@ -145,7 +151,9 @@ class LiveFile(FileSource):
             self.cpu_s = time.thread_time()  # the reader thread exists for this source only
 
 
-def make_sources(folder: Path, clips: list[Clip], n: int, rng: np.random.Generator, stagger_s: float) -> tuple[list[LiveFile], dict[str, Clip]]:
+def make_sources(
+    folder: Path, clips: list[Clip], n: int, rng: np.random.Generator, stagger_s: float
+) -> tuple[list[LiveFile], dict[str, Clip]]:
     """N uniquely named streams (symlinks), clips assigned round-robin, start times spread over ``stagger_s``."""
     for old in folder.glob("stream-*.wav"):
         old.unlink()
@@ -311,7 +319,12 @@ def run_step(engine: Engine, folder: Path, clips: list[Clip], n: int, args: argp
 
 
 def score(
-    step: Step, alerts: list[tuple[Alert, float]], sources: list[LiveFile], truth: dict[str, Clip], done: dict[str, float], enrolled: set[str]
+    step: Step,
+    alerts: list[tuple[Alert, float]],
+    sources: list[LiveFile],
+    truth: dict[str, Clip],
+    done: dict[str, float],
+    enrolled: set[str],
 ) -> None:
     """Detection and time-to-alert per stream, over the turns whose audio was processed."""
     by_stream: dict[str, list[tuple[Alert, float]]] = defaultdict(list)
@@ -333,7 +346,11 @@ def score(
         for t in turns:
             if t.speaker not in enrolled:
                 continue
-            hits = [received - started - t.start_s for a, received in mine if a.speaker == t.speaker and t.start_s <= a.stream_time_s <= t.end_s + 1.0]
+            hits = [
+                received - started - t.start_s
+                for a, received in mine
+                if a.speaker == t.speaker and t.start_s <= a.stream_time_s <= t.end_s + 1.0
+            ]
             if hits:
                 step.tta_wall.append(min(hits))
 
@@ -423,7 +440,9 @@ def profile_summary(step: Step, clock: str, top: int = 22) -> str:
     vad_ort = _from_callers(stats, _is_ort_run, "voxwatch/vad.py", {"probabilities", "_run_sequence"})
     vad_seq = _inclusive(stats, "voxwatch/vad.py", "_run_sequence")
     embed_ort = _from_callers(stats, _is_ort_run, "voxwatch/embedding.py", {"embed"})
-    features = _inclusive(stats, "voxwatch/embedding.py", "_ge2e_features") + _inclusive(stats, "voxwatch/embedding.py", "_fbank_features")
+    features = _inclusive(stats, "voxwatch/embedding.py", "_ge2e_features") + _inclusive(
+        stats, "voxwatch/embedding.py", "_fbank_features"
+    )
     frame = _inclusive(stats, "voxwatch/pipeline.py", "_frame")
     windows = _inclusive(stats, "voxwatch/pipeline.py", "windows")
     final_windows = _inclusive(stats, "voxwatch/pipeline.py", "final_windows")
@@ -466,7 +485,9 @@ def profile_summary(step: Step, clock: str, top: int = 22) -> str:
         f" cProfile inflates the Python parts{'; onnxruntime pool threads work outside this thread' if clock == 'cpu' else ''}):\n"
     )
     for label, seconds in rows:
-        out.write(f"  {label:<58} {seconds:7.2f} {unit:<5} {seconds / max(run + decide_loop, 1e-9):6.1%}  {seconds / step.wall_s:5.2f} per wall s\n")
+        out.write(
+            f"  {label:<58} {seconds:7.2f} {unit:<5} {seconds / max(run + decide_loop, 1e-9):6.1%}  {seconds / step.wall_s:5.2f} per wall s\n"
+        )
     out.write(f"\ntop {top} functions by own time:\n")
     stream = io.StringIO()
     step.profile.stream = stream  # type: ignore[attr-defined]
@@ -489,7 +510,15 @@ def py_spy_summary(raw: Path, seconds: float, rate_hz: int) -> str:
         n = int(count)
         frames = stack.split(";")
         thread = frames[0]
-        kind = "watch" if "watch" in thread else "reader" if "source:" in thread or "_read" in stack else "sampler/main" if "MainThread" in thread or "main" in thread else "other"
+        kind = (
+            "watch"
+            if "watch" in thread
+            else "reader"
+            if "source:" in thread or "_read" in stack
+            else "sampler/main"
+            if "MainThread" in thread or "main" in thread
+            else "other"
+        )
         by_thread[kind] += n
         total += n
         names = " ".join(frames[1:])
@@ -500,7 +529,9 @@ def py_spy_summary(raw: Path, seconds: float, rate_hz: int) -> str:
         by_stage[(kind, stage)] += n
     out = io.StringIO()
     expected = seconds * rate_hz
-    out.write(f"py-spy --gil: the GIL was held in {total} of ~{expected:.0f} samples ({total / expected:.0%} of the time); holders:\n")
+    out.write(
+        f"py-spy --gil: the GIL was held in {total} of ~{expected:.0f} samples ({total / expected:.0%} of the time); holders:\n"
+    )
     for kind, n in by_thread.most_common():
         out.write(f"  {kind:<14} {n / expected:6.1%} of the time\n")
         for (k, stage), m in by_stage.most_common():
@@ -560,14 +591,20 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=0.0, help="stream seconds per step (default 60, quick 30)")
     parser.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads (Settings.threads)")
     parser.add_argument("--stagger", type=float, default=2.0, help="stream starts spread over this many seconds")
-    parser.add_argument("--profile-n", default="max,250", help="streams in each profiled run; 'max': the largest N held ('': no profile)")
-    parser.add_argument("--profile-clock", choices=["cpu", "wall"], default="cpu", help="cProfile timer: the watch thread's CPU or wall time")
+    parser.add_argument(
+        "--profile-n", default="max,250", help="streams in each profiled run; 'max': the largest N held ('': no profile)"
+    )
+    parser.add_argument(
+        "--profile-clock", choices=["cpu", "wall"], default="cpu", help="cProfile timer: the watch thread's CPU or wall time"
+    )
     parser.add_argument("--readers-n", type=int, default=250, help="streams in the readers-only run (0: skip it)")
     parser.add_argument("--readers-s", type=float, default=0.0, help="seconds of the readers-only run (default 30, quick 15)")
     parser.add_argument("--py-spy", default="", help="path of a py-spy binary: also sample every thread during the profile")
     parser.add_argument("--keep-going", action="store_true", help="do not stop the ramp at the first step that falls behind")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--model", default=DEFAULT_MODEL, help="embedding model (compare two in the same session: the machine matters)")
+    parser.add_argument(
+        "--model", default=DEFAULT_MODEL, help="embedding model (compare two in the same session: the machine matters)"
+    )
     parser.add_argument("--db", default="", help="keep the enrolled readers in this store and reuse them next time")
     args = parser.parse_args()
     require_data()
@@ -609,7 +646,9 @@ def main() -> None:
                 break
 
         if any(s.other_cores > BUSY_CORES for s in done):
-            print(f"  * other processes used more than {BUSY_CORES} cores meanwhile (column 'others'): lag and N held are pessimistic there")
+            print(
+                f"  * other processes used more than {BUSY_CORES} cores meanwhile (column 'others'): lag and N held are pessimistic there"
+            )
         held = [s for s in done if s.held]
         best = max(held, key=lambda s: s.n) if held else None
         at_250 = next((s for s in done if s.n == 250), None) or max(done, key=lambda s: s.n)

@@ -53,8 +53,10 @@ def both(
 
 
 def report(vox: SystemResult, naive: SystemResult) -> str:
-    return (f"voxwatch {vox.spotting.to_json()} held back {vox.held_back}, EER {vox.metrics.eer:.3f};"
-            f" naive {naive.spotting.to_json()} held back {naive.held_back}, EER {naive.metrics.eer:.3f}")
+    return (
+        f"voxwatch {vox.spotting.to_json()} held back {vox.held_back}, EER {vox.metrics.eer:.3f};"
+        f" naive {naive.spotting.to_json()} held back {naive.held_back}, EER {naive.metrics.eer:.3f}"
+    )
 
 
 def test_clean(english) -> None:  # type: ignore[no-untyped-def]
@@ -80,7 +82,9 @@ def test_radio_channel(english, rng: np.random.Generator) -> None:  # type: igno
     vox, base = both(engine, folder, condition, naive, threshold)
     assert vox.spotting.false_alarms <= 1, report(vox, base)
     assert vox.metrics.eer <= 0.25 and vox.metrics.eer < base.metrics.eer - 0.05, report(vox, base)
-    looser = dataclasses.replace(engine.settings, spotter=dataclasses.replace(engine.settings.spotter, false_alarms_per_hour=10.0))
+    looser = dataclasses.replace(
+        engine.settings, spotter=dataclasses.replace(engine.settings.spotter, false_alarms_per_hour=10.0)
+    )
     loose = run_voxwatch(Engine(looser, actor="tester", backend=engine.backend, vad=engine.vad), condition, folder)
     assert loose.spotting.detected + loose.held_back >= max(3, base.spotting.detected + 2), report(loose, base)
     assert loose.spotting.false_alarms_per_hour <= 10.0 * len(condition.enrolled), report(loose, base)

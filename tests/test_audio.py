@@ -37,10 +37,18 @@ def _encode(path: Path, samples: np.ndarray, rate: int, codec: str, channels: in
 
 @pytest.mark.parametrize(
     ("suffix", "codec", "rate", "channels"),
-    [("wav", "pcm_s16le", 44100, 2), ("flac", "flac", 8000, 1), ("mp3", "libmp3lame", 22050, 1), ("ogg", "libopus", 48000, 2),
-     ("opus", "libopus", 48000, 1), ("m4a", "aac", 32000, 2)],
+    [
+        ("wav", "pcm_s16le", 44100, 2),
+        ("flac", "flac", 8000, 1),
+        ("mp3", "libmp3lame", 22050, 1),
+        ("ogg", "libopus", 48000, 2),
+        ("opus", "libopus", 48000, 1),
+        ("m4a", "aac", 32000, 2),
+    ],
 )
-def test_formats_rates_and_channels_decode_to_16k_mono(tmp_path: Path, data: Path, suffix: str, codec: str, rate: int, channels: int) -> None:
+def test_formats_rates_and_channels_decode_to_16k_mono(
+    tmp_path: Path, data: Path, suffix: str, codec: str, rate: int, channels: int
+) -> None:
     speech = _speech(data)
     path = _encode(tmp_path / f"speech.{suffix}", speech, rate, codec, channels)
     decoded = load_audio(path)
@@ -63,8 +71,11 @@ def test_narrowband_8k_file_is_upsampled(data: Path) -> None:
 
 @pytest.mark.parametrize(
     ("content", "message"),
-    [(b"", "cannot open as audio"), (b"this is plainly a text file, not audio\n" * 50, "cannot open as audio"),
-     (b"RIFF\x24\x00\x00\x00WAVEfmt ", "cannot open|no audio stream|contains no audio")],
+    [
+        (b"", "cannot open as audio"),
+        (b"this is plainly a text file, not audio\n" * 50, "cannot open as audio"),
+        (b"RIFF\x24\x00\x00\x00WAVEfmt ", "cannot open|no audio stream|contains no audio"),
+    ],
 )
 def test_bad_files_fail_with_a_clear_error(tmp_path: Path, content: bytes, message: str) -> None:
     bad = tmp_path / "bad.wav"

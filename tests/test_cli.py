@@ -17,7 +17,21 @@ from voxwatch import load_audio
 from voxwatch.audio import RATE_HZ, write_wav
 from voxwatch.channels import bandpass
 
-COMMANDS = ["enroll", "speakers", "forget", "verify", "identify", "index", "search", "watch", "eval", "calibrate", "compare", "demo", "serve"]
+COMMANDS = [
+    "enroll",
+    "speakers",
+    "forget",
+    "verify",
+    "identify",
+    "index",
+    "search",
+    "watch",
+    "eval",
+    "calibrate",
+    "compare",
+    "demo",
+    "serve",
+]
 
 
 def run(tmp_path: Path, *args: str, stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
@@ -62,8 +76,13 @@ def test_end_to_end_session(tmp_path: Path, readers: dict[str, list[Path]], impo
     assert run(tmp_path, "identify", str(largest(others, 1)[0])).stdout.startswith("1. Jane Reader")
 
     # A recording with Jane in the middle of two strangers.
-    parts = [load_audio(next(iter(impostors.values()))[0]), np.zeros(RATE_HZ, np.float32), load_audio(largest(others, 1)[0]),
-             np.zeros(RATE_HZ, np.float32), load_audio(list(impostors.values())[1][0])]
+    parts = [
+        load_audio(next(iter(impostors.values()))[0]),
+        np.zeros(RATE_HZ, np.float32),
+        load_audio(largest(others, 1)[0]),
+        np.zeros(RATE_HZ, np.float32),
+        load_audio(list(impostors.values())[1][0]),
+    ]
     jane_start = (len(parts[0]) + RATE_HZ) / RATE_HZ
     jane_end = jane_start + len(parts[2]) / RATE_HZ
     archive = tmp_path / "archive"
@@ -152,4 +171,6 @@ def test_calibrate_refits_on_own_trials_and_is_used(tmp_path: Path, readers: dic
     assert abs(json.loads(evaluated.stdout)["cllr"] - report["cllr_after"]) < 1e-6
     broken = tmp_path / "broken.json"
     broken.write_text("{}")
-    assert_clean_failure(run(tmp_path, "--calibration", "broken.json", "eval", "trials.txt"), "broken.json", "not a voxwatch calibration")
+    assert_clean_failure(
+        run(tmp_path, "--calibration", "broken.json", "eval", "trials.txt"), "broken.json", "not a voxwatch calibration"
+    )

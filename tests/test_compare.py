@@ -78,7 +78,9 @@ def test_narrowband_questioned_recording_is_flagged(module_engine: Engine, case:
 def test_short_questioned_recording_is_flagged(module_engine: Engine, case: dict, tmp_path: Path) -> None:  # type: ignore[type-arg]
     audio = load_audio(case["same"])
     start = int(np.argmax(np.abs(audio) > 0.05))  # the first speech, so the cut holds mostly speech
-    result = compare(module_engine, write_wav(tmp_path / "short.wav", audio[start : start + int(2.5 * RATE_HZ)]), case["references"])
+    result = compare(
+        module_engine, write_wav(tmp_path / "short.wav", audio[start : start + int(2.5 * RATE_HZ)]), case["references"]
+    )
     assert 0 < result.questioned.speech_s < 3
     assert any(w.startswith("short speech: the questioned recording") for w in result.warnings), result.warnings
 
@@ -119,10 +121,18 @@ def test_cli_turns_non_audio_into_one_clean_error(tmp_path: Path, case: dict) ->
 
 @pytest.mark.parametrize(
     ("log10_lr", "words"),
-    [(0.5, "weak support for the same"), (1.0, "moderate support for the same"), (2.5, "moderately strong support for the same"),
-     (3.0, "strong support for the same"), (5.9, "very strong support for the same"), (6.0, "extremely strong support for the same"),
-     (-0.3, "weak support for the different"), (-3.5, "strong support for the different"), (-7, "extremely strong support for the different"),
-     (0.001, "no support for either")],
+    [
+        (0.5, "weak support for the same"),
+        (1.0, "moderate support for the same"),
+        (2.5, "moderately strong support for the same"),
+        (3.0, "strong support for the same"),
+        (5.9, "very strong support for the same"),
+        (6.0, "extremely strong support for the same"),
+        (-0.3, "weak support for the different"),
+        (-3.5, "strong support for the different"),
+        (-7, "extremely strong support for the different"),
+        (0.001, "no support for either"),
+    ],
 )
 def test_verbal_scale_follows_enfsi(log10_lr: float, words: str) -> None:
     assert verbal_scale(log10_lr).startswith(words)

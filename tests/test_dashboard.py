@@ -14,7 +14,14 @@ import pytest
 from test_service import OTHER, TARGET, Server, by_size, make_token, speech_stream, upload
 
 CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @pytest.fixture
@@ -38,7 +45,9 @@ def service(tmp_path: Path, data: Path) -> Iterator[Server]:
     srv.stop()
 
 
-def test_operator_enrolls_watches_sees_alert_live_plays_and_acknowledges(browser, service: Server, readers: dict[str, list[Path]], tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_operator_enrolls_watches_sees_alert_live_plays_and_acknowledges(
+    browser, service: Server, readers: dict[str, list[Path]], tmp_path: Path
+) -> None:  # type: ignore[no-untyped-def]
     speech_stream(service.allow / "studio-a.wav", readers, [(TARGET, 3), (OTHER, 4), (TARGET, 4)])
     speech_stream(service.allow / "studio-b.wav", readers, [(OTHER, 3), (TARGET, 5)], seed=2)
     with service.client() as c:
@@ -87,7 +96,9 @@ def test_operator_enrolls_watches_sees_alert_live_plays_and_acknowledges(browser
     # play: the snippet is fetched with the token and loads in an audio element
     target_row.query_selector("button.play").click()
     page.wait_for_function(
-        "id => { const a = document.querySelector(`tr[data-alert-id='${id}'] audio.snippet`); return a && a.duration > 0.5; }", arg=alert_id, timeout=15_000
+        "id => { const a = document.querySelector(`tr[data-alert-id='${id}'] audio.snippet`); return a && a.duration > 0.5; }",
+        arg=alert_id,
+        timeout=15_000,
     )
     # acknowledge
     target_row.query_selector("button.ack-button").click()

@@ -45,10 +45,16 @@ class Receiver:
                 with receiver._lock:
                     n = sum(1 for r in receiver.requests if r["path"] == self.path)
                     status = receiver.answer(self.path, n)
-                    receiver.requests.append({
-                        "path": self.path, "key": self.headers["Idempotency-Key"], "status": status, "body": json.loads(body),
-                        "signature": self.headers.get("X-Voxwatch-Signature"), "raw": body,
-                    })
+                    receiver.requests.append(
+                        {
+                            "path": self.path,
+                            "key": self.headers["Idempotency-Key"],
+                            "status": status,
+                            "body": json.loads(body),
+                            "signature": self.headers.get("X-Voxwatch-Signature"),
+                            "raw": body,
+                        }
+                    )
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -134,7 +140,11 @@ def test_receiver_down_then_up_gets_every_alert_once_in_order(service: Server, r
         try:
             ids = [a["alert_id"] for a in alerts]
             target_ids = [a["alert_id"] for a in alerts if a["speaker"] == TARGET]
-            wait_until(lambda: receiver.accepted("/all") == ids and receiver.accepted("/target") == target_ids, 30, "delivery after the receiver came up")
+            wait_until(
+                lambda: receiver.accepted("/all") == ids and receiver.accepted("/target") == target_ids,
+                30,
+                "delivery after the receiver came up",
+            )
             time.sleep(1.0)  # nothing more may follow
             assert receiver.accepted("/all") == ids and receiver.accepted("/target") == target_ids
             for r in receiver.requests:
@@ -150,7 +160,9 @@ def test_receiver_down_then_up_gets_every_alert_once_in_order(service: Server, r
             receiver.down()
 
 
-def test_sigkill_mid_stream_then_restart_loses_nothing_and_resends_nothing(service: Server, readers: dict[str, list[Path]]) -> None:
+def test_sigkill_mid_stream_then_restart_loses_nothing_and_resends_nothing(
+    service: Server, readers: dict[str, list[Path]]
+) -> None:
     healed = threading.Event()
     # The receiver takes the first alert, then answers 503 until it is "healed": at the kill, committed alerts wait.
     receiver = Receiver(free_port(), answer=lambda path, n: 200 if n == 0 or healed.is_set() else 503)
@@ -162,7 +174,11 @@ def test_sigkill_mid_stream_then_restart_loses_nothing_and_resends_nothing(servi
             assert c.post("/api/webhooks", json={"url": receiver.url("/hook"), "secret": SECRET}).status_code == 201
             for name in ("ch1.wav", "ch2.wav"):
                 assert c.post("/api/streams", json={"source": name}).status_code == 201  # real time
-            wait_until(lambda: len(receiver.accepted("/hook")) == 1 and len(c.get("/api/alerts").json()) >= 2, 30, "two alerts, one delivered")
+            wait_until(
+                lambda: len(receiver.accepted("/hook")) == 1 and len(c.get("/api/alerts").json()) >= 2,
+                30,
+                "two alerts, one delivered",
+            )
             wait_until(lambda: len(receiver.requests) >= 2, 10, "a refused delivery")
             assert all(s["state"] == "running" for s in c.get("/api/streams").json())  # mid-stream
             before = {a["alert_id"] for a in c.get("/api/alerts").json()}

@@ -38,7 +38,9 @@ def test_enrollment_keeps_provenance_and_quality(engine: Engine, enrolled: dict[
     assert [a["action"] for a in engine.store.audit_log()].count("enroll") == 9
 
 
-def test_verify_accepts_the_same_reader_and_rejects_others(engine: Engine, enrolled: dict[str, list[Path]], readers: dict[str, list[Path]]) -> None:
+def test_verify_accepts_the_same_reader_and_rejects_others(
+    engine: Engine, enrolled: dict[str, list[Path]], readers: dict[str, list[Path]]
+) -> None:
     same = [engine.verify(f, "2033") for f in largest(enrolled["2033"], 3)]
     assert all(v.accepted for v in same), same
     others = [engine.verify(f, "2033") for name in ("2414", "367", "533") for f in largest(readers[name], 2)]
@@ -46,7 +48,9 @@ def test_verify_accepts_the_same_reader_and_rejects_others(engine: Engine, enrol
     assert min(v.llr for v in same) > max(v.llr for v in others)
 
 
-def test_identify_ranks_the_right_voice_or_none(engine: Engine, enrolled: dict[str, list[Path]], readers: dict[str, list[Path]]) -> None:
+def test_identify_ranks_the_right_voice_or_none(
+    engine: Engine, enrolled: dict[str, list[Path]], readers: dict[str, list[Path]]
+) -> None:
     for name in ("1688", "3005"):
         ranked = engine.identify(largest(enrolled[name], 1)[0])
         assert ranked and ranked[0].speaker == name
@@ -54,7 +58,9 @@ def test_identify_ranks_the_right_voice_or_none(engine: Engine, enrolled: dict[s
     assert stranger == [], "nobody enrolled fits: none of the above"
 
 
-def test_enrollment_refuses_short_silent_multi_speaker_and_duplicate(tmp_path: Path, engine: Engine, readers: dict[str, list[Path]]) -> None:
+def test_enrollment_refuses_short_silent_multi_speaker_and_duplicate(
+    tmp_path: Path, engine: Engine, readers: dict[str, list[Path]]
+) -> None:
     short = min(readers["3005"], key=lambda f: f.stat().st_size)
     with pytest.raises(EnrollmentError, match="net speech"):
         engine.enroll("x", [short])
@@ -73,8 +79,9 @@ def test_enrollment_refuses_short_silent_multi_speaker_and_duplicate(tmp_path: P
     assert [s.name for s in engine.store.speakers()] == ["a"], "failed enrollments store nothing"
 
 
-def test_search_finds_readers_in_a_long_recording_and_in_the_index(tmp_path: Path, engine: Engine, enrolled: dict[str, list[Path]],
-                                                                   impostors: dict[str, list[Path]], rng: np.random.Generator) -> None:
+def test_search_finds_readers_in_a_long_recording_and_in_the_index(
+    tmp_path: Path, engine: Engine, enrolled: dict[str, list[Path]], impostors: dict[str, list[Path]], rng: np.random.Generator
+) -> None:
     parts = [(n, load_audio(f)) for n in enrolled for f in largest(enrolled[n], 2)]
     parts += [(None, load_audio(files[0])) for files in list(impostors.values())[:8]]
     order = rng.permutation(len(parts))
@@ -123,7 +130,7 @@ def test_forget_removes_every_trace(tmp_path: Path, engine: Engine, enrolled: di
     engine.store.close()
     db = sqlite3.connect(engine.settings.db)
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    for table, in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall():
+    for (table,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall():
         for row in db.execute(f"SELECT * FROM {table}").fetchall():
             assert "3005" not in " ".join(map(str, row)), f"{table} still mentions the voice: {row}"
     db.close()
@@ -138,7 +145,9 @@ def test_unknown_speaker_and_empty_watchlist(engine: Engine, readers: dict[str, 
         engine.forget("ghost")
 
 
-def test_an_indexed_recording_keeps_its_channel_band_for_search(tmp_path: Path, engine: Engine, enrolled: dict[str, list[Path]]) -> None:
+def test_an_indexed_recording_keeps_its_channel_band_for_search(
+    tmp_path: Path, engine: Engine, enrolled: dict[str, list[Path]]
+) -> None:
     """A walkie-talkie recording is indexed as narrowband, and search scores its segments with the narrowband
     calibration and threshold (the wideband copy of the same speech with the wideband ones)."""
     speech = np.concatenate([load_audio(f) for f in largest(enrolled["2033"], 2)])
@@ -157,7 +166,9 @@ def test_an_indexed_recording_keeps_its_channel_band_for_search(tmp_path: Path, 
     assert engine.threshold(bands["narrow.wav"]) > engine.threshold(bands["wide.wav"])  # same 0.1 false alarms/voice-hour
 
 
-def test_an_index_made_before_channel_bands_still_searches(tmp_path: Path, engine: Engine, enrolled: dict[str, list[Path]]) -> None:
+def test_an_index_made_before_channel_bands_still_searches(
+    tmp_path: Path, engine: Engine, enrolled: dict[str, list[Path]]
+) -> None:
     """A database at schema 2 (before recordings kept their channel band) opens, migrates, and its recordings count as
     of unknown band: scored as wideband."""
     from voxwatch.store import MIGRATIONS, Store
@@ -168,8 +179,10 @@ def test_an_index_made_before_channel_bands_still_searches(tmp_path: Path, engin
         db.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
     spans = np.array([[0.0, 5.0, 4.5, 0.9]], np.float32)
     vector = engine.watchlist(["2033"]).matrix[:1].astype(np.float16)
-    db.execute("INSERT INTO recordings (sha256, model, path, duration_s, speech_s, indexed_at, spans, vectors) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-               ("0" * 64, "ge2e", "old.wav", 5.0, 4.5, "2026-01-01T00:00:00Z", spans.tobytes(), vector.tobytes()))
+    db.execute(
+        "INSERT INTO recordings (sha256, model, path, duration_s, speech_s, indexed_at, spans, vectors) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        ("0" * 64, "ge2e", "old.wav", 5.0, 4.5, "2026-01-01T00:00:00Z", spans.tobytes(), vector.tobytes()),
+    )
     db.commit()
     db.close()
     store = Store(old)

@@ -78,12 +78,13 @@ def test_min_dcf_matches_brute_force(p_target: float, c_miss: float, c_fa: float
     norm = min(c_miss * p_target, c_fa * (1 - p_target))
     candidates = np.r_[np.unique(np.r_[target, nontarget]), np.inf]
     costs = [
-        (c_miss * p_target * np.mean(target < t) + c_fa * (1 - p_target) * np.mean(nontarget >= t)) / norm
-        for t in candidates
+        (c_miss * p_target * np.mean(target < t) + c_fa * (1 - p_target) * np.mean(nontarget >= t)) / norm for t in candidates
     ]
     assert value <= 1.0 + 1e-12
     assert value == pytest.approx(min(costs), abs=1e-12)
-    at_threshold = (c_miss * p_target * np.mean(target < threshold) + c_fa * (1 - p_target) * np.mean(nontarget >= threshold)) / norm
+    at_threshold = (
+        c_miss * p_target * np.mean(target < threshold) + c_fa * (1 - p_target) * np.mean(nontarget >= threshold)
+    ) / norm
     assert at_threshold == pytest.approx(value, abs=1e-12)
 
 
@@ -213,12 +214,7 @@ def test_read_trials_parses_and_resolves(tmp_path) -> None:  # type: ignore[no-u
     folder.mkdir()
     trials = folder / "trials.txt"
     trials.write_text(
-        "# VoxCeleb1-O style\n"
-        "1 id1/a.wav id1/b.wav\n"
-        "\n"
-        "0\tid1/a.wav   /data/id2/c.wav\n"
-        "target x.wav y.wav\n"
-        "imp x.wav z.wav\n"
+        "# VoxCeleb1-O style\n1 id1/a.wav id1/b.wav\n\n0\tid1/a.wav   /data/id2/c.wav\ntarget x.wav y.wav\nimp x.wav z.wav\n"
     )
     parsed = read_trials(trials)
     assert [label for label, _, _ in parsed] == [1, 0, 1, 0]

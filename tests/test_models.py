@@ -72,7 +72,11 @@ def test_exported_onnx_file_loads_as_a_plugged_in_model(tmp_path: Path, data: Pa
     backend, _ = models
     path = export(tmp_path / "ge2e.onnx")
     plugged = load_backend(str(path))
-    audio = load_audio(data / "resemblyzer/audio_data/librispeech_test-other/3005/" / min(p.name for p in (data / "resemblyzer/audio_data/librispeech_test-other/3005").iterdir()))
+    audio = load_audio(
+        data
+        / "resemblyzer/audio_data/librispeech_test-other/3005/"
+        / min(p.name for p in (data / "resemblyzer/audio_data/librispeech_test-other/3005").iterdir())
+    )
     windows = np.stack([audio[:25600], audio[8000:33600]])
     np.testing.assert_allclose(plugged.embed(windows), backend.embed(windows), atol=1e-6)
     assert plugged.dimension == 256
@@ -91,7 +95,11 @@ def test_model_errors_are_clear(tmp_path: Path) -> None:
 
 def test_vad_finds_speech_and_not_silence(data: Path, models) -> None:  # type: ignore[no-untyped-def]
     _, vad = models
-    speech = load_audio(data / "resemblyzer/audio_data/librispeech_test-other/2414/" / min(p.name for p in (data / "resemblyzer/audio_data/librispeech_test-other/2414").iterdir()))
+    speech = load_audio(
+        data
+        / "resemblyzer/audio_data/librispeech_test-other/2414/"
+        / min(p.name for p in (data / "resemblyzer/audio_data/librispeech_test-other/2414").iterdir())
+    )
     n = len(speech) // FRAME
     signal = np.concatenate([np.zeros(n * FRAME, np.float32), speech[: n * FRAME]]).reshape(-1, FRAME)
     states = [VadState()] * len(signal)
@@ -104,7 +112,11 @@ def test_vad_finds_speech_and_not_silence(data: Path, models) -> None:  # type: 
 
 def test_vad_batches_streams_independently(data: Path, models) -> None:  # type: ignore[no-untyped-def]
     _, vad = models
-    speech = load_audio(data / "resemblyzer/audio_data/librispeech_test-other/533/" / min(p.name for p in (data / "resemblyzer/audio_data/librispeech_test-other/533").iterdir()))
+    speech = load_audio(
+        data
+        / "resemblyzer/audio_data/librispeech_test-other/533/"
+        / min(p.name for p in (data / "resemblyzer/audio_data/librispeech_test-other/533").iterdir())
+    )
     frames = speech[: 40 * FRAME].reshape(40, FRAME)
     alone = vad.probabilities(frames, [VadState()] * 40)
     a, b = VadState(), VadState()

@@ -37,7 +37,9 @@ def free_port() -> int:
 
 
 def make_token(db: Path, name: str = "tester") -> str:
-    out = subprocess.run([*CLI, "--db", str(db), "token", "create", name], capture_output=True, text=True, timeout=60, check=False)
+    out = subprocess.run(
+        [*CLI, "--db", str(db), "token", "create", name], capture_output=True, text=True, timeout=60, check=False
+    )
     assert out.returncode == 0, out.stderr
     token = out.stdout.strip()
     assert token.startswith("vxw_") and "copy it now" in out.stderr
@@ -106,7 +108,9 @@ def speech_stream(path: Path, readers: dict[str, list[Path]], order: list[tuple[
     return turns
 
 
-def upload(client: httpx.Client, name: str, files: list[Path], note: str = "LibriSpeech test-other, public domain") -> httpx.Response:
+def upload(
+    client: httpx.Client, name: str, files: list[Path], note: str = "LibriSpeech test-other, public domain"
+) -> httpx.Response:
     handles = [("files", (f.name, f.read_bytes(), "audio/flac")) for f in files]
     return client.post("/api/speakers", data={"name": name, "note": note}, files=handles)
 
@@ -212,14 +216,19 @@ def test_bad_uploads_get_a_clear_4xx_and_store_nothing(server: Server, readers: 
             "text renamed .wav": [("files", ("notes.wav", b"this is not audio at all\n" * 200, "audio/wav"))],
             "empty file": [("files", ("empty.flac", b"", "audio/flac"))],
             "not an audio name": [("files", ("script.sh", b"#!/bin/sh\necho hi\n", "text/plain"))],
-            "one good, one bad": [("files", (good.name, good.read_bytes(), "audio/flac")), ("files", ("bad.mp3", os.urandom(4000), "audio/mpeg"))],
+            "one good, one bad": [
+                ("files", (good.name, good.read_bytes(), "audio/flac")),
+                ("files", ("bad.mp3", os.urandom(4000), "audio/mpeg")),
+            ],
         }
         for label, files in cases.items():
             r = c.post("/api/speakers", data={"name": "mallory"}, files=files)
             assert r.status_code == 422, (label, r.status_code, r.text)
             assert r.json()["detail"], label
         # above the 1 MB JSON limit but within --max-upload-mb: judged by content (422), not by size
-        mid = c.post("/api/speakers", data={"name": "mallory"}, files=[("files", ("mid.wav", os.urandom(1536 << 10), "audio/wav"))])
+        mid = c.post(
+            "/api/speakers", data={"name": "mallory"}, files=[("files", ("mid.wav", os.urandom(1536 << 10), "audio/wav"))]
+        )
         assert mid.status_code == 422, mid.text
         big = c.post("/api/speakers", data={"name": "mallory"}, files=[("files", ("big.wav", os.urandom(3 << 20), "audio/wav"))])
         assert big.status_code == 413, big.text
@@ -236,13 +245,22 @@ def test_path_arguments_cannot_escape_the_allowed_directories(server: Server, en
         link.symlink_to(outside)
     (server.allow / "sub").mkdir(exist_ok=True)
     with server.client() as c:
-        for source in ["../outside.wav", str(outside), "sub/../../outside.wav", "link.wav", "file:///etc/passwd", "subfile:///etc/passwd"]:
+        for source in [
+            "../outside.wav",
+            str(outside),
+            "sub/../../outside.wav",
+            "link.wav",
+            "file:///etc/passwd",
+            "subfile:///etc/passwd",
+        ]:
             r = c.post("/api/streams", json={"source": source})
             assert r.status_code == 403, (source, r.status_code, r.text)
         assert c.post("/api/search", json={"paths": [str(tmp_path)]}).status_code == 403
         assert c.post("/api/search", json={"paths": ["."]}).status_code == 403  # the allowed folder holds a symlink out
         assert c.post("/api/streams", json={"source": "missing.wav"}).status_code == 422
-        assert c.post("/api/streams", json={"source": "concat:/etc/passwd|x.wav"}).status_code == 422  # a file name here, never a protocol
+        assert (
+            c.post("/api/streams", json={"source": "concat:/etc/passwd|x.wav"}).status_code == 422
+        )  # a file name here, never a protocol
         assert c.post("/api/streams", json={"source": "x.wav", "speakers": ["nobody"]}).status_code == 404
         assert not c.get("/api/streams").json()
         refused = [a for a in c.get("/api/audit").json() if a["action"] == "forbidden"]
@@ -251,7 +269,9 @@ def test_path_arguments_cannot_escape_the_allowed_directories(server: Server, en
     link.unlink()
 
 
-def test_network_stream_that_drops_reconnects_and_reports_drops(server: Server, enrolled: dict, readers: dict[str, list[Path]], tmp_path: Path) -> None:  # type: ignore[type-arg]
+def test_network_stream_that_drops_reconnects_and_reports_drops(
+    server: Server, enrolled: dict, readers: dict[str, list[Path]], tmp_path: Path
+) -> None:  # type: ignore[type-arg]
     """An HTTP radio that plays one programme per connection, twice, then goes off the air (404): the watch
     reconnects with backoff after each drop, counts the drops, and gives up after ``reconnects`` failed attempts."""
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -282,7 +302,9 @@ def test_network_stream_that_drops_reconnects_and_reports_drops(server: Server, 
             stream = c.post("/api/streams", json={"source": url, "reconnects": 2, "speakers": [TARGET]})
             assert stream.status_code == 201, stream.text
             deadline = time.monotonic() + 30
-            while (status := next(s for s in c.get("/api/streams").json() if s["source"] == url))["state"] == "running" and time.monotonic() < deadline:
+            while (status := next(s for s in c.get("/api/streams").json() if s["source"] == url))[
+                "state"
+            ] == "running" and time.monotonic() < deadline:
                 time.sleep(0.2)
             # two programmes ended (drops 1, 2), the first failed reconnection (drop 3), the second failure is final
             assert status["state"] == "failed" and status["drops"] == 3 and "404" in status["error"], status
@@ -296,7 +318,9 @@ def test_network_stream_that_drops_reconnects_and_reports_drops(server: Server, 
         radio.server_close()
 
 
-def test_stream_alert_arrives_live_with_audio_then_ack_and_forget(server: Server, enrolled: dict, readers: dict[str, list[Path]]) -> None:  # type: ignore[type-arg]
+def test_stream_alert_arrives_live_with_audio_then_ack_and_forget(
+    server: Server, enrolled: dict, readers: dict[str, list[Path]]
+) -> None:  # type: ignore[type-arg]
     turns = speech_stream(server.allow / "channel1.wav", readers, [(TARGET, 3), (OTHER, 0), (TARGET, 4)])
     feed = Feed(server)
     with server.client() as c:
@@ -310,7 +334,9 @@ def test_stream_alert_arrives_live_with_audio_then_ack_and_forget(server: Server
         first = turns[0]
         # the alert belongs to the target's first turn and came while it was speaking, in real time
         assert first.start_s - 0.5 <= alert["segment_start_s"] <= first.end_s and alert["stream_time_s"] <= first.end_s + 1.0
-        assert latency < alert["stream_time_s"] + 5, f"alert took {latency:.1f} s of wall time for {alert['stream_time_s']} s of audio"
+        assert latency < alert["stream_time_s"] + 5, (
+            f"alert took {latency:.1f} s of wall time for {alert['stream_time_s']} s of audio"
+        )
         assert alert["stream"] == stream_id and alert["time_to_alert_s"] >= 0
         listed = c.get("/api/streams").json()
         assert listed[0]["id"] == stream_id and listed[0]["state"] == "running" and listed[0]["audio_s"] > 0
@@ -327,7 +353,9 @@ def test_stream_alert_arrives_live_with_audio_then_ack_and_forget(server: Server
         assert ack.status_code == 200 and ack.json()["acknowledged_by"] == "token:tester"
         assert c.post(f"/api/alerts/{alert['alert_id']}/ack").json()["acknowledged_at"] == ack.json()["acknowledged_at"]
         feed.wait_for("ack", 5, lambda e: e["alert_id"] == alert["alert_id"])
-        assert [a["alert_id"] for a in c.get("/api/alerts", params={"speaker": TARGET, "stream": stream_id}).json()][-1] == alert["alert_id"]
+        assert [a["alert_id"] for a in c.get("/api/alerts", params={"speaker": TARGET, "stream": stream_id}).json()][-1] == alert[
+            "alert_id"
+        ]
         assert c.get("/api/alerts", params={"speaker": "nobody"}).json() == []
         assert c.get("/api/alerts", params={"since": "2999-01-01T00:00:00Z"}).json() == []
         assert c.get("/api/alerts", params={"until": "2000-01-01T00:00:00Z"}).json() == []

@@ -80,9 +80,16 @@ def test_several_streams_in_one_watch(tmp_path: Path, engine: Engine, task) -> N
     assert {a.source for a in summary.alerts} <= {str(a), str(b)}
     assert {x.speaker for x in summary.alerts} <= {"1688", "533"}
     offset = half / RATE_HZ
-    truth = [t for t in task.turns if t.speaker in ("1688", "533") and t.end_s < offset - 1 or t.speaker in ("1688", "533") and t.start_s > offset + 1]
+    truth = [
+        t
+        for t in task.turns
+        if t.speaker in ("1688", "533") and t.end_s < offset - 1 or t.speaker in ("1688", "533") and t.start_s > offset + 1
+    ]
     alerted = sum(
-        any(x.speaker == t.speaker and t.start_s <= x.stream_time_s + (offset if x.source == str(b) else 0) <= t.end_s + 1 for x in summary.alerts)
+        any(
+            x.speaker == t.speaker and t.start_s <= x.stream_time_s + (offset if x.source == str(b) else 0) <= t.end_s + 1
+            for x in summary.alerts
+        )
         for t in truth
     )
     assert alerted >= len(truth) - 1
@@ -130,14 +137,20 @@ def test_a_turn_alerts_only_its_most_likely_voice(tmp_path: Path, engine: Engine
     files = largest(readers["2033"], 6)
     engine.enroll("twin-a", [str(f) for f in files[:2]])
     engine.enroll("twin-b", [str(f) for f in files[2:4]])
-    stream = write_wav(tmp_path / "stream.wav", np.concatenate([load_audio(files[4]), np.zeros(RATE_HZ * 4, np.float32), load_audio(files[5])]))
+    stream = write_wav(
+        tmp_path / "stream.wav", np.concatenate([load_audio(files[4]), np.zeros(RATE_HZ * 4, np.float32), load_audio(files[5])])
+    )
     spotter = engine.spotter(engine.watchlist(), dataclasses.replace(engine.settings.spotter, trace=True, cooldown_s=0.0))
     events = []
     for chunk in FileSource(str(stream)).chunks():
         events += spotter.process([chunk])
     events += spotter.finish(str(stream))
     threshold = engine.threshold(8000.0)
-    both_pass = [e for e in events if isinstance(e, Evidence) and min(engine.calibration().llr(np.array(e.scores), e.speech_s)) >= threshold]
+    both_pass = [
+        e
+        for e in events
+        if isinstance(e, Evidence) and min(engine.calibration().llr(np.array(e.scores), e.speech_s)) >= threshold
+    ]
     alerts = [e for e in events if isinstance(e, Alert)]
     assert both_pass, "both names pass the threshold on this reader's turns"
     assert alerts and len({(a.segment_start_s) for a in alerts}) == len(alerts), f"one alert per turn: {alerts}"

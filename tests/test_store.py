@@ -34,7 +34,9 @@ def test_a_database_made_before_the_split_opens_and_reads_unchanged(v3: Path) ->
     store = Store(v3)
     try:
         speakers = {s.name: s for s in store.speakers()}
-        assert set(speakers) == {"high", "low"} and all(s.enrollments == 1 and s.notes == ("tone, made by make_v3_db.py",) for s in speakers.values())
+        assert set(speakers) == {"high", "low"} and all(
+            s.enrollments == 1 and s.notes == ("tone, made by make_v3_db.py",) for s in speakers.values()
+        )
         assert [e.model for e in store.enrollments("low")] == ["tones"]
         names, matrix = store.voiceprint_matrix("tones")
         assert names == ["high", "low"] and matrix.shape == (2, 32) and np.allclose(np.linalg.norm(matrix, axis=1), 1, atol=1e-5)
@@ -54,7 +56,9 @@ def test_a_database_made_before_the_split_opens_and_reads_unchanged(v3: Path) ->
     finally:
         store.close()
     after = sqlite3.connect(v3)
-    assert after.execute("SELECT type, name, sql FROM sqlite_master ORDER BY name").fetchall() == schema, "opening changed the schema"
+    assert after.execute("SELECT type, name, sql FROM sqlite_master ORDER BY name").fetchall() == schema, (
+        "opening changed the schema"
+    )
     after.close()
 
 
@@ -66,13 +70,16 @@ def _token_hashes(path: Path) -> list[str]:
 def test_forget_is_one_transaction_across_the_parts(v3: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     store = Store(v3)
     try:
+
         def broken(db: sqlite3.Connection, name: str) -> int:
             raise sqlite3.OperationalError("disk I/O error")
 
         monkeypatch.setattr(store, "_forget_in_service", broken)
         with pytest.raises(StoreError, match="disk I/O error"):
             store.forget("low", "tester")
-        assert "low" in [s.name for s in store.speakers()] and len(store.alerts("low")) == 1, "a failed forget left nothing half-done"
+        assert "low" in [s.name for s in store.speakers()] and len(store.alerts("low")) == 1, (
+            "a failed forget left nothing half-done"
+        )
         monkeypatch.undo()
         counts = store.forget("low", "tester")
         assert counts == {"enrollments": 1, "detections": 1, "snippets": 1, "search_hits": 0, "alerts": 1}

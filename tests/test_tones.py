@@ -35,7 +35,9 @@ def tones(tmp_path: Path) -> Engine:
     """A tone engine with the recording's two enrolled voices."""
     engine = tone_engine(tmp_path)
     for i, name in enumerate(TRUTH["enrolled"]):
-        engine.enroll(name, [write_wav(tmp_path / f"{name}.wav", tone_voice(TRUTH["voices"][name], 5.0, seed=100 + i))], note="tone")
+        engine.enroll(
+            name, [write_wav(tmp_path / f"{name}.wav", tone_voice(TRUTH["voices"][name], 5.0, seed=100 + i))], note="tone"
+        )
     yield engine
     engine.close()
 
@@ -135,7 +137,9 @@ def test_service_enrolls_watches_alerts_and_forgets(tmp_path: Path) -> None:
         assert client.get("/api/speakers", headers={"Authorization": "Bearer vxw_wrong"}).status_code == 401
         for i, name in enumerate(TRUTH["enrolled"]):
             wav = write_wav(tmp_path / f"{name}.wav", tone_voice(TRUTH["voices"][name], 5.0, seed=100 + i))
-            r = client.post("/api/speakers", data={"name": name, "note": "tone"}, files=[("files", (wav.name, wav.read_bytes(), "audio/wav"))])
+            r = client.post(
+                "/api/speakers", data={"name": name, "note": "tone"}, files=[("files", (wav.name, wav.read_bytes(), "audio/wav"))]
+            )
             assert r.status_code == 201, r.text
         assert client.post("/api/streams", json={"source": "../tones.flac"}).status_code == 403
         assert client.post("/api/streams", json={"source": "tones.flac", "speakers": ["nobody"]}).status_code == 404
@@ -162,8 +166,19 @@ def test_service_enrolls_watches_alerts_and_forgets(tmp_path: Path) -> None:
 def test_each_error_class_carries_its_http_status_and_exit_code() -> None:
     from voxwatch import errors
 
-    expected = {"VoxwatchError": 400, "UsageError": 400, "UnknownSpeakerError": 404, "NotFound": 404, "Forbidden": 403,
-                "Conflict": 409, "AudioError": 422, "EnrollmentError": 422, "ModelError": 503, "StoreError": 503, "ServiceDown": 503}
+    expected = {
+        "VoxwatchError": 400,
+        "UsageError": 400,
+        "UnknownSpeakerError": 404,
+        "NotFound": 404,
+        "Forbidden": 403,
+        "Conflict": 409,
+        "AudioError": 422,
+        "EnrollmentError": 422,
+        "ModelError": 503,
+        "StoreError": 503,
+        "ServiceDown": 503,
+    }
     assert {name: getattr(errors, name).http_status for name in expected} == expected
     assert errors.UnknownSpeakerError.exit_code == 6 and errors.NotFound.exit_code == 1
 
@@ -180,7 +195,14 @@ def test_cli_lists_and_forgets_voices_without_models(tones: Engine) -> None:
     assert [json.loads(line)["name"] for line in listed.output.splitlines()] == ["high", "low"]
     forgotten = runner.invoke(main, ["--db", db, "--json", "forget", "low"])
     assert forgotten.exit_code == 0, forgotten.output
-    assert json.loads(forgotten.output) == {"forgotten": "low", "enrollments": 1, "detections": 1, "snippets": 0, "search_hits": 0, "alerts": 1}
+    assert json.loads(forgotten.output) == {
+        "forgotten": "low",
+        "enrollments": 1,
+        "detections": 1,
+        "snippets": 0,
+        "search_hits": 0,
+        "alerts": 1,
+    }
     missing = runner.invoke(main, ["--db", db, "forget", "low"])
     assert missing.exit_code == 6 and "no enrolled voice named 'low'" in missing.output
 

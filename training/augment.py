@@ -51,7 +51,9 @@ class Degrader:
         if rng.random() < 0.5:
             a = float(rng.uniform(-0.9, 0.9))  # pre- or de-emphasis
             y = np.r_[y[:1], y[1:] + a * y[:-1]]
-        y = channels.compand(y / max(float(np.abs(y).max()), 1e-9), ratio=float(rng.uniform(1.5, 10)), threshold_db=float(rng.uniform(-30, -8)))
+        y = channels.compand(
+            y / max(float(np.abs(y).max()), 1e-9), ratio=float(rng.uniform(1.5, 10)), threshold_db=float(rng.uniform(-30, -8))
+        )
         if rng.random() < 0.4:
             y = channels.clip(y / max(float(np.abs(y).max()), 1e-9), float(rng.uniform(0.2, 0.8)))
         if rng.random() < 0.5:

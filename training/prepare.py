@@ -104,7 +104,9 @@ def main() -> None:
     clean = np.concatenate(utts).astype(np.float32)
     np.save(args.cache / "clean.npy", clean.astype(np.float16))
     teacher = Ge2eBackend(threads=args.workers)
-    emb = np.concatenate([teacher.embed(np.stack([clean[s : s + WINDOW] for s in start[i : i + 256]])) for i in range(0, len(start), 256)])
+    emb = np.concatenate(
+        [teacher.embed(np.stack([clean[s : s + WINDOW] for s in start[i : i + 256]])) for i in range(0, len(start), 256)]
+    )
     print(f"{len(start)} crops embedded by the teacher ({time.perf_counter() - started:.0f} s)")
     np.savez(args.cache / "crops.npz", start=start, utterance=utt, speaker=np.asarray(labels)[utt], teacher=emb, offsets=offsets)
     kinds: dict[str, int] = {}
@@ -116,7 +118,9 @@ def main() -> None:
                 kinds[kind] = kinds.get(kind, 0) + 1
             np.save(args.cache / f"degraded{v}.npy", np.concatenate([y for y, _ in out]).astype(np.float16))
             print(f"version {v} written ({time.perf_counter() - started:.0f} s)")
-    (args.cache / "meta.json").write_text(json.dumps({"speakers": names, "versions": args.versions, "seed": args.seed, "kinds": kinds}, indent=1))
+    (args.cache / "meta.json").write_text(
+        json.dumps({"speakers": names, "versions": args.versions, "seed": args.seed, "kinds": kinds}, indent=1)
+    )
     print(f"done in {time.perf_counter() - started:.0f} s; chains drawn: {kinds}")
 
 

@@ -146,7 +146,16 @@ def main() -> None:
         print(f"resumed at step {step}")
 
     def save() -> None:
-        torch.save({"model": model.state_dict(), "head": head.state_dict(), "optimiser": optimiser.state_dict(), "step": step, "args": vars(args) | {"cache": str(args.cache), "run": str(args.run), "export": None}}, checkpoint.with_suffix(".tmp"))
+        torch.save(
+            {
+                "model": model.state_dict(),
+                "head": head.state_dict(),
+                "optimiser": optimiser.state_dict(),
+                "step": step,
+                "args": vars(args) | {"cache": str(args.cache), "run": str(args.run), "export": None},
+            },
+            checkpoint.with_suffix(".tmp"),
+        )
         checkpoint.with_suffix(".tmp").replace(checkpoint)
 
     started, log = time.perf_counter(), open(args.run / "log.tsv", "a")

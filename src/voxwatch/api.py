@@ -50,7 +50,9 @@ def _actor(request: Request) -> str:
     client = request.client.host if request.client else "?"
     who = service.authenticate(request.headers.get("authorization"), request.method, request.url.path, client)
     if who is None:
-        raise HTTPException(401, "a valid bearer token is required (Authorization: Bearer <token>)", headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(
+            401, "a valid bearer token is required (Authorization: Bearer <token>)", headers={"WWW-Authenticate": "Bearer"}
+        )
     request.state.actor = who
     return who
 
@@ -59,10 +61,14 @@ Actor = Annotated[str, Depends(_actor)]
 
 
 class StreamRequest(BaseModel):
-    source: str = Field(description="A URL (http, https, rtsp, rtmp, rtp, udp, srt, mms) or a file path inside an allowed directory.")
+    source: str = Field(
+        description="A URL (http, https, rtsp, rtmp, rtp, udp, srt, mms) or a file path inside an allowed directory."
+    )
     speakers: list[str] | None = Field(None, description="Only alert on these voices [default: every enrolled voice].")
     reconnects: int = Field(0, ge=0, le=10000, description="Reconnect attempts with backoff when a network stream drops.")
-    realtime: bool = Field(True, description="Play files at real-time pace (as a live stream would arrive) or as fast as they decode.")
+    realtime: bool = Field(
+        True, description="Play files at real-time pace (as a live stream would arrive) or as fast as they decode."
+    )
 
 
 class SearchRequest(BaseModel):
@@ -118,8 +124,12 @@ def create_app(service: Service) -> FastAPI:
     def get_speaker(name: str) -> dict[str, Any]:
         return service.speaker(name)
 
-    @api.post("/speakers", status_code=201, summary="Enroll a voice from uploaded recordings (multipart)",
-              max_body_size=int(service.options.max_upload_mb * (1 << 20)))
+    @api.post(
+        "/speakers",
+        status_code=201,
+        summary="Enroll a voice from uploaded recordings (multipart)",
+        max_body_size=int(service.options.max_upload_mb * (1 << 20)),
+    )
     def enroll(
         who: Actor,
         name: Annotated[str, Form(description="Voice name (new, or an enrolled one to add recordings to).")],
@@ -177,13 +187,20 @@ def create_app(service: Service) -> FastAPI:
     def get_alert(alert_id: str) -> dict[str, Any]:
         return service.alert(alert_id)
 
-    @api.get("/alerts/{alert_id}/audio", summary="The audio of the alerted turn (Ogg/Opus or WAV)",
-             responses={200: {"content": {"audio/ogg": {}, "audio/wav": {}}}})
+    @api.get(
+        "/alerts/{alert_id}/audio",
+        summary="The audio of the alerted turn (Ogg/Opus or WAV)",
+        responses={200: {"content": {"audio/ogg": {}, "audio/wav": {}}}},
+    )
     def alert_audio(alert_id: str) -> Response:
         media_type, start_s, end_s, data = service.alert_audio(alert_id)
         ext = "ogg" if media_type == "audio/ogg" else "wav"
-        headers = {"Content-Disposition": f'inline; filename="alert-{alert_id}.{ext}"', "Cache-Control": "private, no-store",
-                   "X-Voxwatch-Start-S": str(start_s), "X-Voxwatch-End-S": str(end_s)}
+        headers = {
+            "Content-Disposition": f'inline; filename="alert-{alert_id}.{ext}"',
+            "Cache-Control": "private, no-store",
+            "X-Voxwatch-Start-S": str(start_s),
+            "X-Voxwatch-End-S": str(end_s),
+        }
         return Response(data, media_type=media_type, headers=headers)
 
     @api.post("/alerts/{alert_id}/ack", summary="Acknowledge an alert (once; repeats return the first acknowledgement)")
@@ -210,7 +227,12 @@ def create_app(service: Service) -> FastAPI:
     def add_webhook(body: WebhookRequest, who: Actor) -> dict[str, Any]:
         return service.add_webhook(body.url, body.secret, body.speakers, who)
 
-    @api.delete("/webhooks/{webhook_id}", status_code=204, response_class=Response, summary="Remove a webhook (its undelivered alerts are dropped)")
+    @api.delete(
+        "/webhooks/{webhook_id}",
+        status_code=204,
+        response_class=Response,
+        summary="Remove a webhook (its undelivered alerts are dropped)",
+    )
     def remove_webhook(webhook_id: int, who: Actor) -> Response:
         service.remove_webhook(webhook_id, who)
         return Response(status_code=204)
@@ -219,8 +241,12 @@ def create_app(service: Service) -> FastAPI:
     def audit(limit: Annotated[int, Query(ge=1, le=10000)] = 200) -> list[dict[str, str]]:
         return service.audit_log(limit)
 
-    @api.get("/events", summary="Live feed (Server-Sent Events): alert, ack, streams, stream_end, detection, speakers, search",
-             response_class=StreamingResponse, responses={200: {"content": {"text/event-stream": {}}}})
+    @api.get(
+        "/events",
+        summary="Live feed (Server-Sent Events): alert, ack, streams, stream_end, detection, speakers, search",
+        response_class=StreamingResponse,
+        responses={200: {"content": {"text/event-stream": {}}}},
+    )
     async def events(request: Request) -> StreamingResponse:
         entry = service.feed.subscribe()
         queue = entry[1]
@@ -245,7 +271,9 @@ def create_app(service: Service) -> FastAPI:
             finally:
                 service.feed.unsubscribe(entry)
 
-        return StreamingResponse(feed(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        return StreamingResponse(
+            feed(), media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+        )
 
     app.include_router(api)
 

@@ -139,7 +139,24 @@ def write_wav(path: str | Path, samples: np.ndarray) -> Path:
     return path
 
 
-UPLOAD_FORMATS = {"wav", "flac", "mp3", "ogg", "mov", "mp4", "m4a", "3gp", "matroska", "webm", "aiff", "au", "aac", "asf", "w64", "caf"}
+UPLOAD_FORMATS = {
+    "wav",
+    "flac",
+    "mp3",
+    "ogg",
+    "mov",
+    "mp4",
+    "m4a",
+    "3gp",
+    "matroska",
+    "webm",
+    "aiff",
+    "au",
+    "aac",
+    "asf",
+    "w64",
+    "caf",
+}
 
 
 def encode_snippet(samples: np.ndarray) -> tuple[str, bytes]:
@@ -305,7 +322,9 @@ class UrlSource(Source):
             self.drops += 1
             delay = min(self.max_backoff_s, self.backoff_s * 2**attempt)
             attempt += 1
-            log.warning("%s dropped (%s); reconnecting in %.1f s (%d/%d)", self.name, error or "ended", delay, attempt, self.reconnects)
+            log.warning(
+                "%s dropped (%s); reconnecting in %.1f s (%d/%d)", self.name, error or "ended", delay, attempt, self.reconnects
+            )
             time.sleep(delay)
 
 

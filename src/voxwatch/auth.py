@@ -21,7 +21,9 @@ def digest(token: str) -> str:
 def create_token(store: Store, name: str, actor: str) -> str:
     """Make a token named ``name`` and return it: the only time it exists in clear (the store keeps its hash)."""
     if not _NAME.match(name):
-        raise UsageError(f"invalid token name {name!r}: 1 to 64 letters, digits, '.', '_', '@' or '-', starting with a letter or digit")
+        raise UsageError(
+            f"invalid token name {name!r}: 1 to 64 letters, digits, '.', '_', '@' or '-', starting with a letter or digit"
+        )
     token = PREFIX + secrets.token_urlsafe(32)
     store.add_token(name, digest(token), actor)
     return token

@@ -84,7 +84,16 @@ def run_voxwatch(engine: Engine, condition: Condition, folder: Path) -> SystemRe
     heard = [(a.speaker, a.stream_time_s) for a in summary.alerts] + [(d.speaker, d.end_s) for d in summary.detections]
     held = held_back(summary.alerts, heard, condition, engine.settings.spotter.cooldown_s, summary.detections)
     return SystemResult(
-        spotting, scores[target], scores[~target], llr[target], llr[~target], peaks[target], peaks[~target], unscored, held, notes,
+        spotting,
+        scores[target],
+        scores[~target],
+        llr[target],
+        llr[~target],
+        peaks[target],
+        peaks[~target],
+        unscored,
+        held,
+        notes,
         engine.threshold(band),
     )
 
@@ -95,7 +104,10 @@ def alert_is_correct(alert: Alert | NaiveAlert, condition: Condition) -> bool:
 
 
 def held_back(
-    alerts: Sequence[Alert | NaiveAlert], heard: list[tuple[str, float]], condition: Condition, cooldown_s: float,
+    alerts: Sequence[Alert | NaiveAlert],
+    heard: list[tuple[str, float]],
+    condition: Condition,
+    cooldown_s: float,
     recognised: Sequence[Detection] | None = None,
 ) -> int:
     """Target turns without an alert of their own that began within ``cooldown_s`` after the system last found that
@@ -107,7 +119,9 @@ def held_back(
         own = any(a.speaker == t.speaker and t.start_s <= a.stream_time_s <= t.end_s + 1.0 for a in alerts)
         if t.speaker not in condition.enrolled or own:
             continue
-        if recognised is not None and not any(d.speaker == t.speaker and d.start_s < t.end_s and d.end_s > t.start_s for d in recognised):
+        if recognised is not None and not any(
+            d.speaker == t.speaker and d.start_s < t.end_s and d.end_s > t.start_s for d in recognised
+        ):
             continue
         count += any(v == t.speaker and t.start_s - cooldown_s <= time_s <= t.start_s for v, time_s in heard)
     return count
@@ -122,4 +136,3 @@ def _false_alarm_notes(alerts: list[Alert], condition: Condition) -> str:
     short = sum(a.speech_s <= 1.6 for a in wrong)
     crowded = sum(sum(b.segment_start_s == a.segment_start_s for b in alerts) > 1 for a in wrong)
     return f"{len(wrong)} false alarms: {short} on <= 1.6 s of speech, {crowded} on a turn where other voices alerted too"
-

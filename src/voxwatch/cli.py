@@ -28,7 +28,10 @@ class _Context:
     def engine(self, threshold_llr: float | None = None, false_alarms_per_hour: float | None = None) -> Engine:
         if threshold_llr is not None and false_alarms_per_hour is not None:
             raise UsageError("give --threshold or --false-alarms-per-hour, not both")
-        spotter = SpotterOptions(threshold_llr=threshold_llr, false_alarms_per_hour=DEFAULT_FALSE_ALARMS_PER_HOUR if false_alarms_per_hour is None else false_alarms_per_hour)
+        spotter = SpotterOptions(
+            threshold_llr=threshold_llr,
+            false_alarms_per_hour=DEFAULT_FALSE_ALARMS_PER_HOUR if false_alarms_per_hour is None else false_alarms_per_hour,
+        )
         return Engine(Settings(db=self.db, model=self.model, calibration=self.calibration, spotter=spotter))
 
     def emit(self, record: dict[str, Any], text: str) -> None:
@@ -37,11 +40,20 @@ class _Context:
 
 def _operating_point(fn: Callable[..., None]) -> Callable[..., None]:
     """The two ways to set when a detection counts: ``--false-alarms-per-hour`` (the default) or ``--threshold``."""
-    fn = click.option("--false-alarms-per-hour", "fa_rate", type=float, default=None,
-                      help="False alarms to allow per enrolled voice per hour of other people's speech; sets the LLR threshold"
-                           " for each channel band from the calibration [default: 0.1].")(fn)
-    return click.option("--threshold", type=float, default=None,
-                        help="Instead of --false-alarms-per-hour: the log-likelihood ratio a detection needs on every channel.")(fn)
+    fn = click.option(
+        "--false-alarms-per-hour",
+        "fa_rate",
+        type=float,
+        default=None,
+        help="False alarms to allow per enrolled voice per hour of other people's speech; sets the LLR threshold"
+        " for each channel band from the calibration [default: 0.1].",
+    )(fn)
+    return click.option(
+        "--threshold",
+        type=float,
+        default=None,
+        help="Instead of --false-alarms-per-hour: the log-likelihood ratio a detection needs on every channel.",
+    )(fn)
 
 
 def _guard(fn: Callable[..., None]) -> Callable[..., None]:
@@ -62,11 +74,27 @@ def _guard(fn: Callable[..., None]) -> Callable[..., None]:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
-@click.option("--db", type=click.Path(dir_okay=False, path_type=Path), default=None, envvar="VOXWATCH_DB", help="Database file [default: user data dir].")
-@click.option("--model", default=DEFAULT_MODEL, envvar="VOXWATCH_MODEL", show_default=True,
-              help="Embedding model: voxwatch-enc, ge2e, a .onnx path, or hf:OWNER/REPO/FILE.onnx.")
-@click.option("--calibration", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None, envvar="VOXWATCH_CALIBRATION",
-              help="Calibration file from 'voxwatch calibrate' [default: the shipped one].")
+@click.option(
+    "--db",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    envvar="VOXWATCH_DB",
+    help="Database file [default: user data dir].",
+)
+@click.option(
+    "--model",
+    default=DEFAULT_MODEL,
+    envvar="VOXWATCH_MODEL",
+    show_default=True,
+    help="Embedding model: voxwatch-enc, ge2e, a .onnx path, or hf:OWNER/REPO/FILE.onnx.",
+)
+@click.option(
+    "--calibration",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    envvar="VOXWATCH_CALIBRATION",
+    help="Calibration file from 'voxwatch calibrate' [default: the shipped one].",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object per line.")
 @click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
 @click.version_option(package_name="voxwatch")
@@ -80,7 +108,9 @@ def main(ctx: click.Context, db: Path | None, model: str, calibration: Path | No
       voxwatch watch radio.mp3 http://icecast.example/stream --pace realtime
       voxwatch search /archive --speaker alice --rttm
     """
-    logging.basicConfig(level=[logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)], format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=[logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)], format="%(levelname)s %(name)s: %(message)s"
+    )
     ctx.obj = _Context(db or default_db(), model, calibration, as_json)
 
 
@@ -99,7 +129,10 @@ def enroll(obj: _Context, name: str, files: tuple[str, ...], note: str) -> None:
     """
     engine = obj.engine()
     for info in engine.enroll(name, list(files), note):
-        obj.emit(info.to_json(), f"enrolled {name!r} from {info.file}: {info.speech_s:.1f} s net speech, SNR {info.snr_db:.0f} dB, consistency {info.consistency:.2f}")
+        obj.emit(
+            info.to_json(),
+            f"enrolled {name!r} from {info.file}: {info.speech_s:.1f} s net speech, SNR {info.snr_db:.0f} dB, consistency {info.consistency:.2f}",
+        )
 
 
 @main.command()
@@ -114,7 +147,10 @@ def speakers(obj: _Context) -> None:
     """
     found = obj.engine().store.speakers()
     for s in found:
-        obj.emit(s.to_json(), f"{s.name}\t{s.enrollments} recording(s)\t{s.speech_s:.1f} s speech\tenrolled {s.created_at}\t{'; '.join(s.notes)}")
+        obj.emit(
+            s.to_json(),
+            f"{s.name}\t{s.enrollments} recording(s)\t{s.speech_s:.1f} s speech\tenrolled {s.created_at}\t{'; '.join(s.notes)}",
+        )
     if not found and not obj.as_json:
         click.echo("no voices enrolled")
 
@@ -148,7 +184,9 @@ def verify(obj: _Context, file: str, speaker: str) -> None:
     """
     v = obj.engine().verify(file, speaker)
     verdict = "SAME speaker" if v.accepted else "DIFFERENT speaker"
-    obj.emit(v.to_json(), f"{v.file} vs {v.speaker}: score {v.score:.3f}, LLR {v.llr:+.2f} → {verdict} ({v.speech_s:.1f} s speech)")
+    obj.emit(
+        v.to_json(), f"{v.file} vs {v.speaker}: score {v.score:.3f}, LLR {v.llr:+.2f} → {verdict} ({v.speech_s:.1f} s speech)"
+    )
 
 
 @main.command()
@@ -191,8 +229,16 @@ def index(obj: _Context, paths: tuple[str, ...]) -> None:
     """
     entries, errors = obj.engine().index(list(paths), _progress(obj))
     for e in entries:
-        obj.emit({"file": e.path, "sha256": e.sha256, "duration_s": e.duration_s, "speech_s": round(e.speech_s, 2), "segments": len(e.spans)},
-                 f"{e.path}\t{e.duration_s:.1f} s\t{e.speech_s:.1f} s speech\t{len(e.spans)} segments")
+        obj.emit(
+            {
+                "file": e.path,
+                "sha256": e.sha256,
+                "duration_s": e.duration_s,
+                "speech_s": round(e.speech_s, 2),
+                "segments": len(e.spans),
+            },
+            f"{e.path}\t{e.duration_s:.1f} s\t{e.speech_s:.1f} s speech\t{len(e.spans)} segments",
+        )
     _fail_on(errors)
 
 
@@ -210,7 +256,9 @@ def _fail_on(errors: list[str]) -> None:
 @click.option("--rttm", is_flag=True, help="Print RTTM lines instead.")
 @click.pass_obj
 @_guard
-def search(obj: _Context, paths: tuple[str, ...], speakers: tuple[str, ...], threshold: float | None, fa_rate: float | None, rttm: bool) -> None:
+def search(
+    obj: _Context, paths: tuple[str, ...], speakers: tuple[str, ...], threshold: float | None, fa_rate: float | None, rttm: bool
+) -> None:
     """When does each enrolled voice speak? Searches FILES/DIRS (indexing them first), or the whole index.
 
     \b
@@ -218,13 +266,18 @@ def search(obj: _Context, paths: tuple[str, ...], speakers: tuple[str, ...], thr
       voxwatch search /archive/2026 --speaker "Jane Doe"
       voxwatch search --speaker "Jane Doe" --rttm > jane.rttm     # everything indexed so far
     """
-    result = obj.engine(threshold, fa_rate).search(list(paths) or None, list(speakers) or None, progress=_progress(obj) if paths else None)
+    result = obj.engine(threshold, fa_rate).search(
+        list(paths) or None, list(speakers) or None, progress=_progress(obj) if paths else None
+    )
     found = result.detections
     for d in found:
         if rttm:
             click.echo(d.rttm())
         else:
-            obj.emit(d.to_json(), f"{d.source}\t{clock(d.start_s)}-{clock(d.end_s)}\t{d.speaker}\tscore {d.score:.3f}\tLLR {d.llr:+.1f}")
+            obj.emit(
+                d.to_json(),
+                f"{d.source}\t{clock(d.start_s)}-{clock(d.end_s)}\t{d.speaker}\tscore {d.score:.3f}\tLLR {d.llr:+.1f}",
+            )
     if not found and not obj.as_json and not rttm:
         click.echo("no enrolled voice found", err=True)
     _fail_on(result.errors)
@@ -233,18 +286,47 @@ def search(obj: _Context, paths: tuple[str, ...], speakers: tuple[str, ...], thr
 @main.command()
 @click.argument("sources", nargs=-1, required=True)
 @click.option("--speaker", "speakers", multiple=True, help="Only watch for this voice (repeatable) [default: all enrolled].")
-@click.option("--pace", type=click.Choice(["realtime", "fast"]), default="realtime", show_default=True, help="Play files in real time or as fast as possible.")
+@click.option(
+    "--pace",
+    type=click.Choice(["realtime", "fast"]),
+    default="realtime",
+    show_default=True,
+    help="Play files in real time or as fast as possible.",
+)
 @click.option("--rate", type=int, default=RATE_HZ, show_default=True, help="Sample rate of raw PCM on stdin ('-').")
-@click.option("--format", "encoding", type=click.Choice(["s16le", "s32le", "f32le", "u8"]), default="s16le", show_default=True, help="Sample format of raw PCM on stdin.")
+@click.option(
+    "--format",
+    "encoding",
+    type=click.Choice(["s16le", "s32le", "f32le", "u8"]),
+    default="s16le",
+    show_default=True,
+    help="Sample format of raw PCM on stdin.",
+)
 @click.option("--channels", type=int, default=1, show_default=True, help="Channel count of raw PCM on stdin.")
 @_operating_point
-@click.option("--alerts-file", type=click.Path(dir_okay=False), default=None, help="Also append every alert to this JSON-lines file.")
-@click.option("--reconnect", type=int, default=0, show_default=True, help="Reconnect attempts (with backoff) when a network stream drops.")
+@click.option(
+    "--alerts-file", type=click.Path(dir_okay=False), default=None, help="Also append every alert to this JSON-lines file."
+)
+@click.option(
+    "--reconnect", type=int, default=0, show_default=True, help="Reconnect attempts (with backoff) when a network stream drops."
+)
 @click.option("--detections", is_flag=True, help="Also print every detected turn when it ends.")
 @click.pass_obj
 @_guard
-def watch(obj: _Context, sources: tuple[str, ...], speakers: tuple[str, ...], pace: str, rate: int, encoding: str, channels: int,
-          threshold: float | None, fa_rate: float | None, alerts_file: str | None, reconnect: int, detections: bool) -> None:
+def watch(
+    obj: _Context,
+    sources: tuple[str, ...],
+    speakers: tuple[str, ...],
+    pace: str,
+    rate: int,
+    encoding: str,
+    channels: int,
+    threshold: float | None,
+    fa_rate: float | None,
+    alerts_file: str | None,
+    reconnect: int,
+    detections: bool,
+) -> None:
     """Watch live sources and alert the moment an enrolled voice speaks. Runs until the sources end or Ctrl-C.
 
     SOURCES are files, network streams (http, icecast, hls, rtsp, rtp, udp), '-' for raw PCM on stdin, or a sound
@@ -271,7 +353,14 @@ def watch(obj: _Context, sources: tuple[str, ...], speakers: tuple[str, ...], pa
 @main.command("eval")
 @click.argument("trials", type=click.Path(exists=True, dir_okay=False))
 @click.option("--p-target", type=float, default=0.01, show_default=True, help="Target prior of the detection cost function.")
-@click.option("--det", "det_path", type=click.Path(dir_okay=False), default="det.png", show_default=True, help="Where to write the DET plot.")
+@click.option(
+    "--det",
+    "det_path",
+    type=click.Path(dir_okay=False),
+    default="det.png",
+    show_default=True,
+    help="Where to write the DET plot.",
+)
 @click.pass_obj
 @_guard
 def evaluate_cmd(obj: _Context, trials: str, p_target: float, det_path: str) -> None:
@@ -284,13 +373,18 @@ def evaluate_cmd(obj: _Context, trials: str, p_target: float, det_path: str) -> 
     from .trials import run_trials
 
     metrics = run_trials(obj.engine(), trials, p_target, det_path)
-    obj.emit(metrics.to_json(), f"EER {metrics.eer * 100:.2f} %   minDCF(P_target={p_target}) {metrics.min_dcf:.3f}   "
-             f"Cllr {metrics.cllr:.3f} bits (min {metrics.min_cllr:.3f})   {metrics.n_target} target / {metrics.n_nontarget} non-target trials\nDET plot: {det_path}")
+    obj.emit(
+        metrics.to_json(),
+        f"EER {metrics.eer * 100:.2f} %   minDCF(P_target={p_target}) {metrics.min_dcf:.3f}   "
+        f"Cllr {metrics.cllr:.3f} bits (min {metrics.min_cllr:.3f})   {metrics.n_target} target / {metrics.n_nontarget} non-target trials\nDET plot: {det_path}",
+    )
 
 
 @main.command()
 @click.argument("trials", type=click.Path(exists=True, dir_okay=False))
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Where to write the calibration (JSON).")
+@click.option(
+    "--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Where to write the calibration (JSON)."
+)
 @click.pass_obj
 @_guard
 def calibrate(obj: _Context, trials: str, out: Path) -> None:
@@ -316,15 +410,40 @@ def calibrate(obj: _Context, trials: str, out: Path) -> None:
         out.write_text(json.dumps(fitted.to_json(), indent=1) + "\n")
     except OSError as exc:
         raise UsageError(f"{out}: cannot write the calibration ({exc.strerror})") from exc
-    obj.emit({"calibration": str(out), "cllr_before": before.cllr, "cllr_after": after.cllr, "min_cllr": after.min_cllr, "eer": after.eer},
-             f"Cllr on these trials: {before.cllr:.3f} bits with the current calibration, {after.cllr:.3f} after re-fitting"
-             f" (minCllr {after.min_cllr:.3f}, EER {after.eer * 100:.2f} %); written to {out}")
+    obj.emit(
+        {
+            "calibration": str(out),
+            "cllr_before": before.cllr,
+            "cllr_after": after.cllr,
+            "min_cllr": after.min_cllr,
+            "eer": after.eer,
+        },
+        f"Cllr on these trials: {before.cllr:.3f} bits with the current calibration, {after.cllr:.3f} after re-fitting"
+        f" (minCllr {after.min_cllr:.3f}, EER {after.eer * 100:.2f} %); written to {out}",
+    )
 
 
 @main.command()
-@click.option("--data", type=click.Path(exists=True, file_okay=False), default=None, help="Use real recordings: a folder with one sub-folder of audio per speaker.")
-@click.option("--out", type=click.Path(file_okay=False), default="demo-out", show_default=True, help="Where the demo writes its audio, database and alerts.")
-@click.option("--pace", type=click.Choice(["realtime", "fast"]), default="fast", show_default=True, help="Play the demo stream in real time or as fast as possible.")
+@click.option(
+    "--data",
+    type=click.Path(exists=True, file_okay=False),
+    default=None,
+    help="Use real recordings: a folder with one sub-folder of audio per speaker.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default="demo-out",
+    show_default=True,
+    help="Where the demo writes its audio, database and alerts.",
+)
+@click.option(
+    "--pace",
+    type=click.Choice(["realtime", "fast"]),
+    default="fast",
+    show_default=True,
+    help="Play the demo stream in real time or as fast as possible.",
+)
 @click.option("--seconds", type=float, default=120.0, show_default=True, help="Length of the demo stream.")
 @click.option("--seed", type=int, default=7, show_default=True)
 @click.pass_obj
@@ -339,19 +458,47 @@ def demo(obj: _Context, data: str | None, out: str, pace: str, seconds: float, s
     """
     from .demo import run_demo
 
-    run_demo(Path(out), data=Path(data) if data else None, realtime=pace == "realtime", seconds=seconds, seed=seed, as_json=obj.as_json, model=obj.model)
+    run_demo(
+        Path(out),
+        data=Path(data) if data else None,
+        realtime=pace == "realtime",
+        seconds=seconds,
+        seed=seed,
+        as_json=obj.as_json,
+        model=obj.model,
+    )
 
 
 @main.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; anything but loopback exposes the API to the network.")
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to bind; anything but loopback exposes the API to the network.",
+)
 @click.option("--port", default=8686, show_default=True, type=click.IntRange(1, 65535), help="TCP port.")
-@click.option("--allow-dir", "allow_dirs", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Directory whose files may be named in requests (file streams, search paths); repeatable [default: none].")
-@click.option("--max-upload-mb", default=100.0, show_default=True, type=float, help="Largest enrollment upload (all files of one request).")
+@click.option(
+    "--allow-dir",
+    "allow_dirs",
+    multiple=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Directory whose files may be named in requests (file streams, search paths); repeatable [default: none].",
+)
+@click.option(
+    "--max-upload-mb", default=100.0, show_default=True, type=float, help="Largest enrollment upload (all files of one request)."
+)
 @_operating_point
 @click.pass_obj
 @_guard
-def serve(obj: _Context, host: str, port: int, allow_dirs: tuple[Path, ...], max_upload_mb: float, threshold: float | None, fa_rate: float | None) -> None:
+def serve(
+    obj: _Context,
+    host: str,
+    port: int,
+    allow_dirs: tuple[Path, ...],
+    max_upload_mb: float,
+    threshold: float | None,
+    fa_rate: float | None,
+) -> None:
     """Run the HTTP API, the live dashboard (http://HOST:PORT/) and webhook delivery in one process.
 
     Every API call needs a bearer token: create one first with 'voxwatch token create NAME'.
@@ -420,9 +567,17 @@ def token_list(obj: _Context) -> None:
 
 @main.command()
 @click.argument("questioned", type=click.Path())
-@click.option("--reference", "references", multiple=True, required=True, type=click.Path(),
-              help="A recording of the claimed speaker alone (repeatable).")
-@click.option("--report", "report_path", type=click.Path(dir_okay=False), default=None, help="Also write a self-contained HTML report here.")
+@click.option(
+    "--reference",
+    "references",
+    multiple=True,
+    required=True,
+    type=click.Path(),
+    help="A recording of the claimed speaker alone (repeatable).",
+)
+@click.option(
+    "--report", "report_path", type=click.Path(dir_okay=False), default=None, help="Also write a self-contained HTML report here."
+)
 @click.pass_obj
 @_guard
 def compare(obj: _Context, questioned: str, references: tuple[str, ...], report_path: str | None) -> None:
@@ -453,8 +608,10 @@ def compare(obj: _Context, questioned: str, references: tuple[str, ...], report_
         return
     for role, r in [("questioned", result.questioned)] + [("reference", r) for r in result.references]:
         band = f"{r.bandwidth_hz:.0f} Hz" if r.bandwidth_hz else "n/a"
-        click.echo(f"{role:<10}  {r.file}\n            {r.speech_s:.1f} s net speech of {r.duration_s:.1f} s, SNR {r.snr_db:.0f} dB, "
-                   f"bandwidth {band}, clipping {100 * r.clipping:.2f} %, sha256 {r.sha256}")
+        click.echo(
+            f"{role:<10}  {r.file}\n            {r.speech_s:.1f} s net speech of {r.duration_s:.1f} s, SNR {r.snr_db:.0f} dB, "
+            f"bandwidth {band}, clipping {100 * r.clipping:.2f} %, sha256 {r.sha256}"
+        )
     click.echo(f"score {result.score:.3f} (" + ", ".join(f"{c} {s:.3f}" for c, s in result.condition_scores) + ")")
     click.echo(f"LR {result.lr_text} (log10 LR {result.log10_lr:+.2f}): {result.verbal}")
     click.echo(result.statement)

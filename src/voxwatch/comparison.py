@@ -35,11 +35,20 @@ __all__ = ["CalibrationScores", "Comparison", "Limits", "Recording", "calibratio
 log = logging.getLogger(__name__)
 
 SAME = "the questioned recording was spoken by the speaker of the reference recordings"
-DIFFERENT = ("the questioned recording was spoken by someone else, a speaker of the relevant population"
-             " (as represented by the calibration speakers)")
+DIFFERENT = (
+    "the questioned recording was spoken by someone else, a speaker of the relevant population"
+    " (as represented by the calibration speakers)"
+)
 
 # ENFSI guideline for evaluative reporting (2015): upper bound of |log10 LR| for each verbal step
-_SCALE = ((1.0, "weak"), (2.0, "moderate"), (3.0, "moderately strong"), (4.0, "strong"), (6.0, "very strong"), (math.inf, "extremely strong"))
+_SCALE = (
+    (1.0, "weak"),
+    (2.0, "moderate"),
+    (3.0, "moderately strong"),
+    (4.0, "strong"),
+    (6.0, "very strong"),
+    (math.inf, "extremely strong"),
+)
 
 
 @dataclass(frozen=True)
@@ -180,20 +189,26 @@ def compare(engine: Engine, questioned: str | Path, references: list[str | Path]
     digests = [_digest(p) for p in [questioned, *references]]  # cheap checks first, before any audio is analysed
     for i, path in enumerate(references, 1):
         if digests[i] == digests[0]:
-            raise UsageError(f"{path}: the same recording as the questioned one (identical SHA-256); a recording cannot be its own reference")
+            raise UsageError(
+                f"{path}: the same recording as the questioned one (identical SHA-256); a recording cannot be its own reference"
+            )
         if digests[i] in digests[1:i]:
             raise UsageError(f"{path}: given twice as a reference (identical SHA-256)")
     _, q_analysis, q_side = _read(engine, questioned, digests[0])
     if not q_analysis.segments:
-        raise AudioError(f"{questioned}: no stretch of speech long enough to compare ({q_analysis.speech_s:.1f} s of net speech found)")
+        raise AudioError(
+            f"{questioned}: no stretch of speech long enough to compare ({q_analysis.speech_s:.1f} s of net speech found)"
+        )
     ref_sides: list[Recording] = []
     analyses: list[Analysis] = []
     sums: dict[str, np.ndarray] = {}
     for path, digest in zip(references, digests[1:]):
         samples, analysis, side = _read(engine, path, digest)
         if not analysis.segments:
-            raise AudioError(f"{path}: no stretch of speech long enough to make a voiceprint from"
-                             f" ({analysis.speech_s:.1f} s of net speech found)")
+            raise AudioError(
+                f"{path}: no stretch of speech long enough to make a voiceprint from"
+                f" ({analysis.speech_s:.1f} s of net speech found)"
+            )
         # as enrollment makes a voiceprint: one print per simulated channel, weighted by speech across recordings
         for condition, vector in engine.condition_embeddings(samples, analysis, seed=int(digest[:8], 16)).items():
             sums[condition] = sums.get(condition, 0) + analysis.speech_s * vector
@@ -217,7 +232,9 @@ def compare(engine: Engine, questioned: str | Path, references: list[str | Path]
         engine.backend.name,
         calibration,
     )
-    engine.store.audit(engine.actor, "compare", ",".join(r.file for r in ref_sides), f"{questioned} sha256={q_side.sha256} llr={result.llr}")
+    engine.store.audit(
+        engine.actor, "compare", ",".join(r.file for r in ref_sides), f"{questioned} sha256={q_side.sha256} llr={result.llr}"
+    )
     log.info("compared %s with %d reference(s): score %.3f, LLR %+.2f", questioned, len(ref_sides), result.score, result.llr)
     return result
 
@@ -232,11 +249,15 @@ def _read(engine: Engine, path: str | Path, digest: str) -> tuple[np.ndarray, An
     samples = load_audio(path)
     analysis = engine.analyse_samples(samples, str(path))  # what engine.analyse does, keeping the samples
     q = analysis.quality
-    side = Recording(str(path), digest, q.duration_s, analysis.speech_s, len(analysis.segments), q.snr_db, q.bandwidth_hz, q.clipping)
+    side = Recording(
+        str(path), digest, q.duration_s, analysis.speech_s, len(analysis.segments), q.snr_db, q.bandwidth_hz, q.clipping
+    )
     return samples, analysis, side
 
 
-def _warnings(q: Recording, q_analysis: Analysis, refs: list[Recording], ref_analyses: list[Analysis], limits: Limits, model: str) -> list[str]:
+def _warnings(
+    q: Recording, q_analysis: Analysis, refs: list[Recording], ref_analyses: list[Analysis], limits: Limits, model: str
+) -> list[str]:
     out: list[str] = []
     reference_speech = sum(r.speech_s for r in refs)
     longest = limits.max_questioned_speech_s
@@ -245,26 +266,38 @@ def _warnings(q: Recording, q_analysis: Analysis, refs: list[Recording], ref_ana
     reference = "reference recordings together" if len(refs) > 1 else "reference recording"
     for what, speech in (("questioned recording", q.speech_s), (reference, reference_speech)):
         if speech < limits.min_speech_s:
-            out.append(f"short speech: the {what} holds only {speech:.1f} s of net speech, less than the {limits.min_speech_s:g} s the"
-                       " calibration covers; voiceprints from so little speech are unstable and the LR is less reliable")
+            out.append(
+                f"short speech: the {what} holds only {speech:.1f} s of net speech, less than the {limits.min_speech_s:g} s the"
+                " calibration covers; voiceprints from so little speech are unstable and the LR is less reliable"
+            )
     if q.speech_s > longest:
-        out.append(f"long speech: the questioned recording holds {q.speech_s:.1f} s of net speech, more than the {longest:.1f} s of the"
-                   " longest calibration trial; the LR follows the calibration's fitted trend beyond the data it was fitted on")
+        out.append(
+            f"long speech: the questioned recording holds {q.speech_s:.1f} s of net speech, more than the {longest:.1f} s of the"
+            " longest calibration trial; the LR follows the calibration's fitted trend beyond the data it was fitted on"
+        )
     if reference_speech > limits.max_speech_s:
         verb = "hold" if len(refs) > 1 else "holds"
-        out.append(f"long speech: the {reference} {verb} {reference_speech:.1f} s of net speech, more than the {limits.max_speech_s:g} s"
-                   " the calibration covers")
+        out.append(
+            f"long speech: the {reference} {verb} {reference_speech:.1f} s of net speech, more than the {limits.max_speech_s:g} s"
+            " the calibration covers"
+        )
     for role, side, analysis in [("questioned", q, q_analysis)] + [("reference", r, a) for r, a in zip(refs, ref_analyses)]:
         name = f"{role} {side.file}"
         if side.snr_db < limits.min_snr_db:
-            out.append(f"noisy: {name} has an SNR of {side.snr_db:.0f} dB, below the {limits.min_snr_db:g} dB the calibration covers")
+            out.append(
+                f"noisy: {name} has an SNR of {side.snr_db:.0f} dB, below the {limits.min_snr_db:g} dB the calibration covers"
+            )
         if 0 < side.bandwidth_hz < limits.narrowband_hz:
-            out.append(f"narrowband: {name} carries speech only up to {side.bandwidth_hz:.0f} Hz (telephone, radio or an 8 kHz recording);"
-                       " the LR uses the narrowband calibration, fitted on speech through a simulated radio or telephone channel"
-                       " (300-3400 Hz, 8 kHz, compander or mu-law, noise), not on real radio or telephone recordings")
+            out.append(
+                f"narrowband: {name} carries speech only up to {side.bandwidth_hz:.0f} Hz (telephone, radio or an 8 kHz recording);"
+                " the LR uses the narrowband calibration, fitted on speech through a simulated radio or telephone channel"
+                " (300-3400 Hz, 8 kHz, compander or mu-law, noise), not on real radio or telephone recordings"
+            )
         if side.clipping > limits.max_clipping:
-            out.append(f"clipped: {100 * side.clipping:.1f} % of the samples of {name} are at full scale (more than"
-                       f" {100 * limits.max_clipping:g} %); distortion changes the voice's spectrum")
+            out.append(
+                f"clipped: {100 * side.clipping:.1f} % of the samples of {name} are at full scale (more than"
+                f" {100 * limits.max_clipping:g} %); distortion changes the voice's spectrum"
+            )
         several = analysis.voice_split(limits.min_same_voice)
         if several:
             out.append(f"several voices? {name} may hold more than one speaker: {several}; compare only speech of one voice")
@@ -276,17 +309,21 @@ def _warnings(q: Recording, q_analysis: Analysis, refs: list[Recording], ref_ana
     apart = [r for r in refs if mismatched(r)]
     if apart:
         listed = ", ".join(f"{r.file} up to {r.bandwidth_hz:.0f} Hz" for r in apart)
-        out.append(f"channel mismatch: the questioned recording carries speech up to {q.bandwidth_hz:.0f} Hz, reference {listed};"
-                   " a channel mismatch lowers same-speaker scores, which the reference prints made through simulated radio and"
-                   " telephone channels compensate only in part")
+        out.append(
+            f"channel mismatch: the questioned recording carries speech up to {q.bandwidth_hz:.0f} Hz, reference {listed};"
+            " a channel mismatch lowers same-speaker scores, which the reference prints made through simulated radio and"
+            " telephone channels compensate only in part"
+        )
     return out
 
 
 def _calibration_warnings(model: str, calibration: Calibration, score: float, band: str) -> list[str]:
     out = []
     if model not in SHIPPED_CALIBRATIONS:
-        out.append(f"uncalibrated model: the shipped calibrations were fitted for {', '.join(SHIPPED_CALIBRATIONS)}, not {model!r};"
-                   " the LR is not calibrated")
+        out.append(
+            f"uncalibrated model: the shipped calibrations were fitted for {', '.join(SHIPPED_CALIBRATIONS)}, not {model!r};"
+            " the LR is not calibrated"
+        )
         return out
     shipped = calibration_scores(band, model)
     highest, lowest = float(shipped.nontarget_scores.max()), float(shipped.target_scores.min())
@@ -295,14 +332,18 @@ def _calibration_warnings(model: str, calibration: Calibration, score: float, ba
             kind, bound = "different", f"as high as {score:.3f} (highest {highest:.3f})"
         else:
             kind, bound = "same", f"as low as {score:.3f} (lowest {lowest:.3f})"
-        out.append(f"score beyond the calibration trials: no {kind}-speaker calibration trial scored {bound}; the data support the"
-                   " direction of the LR, its size follows the calibration's fitted model beyond them")
+        out.append(
+            f"score beyond the calibration trials: no {kind}-speaker calibration trial scored {bound}; the data support the"
+            " direction of the LR, its size follows the calibration's fitted model beyond them"
+        )
     scores = np.concatenate([shipped.target_scores, shipped.nontarget_scores])
     speech = np.concatenate([shipped.target_speech_s, shipped.nontarget_speech_s])
     drift = float(np.max(np.abs(calibration.llr(scores, speech) - shipped.calibration.llr(scores, speech))))
     if drift > 0.5:
-        out.append(f"changed calibration: the calibration in use gives LLRs up to {drift:.1f} away from the one fitted on the shipped"
-                   " calibration trials; re-fit it (benchmarks/fit_calibration.py --write) before relying on the LR")
+        out.append(
+            f"changed calibration: the calibration in use gives LLRs up to {drift:.1f} away from the one fitted on the shipped"
+            " calibration trials; re-fit it (benchmarks/fit_calibration.py --write) before relying on the LR"
+        )
     return out
 
 
@@ -340,10 +381,15 @@ def calibration_scores(band: str = "wideband", model: str = DEFAULT_MODEL) -> Ca
                 model = DEFAULT_MODEL
             prefix = f"{model}__{band}_"
             arrays = {k.removeprefix(prefix): data[k] for k in data.files if k.startswith(prefix)}
-        as64 = {k: arrays[k].astype(np.float64) for k in ("target_scores", "target_speech_s", "nontarget_scores", "nontarget_speech_s")}
+        as64 = {
+            k: arrays[k].astype(np.float64)
+            for k in ("target_scores", "target_speech_s", "nontarget_scores", "nontarget_speech_s")
+        }
     except (OSError, ValueError, KeyError) as exc:
-        raise ModelError(f"the package's calibration_scores.npz is missing, unreadable or has no {band} trials ({exc});"
-                         " run benchmarks/fit_calibration.py --write") from exc
+        raise ModelError(
+            f"the package's calibration_scores.npz is missing, unreadable or has no {band} trials ({exc});"
+            " run benchmarks/fit_calibration.py --write"
+        ) from exc
     return CalibrationScores(
         **as64,
         calibration=Calibration(*(float(v) for v in arrays["calibration"])),

@@ -51,7 +51,9 @@ def manifest(root: str | Path, folder: str) -> dict[str, list[Path]]:
     return {k: sorted(v) for k, v in sorted(groups.items())}
 
 
-def compose(parts: list[tuple[str | None, np.ndarray]], rng: np.random.Generator, gap_s: tuple[float, float] = (0.5, 2.0)) -> tuple[np.ndarray, list[Turn]]:
+def compose(
+    parts: list[tuple[str | None, np.ndarray]], rng: np.random.Generator, gap_s: tuple[float, float] = (0.5, 2.0)
+) -> tuple[np.ndarray, list[Turn]]:
     """Concatenate utterances with random silences; ``None`` speakers are recorded as ``"?"``."""
     pieces, turns, position = [], [], 0
     for speaker, audio in parts:

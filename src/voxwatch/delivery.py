@@ -179,7 +179,9 @@ class Deliverer:
             worker.wake.set()
 
     def webhooks(self) -> list[Webhook]:
-        return [Webhook(i, url, None if sp is None else tuple(sp), bool(secret), t) for i, url, secret, sp, t in self.store.webhooks()]
+        return [
+            Webhook(i, url, None if sp is None else tuple(sp), bool(secret), t) for i, url, secret, sp, t in self.store.webhooks()
+        ]
 
     def status(self, webhook_id: int) -> dict[str, object]:
         """Delivery counts by status (pending, delivered, filtered, skipped) and the pending head's last error."""

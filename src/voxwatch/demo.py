@@ -36,7 +36,9 @@ def recorded_task(data: Path, rng: np.random.Generator) -> SpottingTask:
     return spotting_task(enrolled, others, rng, enroll_files=3, stream_files=3, impostor_files=3)
 
 
-def run_demo(out: Path, data: Path | None, realtime: bool, seconds: float, seed: int, as_json: bool, model: str = DEFAULT_MODEL) -> None:
+def run_demo(
+    out: Path, data: Path | None, realtime: bool, seconds: float, seed: int, as_json: bool, model: str = DEFAULT_MODEL
+) -> None:
     rng = np.random.default_rng(seed)
     out.mkdir(parents=True, exist_ok=True)
     db = out / "voxwatch.db"
@@ -52,8 +54,10 @@ def run_demo(out: Path, data: Path | None, realtime: bool, seconds: float, seed:
         for info in engine.enroll(name, [str(f) for f in files], note="voxwatch demo (synthetic or public-licence audio)"):
             say(f"enrolled {name} from {Path(info.file).name}: {info.speech_s:.1f} s speech")
     enrolled = set(task.enrollment)
-    say(f"watching {stream} ({task.duration_s:.0f} s, {'real time' if realtime else 'as fast as possible'});"
-        f" enrolled: {', '.join(sorted(enrolled))}; also speaking: {', '.join(sorted({t.speaker for t in task.turns} - enrolled))}")
+    say(
+        f"watching {stream} ({task.duration_s:.0f} s, {'real time' if realtime else 'as fast as possible'});"
+        f" enrolled: {', '.join(sorted(enrolled))}; also speaking: {', '.join(sorted({t.speaker for t in task.turns} - enrolled))}"
+    )
     sinks = [ConsoleSink(as_json), JsonLinesSink(out / "alerts.jsonl")]
     summary = engine.watch([FileSource(str(stream), realtime=realtime)], sinks)
     result = score_alerts(summary.alerts, task.turns, enrolled, task.duration_s)

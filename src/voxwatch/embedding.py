@@ -59,7 +59,9 @@ class _OnnxEmbedder:
     sample_rate = 16000
     min_window_s = 1.0
 
-    def __init__(self, model: bytes | str, *, name: str, features: str, window_s: float, input_name: str, output_name: str, threads: int):
+    def __init__(
+        self, model: bytes | str, *, name: str, features: str, window_s: float, input_name: str, output_name: str, threads: int
+    ):
         if features not in FEATURES:
             raise ModelError(f"unknown feature type {features!r}; use one of {', '.join(FEATURES)}")
         self.name = name
@@ -100,7 +102,9 @@ class Ge2eBackend(_OnnxEmbedder):
         from .ge2e import build_onnx, read_legacy_state, resemblyzer_weights
 
         model = build_onnx(read_legacy_state(resemblyzer_weights()))
-        super().__init__(model, name="ge2e", features="ge2e-mel", window_s=1.6, input_name="mels", output_name="embedding", threads=threads)
+        super().__init__(
+            model, name="ge2e", features="ge2e-mel", window_s=1.6, input_name="mels", output_name="embedding", threads=threads
+        )
 
 
 class OnnxBackend(_OnnxEmbedder):
@@ -155,4 +159,6 @@ def load_backend(spec: str = DEFAULT_MODEL, threads: int = 1) -> EmbeddingBacken
             raise ModelError(f"{spec}: cannot download ({exc})") from exc
     if spec.endswith(".onnx"):
         return OnnxBackend(spec, threads)
-    raise ModelError(f"unknown embedding model {spec!r}: use {', '.join([*SHIPPED_MODELS, 'ge2e'])}, a path to an .onnx file, or hf:OWNER/REPO/FILE.onnx")
+    raise ModelError(
+        f"unknown embedding model {spec!r}: use {', '.join([*SHIPPED_MODELS, 'ge2e'])}, a path to an .onnx file, or hf:OWNER/REPO/FILE.onnx"
+    )

@@ -102,8 +102,13 @@ class SearchResult:
 class Engine:
     """One store, one embedding model, one VAD."""
 
-    def __init__(self, settings: Settings | None = None, actor: str | None = None, backend: EmbeddingBackend | None = None,
-                 vad: VoiceActivity | None = None):
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        actor: str | None = None,
+        backend: EmbeddingBackend | None = None,
+        vad: VoiceActivity | None = None,
+    ):
         """``backend`` and ``vad`` may be passed in to share loaded models; otherwise they load on first use."""
         self.settings = settings or Settings()
         self.actor = actor or getpass.getuser()
@@ -129,7 +134,9 @@ class Engine:
     # -- building blocks ------------------------------------------------------------------------------------------
 
     def calibration(self) -> Calibration:
-        return Calibration.load(self.settings.calibration) if self.settings.calibration else Calibration.default(self.backend.name)
+        return (
+            Calibration.load(self.settings.calibration) if self.settings.calibration else Calibration.default(self.backend.name)
+        )
 
     def threshold(self, bandwidth_hz: float = 0.0) -> float:
         """The LLR an alert or a search hit needs on a channel whose band ends at ``bandwidth_hz`` (0: unknown)."""
@@ -187,8 +194,20 @@ class Engine:
                 raise AudioError(str(exc).replace(str(path), label)) from exc
             analysis = self.analyse_samples(samples, label)
             self._check_enrollment(analysis)
-            consistency = float(np.average([s.consistency for s in analysis.segments], weights=[s.speech_s for s in analysis.segments]))
-            info = EnrollmentInfo(name, label, digest, analysis.speech_s, analysis.quality.snr_db, round(consistency, 4), note, now(), self.backend.name)
+            consistency = float(
+                np.average([s.consistency for s in analysis.segments], weights=[s.speech_s for s in analysis.segments])
+            )
+            info = EnrollmentInfo(
+                name,
+                label,
+                digest,
+                analysis.speech_s,
+                analysis.quality.snr_db,
+                round(consistency, 4),
+                note,
+                now(),
+                self.backend.name,
+            )
             items.append((info, self.condition_embeddings(samples, analysis, seed=int(digest[:8], 16))))
         self.store.add_enrollments(name, items, self.actor)
         return [info for info, _ in items]
@@ -223,7 +242,14 @@ class Engine:
         scores, llrs = watchlist.llrs(analysis.embedding()[None], analysis.speech_s, analysis.quality.bandwidth_hz)
         llr = float(llrs[0, 0])
         self.store.audit(self.actor, "verify", speaker, str(path))
-        return Verification(str(path), speaker, round(float(scores[0, 0]), 4), round(llr, 3), llr >= self.settings.verify_threshold_llr, analysis.speech_s)
+        return Verification(
+            str(path),
+            speaker,
+            round(float(scores[0, 0]), 4),
+            round(llr, 3),
+            llr >= self.settings.verify_threshold_llr,
+            analysis.speech_s,
+        )
 
     def identify(self, path: str | Path, top: int = 5) -> list[Candidate]:
         """Enrolled voices ranked by LLR; only those above the verification threshold ("none of the above" is empty)."""
@@ -242,7 +268,9 @@ class Engine:
 
     # -- archives -------------------------------------------------------------------------------------------------
 
-    def index(self, paths: list[str], progress: Callable[[str, str | None], None] | None = None) -> tuple[list[IndexedRecording], list[str]]:
+    def index(
+        self, paths: list[str], progress: Callable[[str, str | None], None] | None = None
+    ) -> tuple[list[IndexedRecording], list[str]]:
         """Index recordings once (by content hash); returns the index entries and the errors of files that failed.
 
         Files are segmented by ``settings.workers`` processes, each running several files at once as streams."""
@@ -270,11 +298,22 @@ class Engine:
 
     def _segment_files(self, paths: list[str]) -> Iterator[tuple[str, float, list[Segment], str | None]]:
         options = dataclasses.replace(self.settings.spotter, hop_s=self.settings.index_hop_s)
-        return segment_groups(paths, lambda: self.spotter(options=options), self.settings.model, options, self.settings.workers,
-                              self.settings.max_parallel_files)
+        return segment_groups(
+            paths,
+            lambda: self.spotter(options=options),
+            self.settings.model,
+            options,
+            self.settings.workers,
+            self.settings.max_parallel_files,
+        )
 
-    def search(self, paths: list[str] | None = None, speakers: list[str] | None = None, threshold_llr: float | None = None,
-               progress: Callable[[str, str | None], None] | None = None) -> SearchResult:
+    def search(
+        self,
+        paths: list[str] | None = None,
+        speakers: list[str] | None = None,
+        threshold_llr: float | None = None,
+        progress: Callable[[str, str | None], None] | None = None,
+    ) -> SearchResult:
         """Where enrolled voices speak: in ``paths`` (indexed first where needed) or in everything indexed so far.
 
         Over the whole index, each recording's voice summaries are scored first; only recordings where a watched
@@ -304,7 +343,12 @@ class Engine:
             for j, name in enumerate(watchlist.names):
                 hits = np.flatnonzero(llrs[:, j] >= needed)
                 found += merge_detections(
-                    [Detection(rec.path, name, float(rec.spans[i, 0]), float(rec.spans[i, 1]), float(scores[i, j]), float(llrs[i, j])) for i in hits],
+                    [
+                        Detection(
+                            rec.path, name, float(rec.spans[i, 0]), float(rec.spans[i, 1]), float(scores[i, j]), float(llrs[i, j])
+                        )
+                        for i in hits
+                    ],
                     self.settings.search_merge_gap_s,
                 )
         self.store.audit(self.actor, "search", ",".join(watchlist.names), f"{len(recordings)} recordings")

@@ -104,7 +104,9 @@ def build_onnx(state: dict[str, np.ndarray]) -> bytes:
     for layer in range(LAYERS):
         w = _reorder_gates(state[f"lstm.weight_ih_l{layer}"])[None]
         r = _reorder_gates(state[f"lstm.weight_hh_l{layer}"])[None]
-        b = np.concatenate([_reorder_gates(state[f"lstm.bias_ih_l{layer}"]), _reorder_gates(state[f"lstm.bias_hh_l{layer}"])])[None]
+        b = np.concatenate([_reorder_gates(state[f"lstm.bias_ih_l{layer}"]), _reorder_gates(state[f"lstm.bias_hh_l{layer}"])])[
+            None
+        ]
         for name, value in (("W", w), ("R", r), ("B", b)):
             inits.append(numpy_helper.from_array(value.astype(np.float32), f"{name}{layer}"))
         y, y_h = f"y{layer}", f"h{layer}"

@@ -15,7 +15,9 @@ from .scoring import Calibration, Watchlist
 from .vad import SileroVad
 
 
-def segment_files(spotter: Spotter, paths: list[str], chunk_s: float = 16.0) -> Iterator[tuple[str, float, list[Segment], str | None]]:
+def segment_files(
+    spotter: Spotter, paths: list[str], chunk_s: float = 16.0
+) -> Iterator[tuple[str, float, list[Segment], str | None]]:
     """Decode ``paths`` together, as streams of one spotter, and yield (path, duration, segments, error) per file."""
     decoders = {p: decode(p) for p in paths}
     pending = {p: np.zeros(0, np.float32) for p in paths}
@@ -49,8 +51,9 @@ def segment_files(spotter: Spotter, paths: list[str], chunk_s: float = 16.0) -> 
             yield path, position[path] / RATE_HZ, segments.pop(path), error
 
 
-def segment_groups(paths: list[str], spotter: Callable[[], Spotter], model: str, options: SpotterOptions, workers: int,
-                   max_parallel_files: int) -> Iterator[tuple[str, float, list[Segment], str | None]]:
+def segment_groups(
+    paths: list[str], spotter: Callable[[], Spotter], model: str, options: SpotterOptions, workers: int, max_parallel_files: int
+) -> Iterator[tuple[str, float, list[Segment], str | None]]:
     """Segment ``paths`` in small groups handed to whichever worker process is free, so uneven files still keep every
     worker busy; results come back in the order they finish. With one worker (or one group) the files are segmented
     here, by ``spotter()`` (so an injected model is used); worker processes load ``model`` themselves."""
@@ -77,7 +80,9 @@ _WORKER: Spotter | None = None  # the spotter of one worker process, made by _wo
 def _worker_start(model: str, options: SpotterOptions) -> None:
     global _WORKER
     backend = load_backend(model, threads=1)
-    _WORKER = Spotter(backend, SileroVad(threads=1), Watchlist.empty(backend.dimension, Calibration.default(backend.name)), options)
+    _WORKER = Spotter(
+        backend, SileroVad(threads=1), Watchlist.empty(backend.dimension, Calibration.default(backend.name)), options
+    )
 
 
 def _worker_segment(paths: list[str]) -> list[tuple[str, float, list[Segment], str | None]]:
@@ -95,4 +100,6 @@ def merge_detections(detections: list[Detection], gap_s: float) -> list[Detectio
             merged[-1] = Detection(last.source, last.speaker, last.start_s, max(last.end_s, d.end_s), best.score, best.llr)
         else:
             merged.append(d)
-    return [Detection(d.source, d.speaker, round(d.start_s, 3), round(d.end_s, 3), round(d.score, 4), round(d.llr, 3)) for d in merged]
+    return [
+        Detection(d.source, d.speaker, round(d.start_s, 3), round(d.end_s, 3), round(d.score, 4), round(d.llr, 3)) for d in merged
+    ]

@@ -233,4 +233,3 @@ def evaluate(target: np.ndarray, nontarget: np.ndarray, p_target: float = 0.01, 
         n_target=int(tar.size),
         n_nontarget=int(non.size),
     )
-

@@ -124,4 +124,3 @@ def emote(x: np.ndarray, rng: np.random.Generator, keep_vocal_tract: bool = True
     shifted = pitch_shift(x, semitones) if keep_vocal_tract else resample_pitch(x, semitones)
     timed = time_stretch(shifted, max(1, round(len(x) / tempo)))
     return raise_effort(timed, rng)
-

@@ -54,7 +54,9 @@ class SpotterOptions:
         if not 0 < self.vad_offset <= self.vad_onset < 1:
             raise UsageError(f"need 0 < vad_offset ({self.vad_offset}) <= vad_onset ({self.vad_onset}) < 1")
         if not self.hangover_s <= self.turn_gap_s <= self.max_pause_s:
-            raise UsageError(f"need hangover_s ({self.hangover_s}) <= turn_gap_s ({self.turn_gap_s}) <= max_pause_s ({self.max_pause_s})")
+            raise UsageError(
+                f"need hangover_s ({self.hangover_s}) <= turn_gap_s ({self.turn_gap_s}) <= max_pause_s ({self.max_pause_s})"
+            )
         if self.false_alarms_per_hour <= 0:
             raise UsageError(f"the false-alarm rate must be positive, not {self.false_alarms_per_hour}")
 
@@ -134,9 +136,13 @@ class Spotter:
     The spotter owns no threads and no I/O: sources feed it, sinks consume what it returns.
     """
 
-    def __init__(self, backend: EmbeddingBackend, vad: VoiceActivity, watchlist: Watchlist, options: SpotterOptions | None = None):
+    def __init__(
+        self, backend: EmbeddingBackend, vad: VoiceActivity, watchlist: Watchlist, options: SpotterOptions | None = None
+    ):
         if watchlist.matrix.shape[1] != backend.dimension:
-            raise UsageError(f"watchlist has {watchlist.matrix.shape[1]}-d voiceprints, model {backend.name} makes {backend.dimension}-d")
+            raise UsageError(
+                f"watchlist has {watchlist.matrix.shape[1]}-d voiceprints, model {backend.name} makes {backend.dimension}-d"
+            )
         self.backend = backend
         self.vad = vad
         self.watchlist = watchlist
@@ -156,7 +162,9 @@ class Spotter:
     def set_watchlist(self, watchlist: Watchlist) -> None:
         """Watch for a new set of voices from the next window on (e.g. after an enrollment)."""
         if watchlist.matrix.shape[1] != self.backend.dimension:
-            raise UsageError(f"watchlist has {watchlist.matrix.shape[1]}-d voiceprints, model {self.backend.name} makes {self.backend.dimension}-d")
+            raise UsageError(
+                f"watchlist has {watchlist.matrix.shape[1]}-d voiceprints, model {self.backend.name} makes {self.backend.dimension}-d"
+            )
         self.watchlist = watchlist
 
     def restrict(self, name: str, speakers: set[str] | None) -> None:
@@ -245,7 +253,16 @@ class Spotter:
         if edge > 0:
             state.band_edges.append(edge)
         band = float(np.median(state.band_edges)) if state.band_edges else 0.0
-        return Window(state, samples, state.stream_time(end - length), state.stream_time(end - 1) + 1 / RATE_HZ, covered, closes, after_pause, band)
+        return Window(
+            state,
+            samples,
+            state.stream_time(end - length),
+            state.stream_time(end - 1) + 1 / RATE_HZ,
+            covered,
+            closes,
+            after_pause,
+            band,
+        )
 
     def _pause(self, state: StreamState, ends_turn: bool) -> list[Window]:
         """A pause (or the end of the stream): embed the speech not yet covered by a window if there is enough of it,
@@ -304,7 +321,9 @@ class Spotter:
         scores, llrs = self.watchlist.llrs(turn.mean()[None], turn.speech_samples / RATE_HZ, turn.bandwidth_hz)
         threshold = self.options.threshold(self.watchlist.calibration, turn.bandwidth_hz)
         if self.options.trace:
-            events.append(Evidence(state.name, turn.start_s, w.end_s, turn.speech_samples / RATE_HZ, tuple(float(x) for x in scores[0])))
+            events.append(
+                Evidence(state.name, turn.start_s, w.end_s, turn.speech_samples / RATE_HZ, tuple(float(x) for x in scores[0]))
+            )
         top = int(np.argmax(llrs[0]))  # a turn is one voice: only the most likely watched voice may alert
         name, llr = self.watchlist.names[top], float(llrs[0, top])
         only = self._only.get(state.name)
@@ -335,8 +354,15 @@ class Spotter:
         speech_s = turn.speech_samples / RATE_HZ
         mean = turn.mean()
         consistency = float(np.mean(np.stack(turn.windows) @ mean))
-        segment = Segment(state.name, round(turn.start_s, 3), round(turn.end_s, 3), round(speech_s, 2), round(consistency, 4),
-                          tuple(float(x) for x in mean), turn.bandwidth_hz)
+        segment = Segment(
+            state.name,
+            round(turn.start_s, 3),
+            round(turn.end_s, 3),
+            round(speech_s, 2),
+            round(consistency, 4),
+            tuple(float(x) for x in mean),
+            turn.bandwidth_hz,
+        )
         events: list[Event] = [segment]
         if self.watchlist.names:
             scores, llrs = self.watchlist.llrs(mean[None], speech_s, turn.bandwidth_hz)
@@ -348,5 +374,14 @@ class Spotter:
                     continue
                 if i == top and llrs[0, i] >= threshold or name in turn.alerted:
                     state.last_heard[name] = turn.end_s
-                    events.append(Detection(state.name, name, round(turn.start_s, 3), round(turn.end_s, 3), round(float(scores[0, i]), 4), round(float(llrs[0, i]), 3)))
+                    events.append(
+                        Detection(
+                            state.name,
+                            name,
+                            round(turn.start_s, 3),
+                            round(turn.end_s, 3),
+                            round(float(scores[0, i]), 4),
+                            round(float(llrs[0, i]), 3),
+                        )
+                    )
         return events

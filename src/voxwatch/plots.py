@@ -76,8 +76,13 @@ def plot_tippett(target_llr: np.ndarray, nontarget_llr: np.ndarray, path: str | 
     return _save(tippett_figure(target_llr, nontarget_llr, title), path)
 
 
-def tippett_figure(target_llr: np.ndarray, nontarget_llr: np.ndarray, title: str = "Tippett", labels: tuple[str, str] = ("target", "non-target"),
-                   case_log10: float | None = None) -> Any:
+def tippett_figure(
+    target_llr: np.ndarray,
+    nontarget_llr: np.ndarray,
+    title: str = "Tippett",
+    labels: tuple[str, str] = ("target", "non-target"),
+    case_log10: float | None = None,
+) -> Any:
     """The matplotlib figure of :func:`plot_tippett`, optionally with one case's log10 LR marked."""
     from matplotlib.figure import Figure
 

@@ -38,7 +38,9 @@ def measure(samples: np.ndarray, rate_hz: int = RATE_HZ) -> Quality:
     return Quality(round(len(x) / rate_hz, 3), round(float(min(snr, 90.0)), 1), round(clipping, 5), band_edge_hz(x, rate_hz))
 
 
-def band_edge_hz(samples: np.ndarray, rate_hz: int = RATE_HZ, frame: int = 512, margin_db: float = 3.0, floor_db: float = 50.0) -> float:
+def band_edge_hz(
+    samples: np.ndarray, rate_hz: int = RATE_HZ, frame: int = 512, margin_db: float = 3.0, floor_db: float = 50.0
+) -> float:
     """The channel's upper band edge: the highest frequency where the long-term spectrum of the loudest frames stands
     ``margin_db`` above that of the quietest frames (a band-limited channel's noise is all that is left above its
     edge) and within ``floor_db`` of the spectrum's peak (a filter's stop band). Unlike an energy share, this does not

@@ -30,7 +30,11 @@ _MIN_SIMILAR = 100  # calibration trials per class needed to show only those wit
 def reproduce_command(comparison: Comparison, report: str | Path | None = None, model: str | None = None) -> str:
     """The shell command that repeats ``comparison`` (absolute paths; the model only when it is not the default)."""
     model = model or comparison.model
-    parts = ["voxwatch"] + (["--model", model] if model != DEFAULT_MODEL else []) + ["compare", str(Path(comparison.questioned.file).absolute())]
+    parts = (
+        ["voxwatch"]
+        + (["--model", model] if model != DEFAULT_MODEL else [])
+        + ["compare", str(Path(comparison.questioned.file).absolute())]
+    )
     for r in comparison.references:
         parts += ["--reference", str(Path(r.file).absolute())]
     if report is not None:
@@ -38,7 +42,9 @@ def reproduce_command(comparison: Comparison, report: str | Path | None = None, 
     return shlex.join(parts)
 
 
-def write_report(comparison: Comparison, path: str | Path, command: str | None = None, scores: CalibrationScores | None = None) -> Path:
+def write_report(
+    comparison: Comparison, path: str | Path, command: str | None = None, scores: CalibrationScores | None = None
+) -> Path:
     """Write the HTML report of ``comparison`` to ``path``; ``command`` is the command line that reproduces it, and
     ``scores`` the calibration trials to show (by default the ones shipped with the package)."""
     out = Path(path)
@@ -54,8 +60,15 @@ def write_report(comparison: Comparison, path: str | Path, command: str | None =
         caption,
         images={
             "scores": _score_plot(comparison, scores, similar),
-            "tippett": _png(tippett_figure(target_llr, nontarget_llr, "Tippett plot of the calibration trials",
-                                           ("same speaker", "different speakers"), comparison.log10_lr)),
+            "tippett": _png(
+                tippett_figure(
+                    target_llr,
+                    nontarget_llr,
+                    "Tippett plot of the calibration trials",
+                    ("same speaker", "different speakers"),
+                    comparison.log10_lr,
+                )
+            ),
             "det": _png(det_figure({"calibration trials": (target_llr, nontarget_llr)}, "DET curve of the calibration trials")),
         },
         misleading=(float(np.mean(nontarget_llr >= comparison.llr)), float(np.mean(target_llr <= comparison.llr))),
@@ -91,7 +104,10 @@ def _similar_speech(scores: CalibrationScores, speech_s: float) -> tuple[tuple[n
     non = scores.nontarget_scores[(scores.nontarget_speech_s >= low) & (scores.nontarget_speech_s <= high)]
     if min(len(tar), len(non)) >= _MIN_SIMILAR:
         span = f"{max(low, lowest):.1f} to {min(high, longest):.1f} s"
-        return (tar, non), f"calibration trials with {span} of net speech ({len(tar):,} same-speaker, {len(non):,} different-speaker)"
+        return (
+            tar,
+            non,
+        ), f"calibration trials with {span} of net speech ({len(tar):,} same-speaker, {len(non):,} different-speaker)"
     tar, non = scores.target_scores, scores.nontarget_scores
     return (tar, non), f"all calibration trials ({len(tar):,} same-speaker, {len(non):,} different-speaker)"
 
@@ -122,8 +138,16 @@ def _score_plot(comparison: Comparison, scores: CalibrationScores, similar: tupl
         ax.plot(grid, _density(values, grid), color=color, linewidth=1.8, label=f"{label} ({len(values):,} trials)")
     ax.axvline(comparison.score, color="black", linewidth=2)
     right = comparison.score > (lo + hi) / 2
-    ax.annotate(f"this case\nscore {comparison.score:.3f}", xy=(comparison.score, 0.97), xycoords=("data", "axes fraction"),
-                xytext=(-6 if right else 6, 0), textcoords="offset points", va="top", ha="right" if right else "left", fontsize=9)
+    ax.annotate(
+        f"this case\nscore {comparison.score:.3f}",
+        xy=(comparison.score, 0.97),
+        xycoords=("data", "axes fraction"),
+        xytext=(-6 if right else 6, 0),
+        textcoords="offset points",
+        va="top",
+        ha="right" if right else "left",
+        fontsize=9,
+    )
     ax.set_xlabel("score (cosine of the questioned recording with the best-matching reference voiceprint)")
     ax.set_ylabel("density")
     ax.set_title("The score against the calibration's same- and different-speaker scores")
@@ -178,20 +202,27 @@ def _quality_rows(comparison: Comparison, limits: Limits) -> str:
     return "\n".join(rows)
 
 
-def _page(comparison: Comparison, command: str, scores: CalibrationScores, metrics: Metrics, caption: str,
-          images: dict[str, str], misleading: tuple[float, float]) -> str:
+def _page(
+    comparison: Comparison,
+    command: str,
+    scores: CalibrationScores,
+    metrics: Metrics,
+    caption: str,
+    images: dict[str, str],
+    misleading: tuple[float, float],
+) -> str:
     from . import __version__
 
     c = comparison
     limits = Limits()
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     files = "\n".join(
-        f"<tr><td>{_e(role)}</td><td>{_e(r.file)}</td><td class=\"hash\">{_e(r.sha256)}</td><td class=\"num\">{r.duration_s:.1f} s</td>"
-        f"<td class=\"num\">{r.speech_s:.1f} s</td></tr>"
+        f'<tr><td>{_e(role)}</td><td>{_e(r.file)}</td><td class="hash">{_e(r.sha256)}</td><td class="num">{r.duration_s:.1f} s</td>'
+        f'<td class="num">{r.speech_s:.1f} s</td></tr>'
         for role, r in [("questioned", c.questioned)] + [(f"reference {i}", r) for i, r in enumerate(c.references, 1)]
     )
     warnings = (
-        "<ul class=\"warnings\">" + "".join(f"<li>{_e(w)}</li>" for w in c.warnings) + "</ul>"
+        '<ul class="warnings">' + "".join(f"<li>{_e(w)}</li>" for w in c.warnings) + "</ul>"
         if c.warnings
         else "<p>None: every measured condition is within what the calibration covers.</p>"
     )
@@ -199,11 +230,15 @@ def _page(comparison: Comparison, command: str, scores: CalibrationScores, metri
     cal = c.calibration
     non_above, tar_below = misleading
     if c.log10_lr >= 0:
-        misleading_text = (f"{100 * non_above:.2f} % of the different-speaker calibration trials gave an LR at least this large"
-                           " (the rate of evidence this strong that would mislead towards the same-speaker proposition).")
+        misleading_text = (
+            f"{100 * non_above:.2f} % of the different-speaker calibration trials gave an LR at least this large"
+            " (the rate of evidence this strong that would mislead towards the same-speaker proposition)."
+        )
     else:
-        misleading_text = (f"{100 * tar_below:.2f} % of the same-speaker calibration trials gave an LR this small or smaller"
-                           " (the rate of evidence this strong that would mislead towards the different-speaker proposition).")
+        misleading_text = (
+            f"{100 * tar_below:.2f} % of the same-speaker calibration trials gave an LR this small or smaller"
+            " (the rate of evidence this strong that would mislead towards the different-speaker proposition)."
+        )
     return f"""<!DOCTYPE html>
 <html lang="en">
 <head>

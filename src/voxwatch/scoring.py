@@ -72,8 +72,13 @@ class Calibration:
         return ok[0] if ok else self.fa_llr[-1]
 
     def to_json(self) -> dict[str, object]:
-        out: dict[str, object] = {"a": self.a, "b": self.b, "c": self.c, "d": self.d,
-                                  "false_alarms": {"llr": list(self.fa_llr), "per_hour": list(self.fa_per_hour)}}
+        out: dict[str, object] = {
+            "a": self.a,
+            "b": self.b,
+            "c": self.c,
+            "d": self.d,
+            "false_alarms": {"llr": list(self.fa_llr), "per_hour": list(self.fa_per_hour)},
+        }
         if self.narrowband is not None:
             out["narrowband"] = self.narrowband.to_json()
         return out
@@ -82,8 +87,15 @@ class Calibration:
     def from_json(cls, data: dict) -> Calibration:  # type: ignore[type-arg]
         table = data.get("false_alarms", {})
         narrow = cls.from_json(data["narrowband"]) if "narrowband" in data else None
-        return cls(float(data["a"]), float(data["b"]), float(data["c"]), float(data["d"]),
-                   tuple(map(float, table.get("llr", ()))), tuple(map(float, table.get("per_hour", ()))), narrow)
+        return cls(
+            float(data["a"]),
+            float(data["b"]),
+            float(data["c"]),
+            float(data["d"]),
+            tuple(map(float, table.get("llr", ()))),
+            tuple(map(float, table.get("per_hour", ()))),
+            narrow,
+        )
 
     @classmethod
     def fit(cls, scores: np.ndarray, speech_s: np.ndarray, target: np.ndarray, pairs: np.ndarray) -> Calibration:
@@ -117,7 +129,9 @@ class Calibration:
         ``voxwatch calibrate``."""
         fits = _shipped()
         if model not in fits:
-            log.warning("no shipped calibration for model %r: using %r's; fit one with 'voxwatch calibrate'", model, DEFAULT_MODEL)
+            log.warning(
+                "no shipped calibration for model %r: using %r's; fit one with 'voxwatch calibrate'", model, DEFAULT_MODEL
+            )
             model = DEFAULT_MODEL
         return cls.from_json(fits[model])
 
@@ -148,7 +162,9 @@ class Watchlist:
 
     def __post_init__(self) -> None:
         if self.matrix.ndim != 2 or len(self.labels) != len(self.matrix):
-            raise UsageError(f"watchlist needs one voice label per voiceprint: {len(self.labels)} labels, matrix {self.matrix.shape}")
+            raise UsageError(
+                f"watchlist needs one voice label per voiceprint: {len(self.labels)} labels, matrix {self.matrix.shape}"
+            )
         starts = [i for i, label in enumerate(self.labels) if i == 0 or label != self.labels[i - 1]]
         names = tuple(self.labels[i] for i in starts)
         if len(set(names)) != len(names):
@@ -167,7 +183,9 @@ class Watchlist:
             return rows
         return np.maximum.reduceat(rows, self._starts, axis=1)
 
-    def llrs(self, embeddings: np.ndarray, speech_s: np.ndarray | float, bandwidth_hz: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    def llrs(
+        self, embeddings: np.ndarray, speech_s: np.ndarray | float, bandwidth_hz: float = 0.0
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Scores and calibrated LLRs of embeddings (n, d) with ``speech_s`` behind each, heard on a channel whose band
         ends at ``bandwidth_hz`` (0: unknown)."""
         scores = self.scores(embeddings)

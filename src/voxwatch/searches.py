@@ -50,8 +50,12 @@ class Searches:
             result = engine.search(names, speakers, progress=progress)
             entries, found, errors = result.recordings, result.detections, result.errors
             recordings = [
-                {"path": e.path, "duration_s": round(e.duration_s, 3), "speech_s": round(e.speech_s, 2),
-                 "segments": [[round(float(s[0]), 3), round(float(s[1]), 3)] for s in e.spans]}
+                {
+                    "path": e.path,
+                    "duration_s": round(e.duration_s, 3),
+                    "speech_s": round(e.speech_s, 2),
+                    "segments": [[round(float(s[0]), 3), round(float(s[1]), 3)] for s in e.spans],
+                }
                 for e in entries
             ]
             self.service.store.finish_search_job(job_id, "done", recordings, found, errors)

@@ -222,7 +222,9 @@ class Service:
         if "://" in spec:
             scheme = urlsplit(spec).scheme.lower()
             if scheme not in STREAM_SCHEMES:
-                raise Forbidden(f"{spec}: stream scheme {scheme!r} is not allowed; use one of {', '.join(sorted(STREAM_SCHEMES))}")
+                raise Forbidden(
+                    f"{spec}: stream scheme {scheme!r} is not allowed; use one of {', '.join(sorted(STREAM_SCHEMES))}"
+                )
             source: Source = UrlSource(spec, reconnects=reconnects)
             kind = "url"
         else:
@@ -313,12 +315,16 @@ class Service:
         record["audio_url"] = f"/api/alerts/{record['alert_id']}/audio" if record.get("audio") else None
         return record
 
-    def alerts(self, speaker: str | None, stream: str | None, since: str | None, until: str | None, limit: int) -> list[dict[str, Any]]:
+    def alerts(
+        self, speaker: str | None, stream: str | None, since: str | None, until: str | None, limit: int
+    ) -> list[dict[str, Any]]:
         if stream is not None:
             with self._lock:
                 known = self._streams.get(stream)
             stream = known.tap.name if known else stream
-        records = self.store.alert_records(speaker or None, stream or None, _utc_iso(since, "since"), _utc_iso(until, "until"), limit=limit)
+        records = self.store.alert_records(
+            speaker or None, stream or None, _utc_iso(since, "since"), _utc_iso(until, "until"), limit=limit
+        )
         return [self._alert_view(r) for r in records]
 
     def alert(self, alert_id: str) -> dict[str, Any]:

@@ -45,10 +45,14 @@ class ConsoleSink:
     def detection(self, detection: Detection) -> None:
         if self.detections:
             d = detection
-            self._emit("detection", d.to_json(), f"  turn {clock(d.start_s)}-{clock(d.end_s)}  {d.source}  {d.speaker}  llr={d.llr:+.1f}")
+            self._emit(
+                "detection", d.to_json(), f"  turn {clock(d.start_s)}-{clock(d.end_s)}  {d.source}  {d.speaker}  llr={d.llr:+.1f}"
+            )
 
     def stream_end(self, status: StreamStatus) -> None:
-        text = f"stream {status.source} {status.state} after {status.audio_s:.1f} s" + (f": {status.error}" if status.error else "")
+        text = f"stream {status.source} {status.state} after {status.audio_s:.1f} s" + (
+            f": {status.error}" if status.error else ""
+        )
         self._emit("stream", status.to_json(), text)
 
 

@@ -115,4 +115,11 @@ class SnippetKeeper:
         if len(samples) < RATE_HZ // 10:
             return
         media_type, data = encode_snippet(samples)
-        self.store.add_snippet(alert.alert_id, alert.speaker, media_type, round(actual_start, 3), round(actual_start + len(samples) / RATE_HZ, 3), data)
+        self.store.add_snippet(
+            alert.alert_id,
+            alert.speaker,
+            media_type,
+            round(actual_start, 3),
+            round(actual_start + len(samples) / RATE_HZ, 3),
+            data,
+        )

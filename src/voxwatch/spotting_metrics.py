@@ -46,7 +46,9 @@ class SpottingResult:
         }
 
 
-def score_alerts(alerts: list[Any], turns: list[Any], enrolled: set[str], stream_s: float, tolerance_s: float = 1.0) -> SpottingResult:
+def score_alerts(
+    alerts: list[Any], turns: list[Any], enrolled: set[str], stream_s: float, tolerance_s: float = 1.0
+) -> SpottingResult:
     """Match alerts (``speaker``, ``stream_time_s``) to turns (``speaker``, ``start_s``, ``end_s``) of one stream.
 
     An alert is correct when its voice is speaking at ``stream_time_s`` (within ``tolerance_s`` after the turn's end,
@@ -54,7 +56,11 @@ def score_alerts(alerts: list[Any], turns: list[Any], enrolled: set[str], stream
     first: dict[int, float] = {}
     false_alarms = 0
     for alert in alerts:
-        hits = [i for i, t in enumerate(turns) if t.speaker == alert.speaker and t.start_s <= alert.stream_time_s <= t.end_s + tolerance_s]
+        hits = [
+            i
+            for i, t in enumerate(turns)
+            if t.speaker == alert.speaker and t.start_s <= alert.stream_time_s <= t.end_s + tolerance_s
+        ]
         if not hits:
             false_alarms += 1
         for i in hits:

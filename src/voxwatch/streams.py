@@ -154,6 +154,15 @@ class Multiplexer:
         for name, source in sources:
             state, error = self._state[name]
             lag = max(0.0, self._arrived[name] - self._done[name])
-            out.append(StreamStatus(name, state, round(self._done[name], 2), round(lag, 2), error, getattr(source, "drops", 0),
-                                    state == "running" and source.live and lag > self.BEHIND_S))
+            out.append(
+                StreamStatus(
+                    name,
+                    state,
+                    round(self._done[name], 2),
+                    round(lag, 2),
+                    error,
+                    getattr(source, "drops", 0),
+                    state == "running" and source.live and lag > self.BEHIND_S,
+                )
+            )
         return out

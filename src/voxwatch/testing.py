@@ -29,7 +29,10 @@ LOW_HZ, HIGH_HZ = 100.0, 4000.0
 # For tone embeddings: a cosine of 0.8 or more is a match. The false-alarm table puts the alert threshold
 # (0.1 false alarms per hour) at an LLR of 6, i.e. a cosine of 0.8.
 TONE_CALIBRATION = Calibration(
-    a=-10.0, b=20.0, c=0.0, d=0.0,
+    a=-10.0,
+    b=20.0,
+    c=0.0,
+    d=0.0,
     fa_llr=tuple(float(x) for x in range(11)),
     fa_per_hour=(10.0, 5.0, 2.0, 1.0, 0.5, 0.2, 0.1, 0.05, 0.02, 0.01, 0.0),
 )

@@ -92,8 +92,12 @@ class EvidenceSet:
 
     def __add__(self, other: EvidenceSet) -> EvidenceSet:
         offset = int(self.pairs.max()) + 1 if len(self.pairs) else 0
-        return EvidenceSet(np.concatenate([self.scores, other.scores]), np.concatenate([self.speech_s, other.speech_s]),
-                           np.concatenate([self.target, other.target]), np.concatenate([self.pairs, other.pairs + offset]))
+        return EvidenceSet(
+            np.concatenate([self.scores, other.scores]),
+            np.concatenate([self.speech_s, other.speech_s]),
+            np.concatenate([self.target, other.target]),
+            np.concatenate([self.pairs, other.pairs + offset]),
+        )
 
 
 def enrollment_watchlist(engine: Engine, enrollment: dict[str, list[np.ndarray]]) -> Watchlist:
@@ -115,7 +119,9 @@ def enrollment_watchlist(engine: Engine, enrollment: dict[str, list[np.ndarray]]
     return Watchlist(tuple(labels), np.stack(rows), engine.calibration())
 
 
-def spotting_evidence(engine: Engine, watchlist: Watchlist, tests: list[tuple[str | None, np.ndarray]], parallel: int = 32) -> EvidenceSet:
+def spotting_evidence(
+    engine: Engine, watchlist: Watchlist, tests: list[tuple[str | None, np.ndarray]], parallel: int = 32
+) -> EvidenceSet:
     """Stream each test utterance (speaker, audio) through the live spotter and keep every running turn score."""
     spotter_options = dataclasses.replace(engine.settings.spotter, trace=True, threshold_llr=np.inf)
     scores, speech, target, pairs = [], [], [], []
@@ -126,7 +132,11 @@ def spotting_evidence(engine: Engine, watchlist: Watchlist, tests: list[tuple[st
         events = []
         step = RATE_HZ // 2
         for offset in range(0, longest, step):
-            chunks = [AudioChunk(str(start + i), offset / RATE_HZ, a[offset : offset + step]) for i, (_, a) in enumerate(group) if offset < len(a)]
+            chunks = [
+                AudioChunk(str(start + i), offset / RATE_HZ, a[offset : offset + step])
+                for i, (_, a) in enumerate(group)
+                if offset < len(a)
+            ]
             events += spotter.process(chunks)
         for i in range(len(group)):
             events += spotter.finish(str(start + i))

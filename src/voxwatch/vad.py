@@ -66,7 +66,9 @@ class SileroVad:
         path = path or silero_model_path()
         self._session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         sequence = path.with_name("silero_vad_16k_sequence.onnx")
-        self._sequence = ort.InferenceSession(str(sequence), opts, providers=["CPUExecutionProvider"]) if sequence.is_file() else None
+        self._sequence = (
+            ort.InferenceSession(str(sequence), opts, providers=["CPUExecutionProvider"]) if sequence.is_file() else None
+        )
         self._rate = np.array(RATE_HZ, np.int64)
 
     def probabilities(self, frames: np.ndarray, states: list[VadState]) -> np.ndarray:

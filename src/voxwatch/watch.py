@@ -53,8 +53,14 @@ class Watch:
 
     HANDOVER_DEPTH = 4  # steps waiting between the two threads
 
-    def __init__(self, engine: Engine, mux: Multiplexer, sinks: Iterable[Sink] = (), speakers: list[str] | None = None,
-                 around_decide: Callable[[Callable[[], None]], None] | None = None):
+    def __init__(
+        self,
+        engine: Engine,
+        mux: Multiplexer,
+        sinks: Iterable[Sink] = (),
+        speakers: list[str] | None = None,
+        around_decide: Callable[[Callable[[], None]], None] | None = None,
+    ):
         """``around_decide``, if given, runs the second thread's body (it must call it once): a hook for profiling
         and CPU accounting of that thread."""
         self.engine = engine
@@ -156,8 +162,13 @@ class Watch:
         behind = {name for name, s in status.items() if s.behind}
         if behind - warned:
             worst = max(behind, key=lambda name: status[name].lag_s)
-            log.warning("%d of %d streams falling behind real time; the worst, %s, has %.1f s of audio waiting",
-                        len(behind), len(status), worst, status[worst].lag_s)
+            log.warning(
+                "%d of %d streams falling behind real time; the worst, %s, has %.1f s of audio waiting",
+                len(behind),
+                len(status),
+                worst,
+                status[worst].lag_s,
+            )
         for end in ended:
             self.summary.streams.append(status[end.source])
             for sink in self.sinks:

@@ -21,12 +21,22 @@ from voxwatch.testing import compose_tones
 
 HERE = Path(__file__).resolve().parent
 VOICES = {"low": 300.0, "mid": 700.0, "high": 1200.0}  # mid is never enrolled: a stranger
-TURNS: list[tuple[str | None, float]] = [(None, 1.0), ("low", 3.5), (None, 1.0), ("mid", 3.0), (None, 1.0), ("high", 2.5), (None, 0.5)]
+TURNS: list[tuple[str | None, float]] = [
+    (None, 1.0),
+    ("low", 3.5),
+    (None, 1.0),
+    ("mid", 3.0),
+    (None, 1.0),
+    ("high", 2.5),
+    (None, 0.5),
+]
 SEED = 7
 
 
 def write_flac(path: Path, samples: np.ndarray, rate_hz: int = 8000) -> None:
-    pcm = np.round(np.clip(samples[:: RATE_HZ // rate_hz], -1, 1) * 32767).astype(np.int16)  # tones below 4 kHz: decimation is enough
+    pcm = np.round(np.clip(samples[:: RATE_HZ // rate_hz], -1, 1) * 32767).astype(
+        np.int16
+    )  # tones below 4 kHz: decimation is enough
     with av.open(str(path), "w", format="flac") as container:
         stream = container.add_stream("flac", rate=rate_hz)
         stream.layout = "mono"
@@ -59,7 +69,9 @@ def main() -> None:
                 engine.enroll(name, [write_wav(Path(folder) / f"{name}.wav", tone_voice(VOICES[name], 5.0, seed=100 + i))])
             summary = engine.watch([FileSource(str(HERE / "tones.flac"))])
             engine.close()
-        record["alerts"] = [{"speaker": a.speaker, "segment_start_s": a.segment_start_s, "stream_time_s": a.stream_time_s} for a in summary.alerts]
+        record["alerts"] = [
+            {"speaker": a.speaker, "segment_start_s": a.segment_start_s, "stream_time_s": a.stream_time_s} for a in summary.alerts
+        ]
     elif target.exists():
         record["alerts"] = json.loads(target.read_text()).get("alerts", [])
     target.write_text(json.dumps(record, indent=1) + "\n")

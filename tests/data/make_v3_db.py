@@ -21,8 +21,12 @@ HERE = Path(__file__).resolve().parent
 def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         engine = tone_engine(folder, actor="maker")
-        engine.enroll("low", [write_wav(Path(folder) / "low.wav", tone_voice(300.0, 5.0, seed=100))], note="tone, made by make_v3_db.py")
-        engine.enroll("high", [write_wav(Path(folder) / "high.wav", tone_voice(1200.0, 5.0, seed=101))], note="tone, made by make_v3_db.py")
+        engine.enroll(
+            "low", [write_wav(Path(folder) / "low.wav", tone_voice(300.0, 5.0, seed=100))], note="tone, made by make_v3_db.py"
+        )
+        engine.enroll(
+            "high", [write_wav(Path(folder) / "high.wav", tone_voice(1200.0, 5.0, seed=101))], note="tone, made by make_v3_db.py"
+        )
         summary = engine.watch([FileSource(str(HERE / "tones.flac"))])
         engine.index([str(HERE / "tones.flac")])
         store = engine.store
@@ -37,8 +41,11 @@ def main() -> None:
         version = db.execute("PRAGMA user_version").fetchone()[0]
         lines = [line.replace(str(HERE), "/data") for line in db.iterdump()]
         db.close()
-    (HERE / "voxwatch-v3.sql").write_text(f"-- a voxwatch database at schema {version}, made by make_v3_db.py\n"
-                                         + "\n".join(lines) + f"\nPRAGMA user_version = {version};\n")
+    (HERE / "voxwatch-v3.sql").write_text(
+        f"-- a voxwatch database at schema {version}, made by make_v3_db.py\n"
+        + "\n".join(lines)
+        + f"\nPRAGMA user_version = {version};\n"
+    )
 
 
 if __name__ == "__main__":

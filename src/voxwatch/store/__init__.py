@@ -30,8 +30,13 @@ class Store(Voices, Archive, Alerts, ServiceState):
             speaker_id, enrollments = self._forget_voice(db, name)
             dropped = self._forget_alerts(db, name)
             search_hits = self._forget_in_service(db, name)
-            counts = {"enrollments": enrollments, "detections": dropped["detections"], "snippets": dropped["snippets"],
-                      "search_hits": search_hits, "alerts": dropped["alerts"]}
+            counts = {
+                "enrollments": enrollments,
+                "detections": dropped["detections"],
+                "snippets": dropped["snippets"],
+                "search_hits": search_hits,
+                "alerts": dropped["alerts"],
+            }
             alias = f"forgotten-voice-{speaker_id}"
             self._forget_in_audit(db, name, alias)
             self._audit(db, actor, "forget", alias, json.dumps(counts))

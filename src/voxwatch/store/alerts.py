@@ -24,7 +24,9 @@ class Alerts(StoreCore):
 
     def detections(self, speaker: str | None = None) -> list[Detection]:
         sql = "SELECT source, speaker, start_s, end_s, score, llr FROM detections"
-        rows = self._query(sql + " WHERE speaker = ? ORDER BY id" if speaker else sql + " ORDER BY id", (speaker,) if speaker else ())
+        rows = self._query(
+            sql + " WHERE speaker = ? ORDER BY id" if speaker else sql + " ORDER BY id", (speaker,) if speaker else ()
+        )
         return [Detection(*r) for r in rows]
 
     def add_alert(self, alert: Alert) -> bool:
@@ -51,7 +53,10 @@ class Alerts(StoreCore):
         if undelivered:
             clauses.append("delivered_at IS NULL")
         where = " WHERE " + " AND ".join(clauses) if clauses else ""
-        return [Alert.from_json(json.loads(p)) for (p,) in self._query(f"SELECT payload FROM alerts{where} ORDER BY rowid", tuple(args))]
+        return [
+            Alert.from_json(json.loads(p))
+            for (p,) in self._query(f"SELECT payload FROM alerts{where} ORDER BY rowid", tuple(args))
+        ]
 
     def acknowledge(self, alert_id: str, actor: str) -> tuple[str, str]:
         """Acknowledge an alert once; returns ``(acknowledged_at, actor)`` of the first acknowledgement."""
@@ -82,11 +87,24 @@ class Alerts(StoreCore):
         rows = self._query("SELECT media_type, start_s, end_s, audio FROM snippets WHERE alert_id = ?", (alert_id,))
         return rows[0] if rows else None
 
-    def alert_records(self, speaker: str | None = None, source: str | None = None, since: str | None = None, until: str | None = None,
-                      alert_id: str | None = None, limit: int = 500) -> list[dict[str, object]]:
+    def alert_records(
+        self,
+        speaker: str | None = None,
+        source: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+        alert_id: str | None = None,
+        limit: int = 500,
+    ) -> list[dict[str, object]]:
         """Alerts newest first with their acknowledgement and snippet span; ``since``/``until`` compare ISO wall times."""
         clauses, args = [], []
-        for column, value in (("a.speaker = ?", speaker), ("a.source = ?", source), ("a.wall_time >= ?", since), ("a.wall_time <= ?", until), ("a.alert_id = ?", alert_id)):
+        for column, value in (
+            ("a.speaker = ?", speaker),
+            ("a.source = ?", source),
+            ("a.wall_time >= ?", since),
+            ("a.wall_time <= ?", until),
+            ("a.alert_id = ?", alert_id),
+        ):
             if value is not None:
                 clauses.append(column)
                 args.append(value)
@@ -98,7 +116,12 @@ class Alerts(StoreCore):
             (*args, limit),
         )
         return [
-            {**json.loads(p), "acknowledged_at": at, "acknowledged_by": by, "audio": None if s0 is None else {"start_s": s0, "end_s": s1}}
+            {
+                **json.loads(p),
+                "acknowledged_at": at,
+                "acknowledged_by": by,
+                "audio": None if s0 is None else {"start_s": s0, "end_s": s1},
+            }
             for p, at, by, s0, s1 in rows
         ]
 
@@ -142,7 +165,10 @@ class Alerts(StoreCore):
 
     def delivery_counts(self, webhook_id: int) -> dict[str, object]:
         """Per-status counts of one webhook's deliveries, and the last error of the pending head."""
-        counts: dict[str, object] = {s: n for s, n in self._query("SELECT status, COUNT(*) FROM deliveries WHERE webhook_id = ? GROUP BY status", (webhook_id,))}
+        counts: dict[str, object] = {
+            s: n
+            for s, n in self._query("SELECT status, COUNT(*) FROM deliveries WHERE webhook_id = ? GROUP BY status", (webhook_id,))
+        }
         head = self._query(
             "SELECT d.attempts, d.last_error, d.next_attempt_at FROM deliveries d JOIN alerts a ON a.alert_id = d.alert_id"
             " WHERE d.webhook_id = ? AND d.status = 'pending' ORDER BY a.rowid LIMIT 1",

@@ -10,7 +10,9 @@ from ..records import Segment
 from ..scoring import voice_summaries
 from .core import StoreCore, now
 
-_RECORDINGS = "SELECT path, sha256, duration_s, speech_s, spans, vectors, bandwidth_hz FROM recordings"  # as Archive._recording reads them
+_RECORDINGS = (
+    "SELECT path, sha256, duration_s, speech_s, spans, vectors, bandwidth_hz FROM recordings"  # as Archive._recording reads them
+)
 
 
 @dataclass(frozen=True)
@@ -83,5 +85,10 @@ class Archive(StoreCore):
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (sha256, model, path, duration_s, float(spans[:, 2].sum()), now(), spans.tobytes(), vectors.tobytes(), bandwidth),
             )
-            db.execute("INSERT INTO voice_summaries (recording_id, model, centroids) VALUES (?, ?, ?)", (cur.lastrowid, model, centroids.tobytes()))
-        return IndexedRecording(path, sha256, duration_s, float(spans[:, 2].sum()), spans, vectors.reshape(len(spans), -1), bandwidth)
+            db.execute(
+                "INSERT INTO voice_summaries (recording_id, model, centroids) VALUES (?, ?, ?)",
+                (cur.lastrowid, model, centroids.tobytes()),
+            )
+        return IndexedRecording(
+            path, sha256, duration_s, float(spans[:, 2].sum()), spans, vectors.reshape(len(spans), -1), bandwidth
+        )

@@ -164,7 +164,9 @@ class StoreCore:
             pass
         try:
             # autocommit: a reader never holds a transaction open, so each read sees the latest commit
-            reader = sqlite3.connect(self.path.resolve().as_uri() + "?mode=ro", uri=True, check_same_thread=False, isolation_level=None, timeout=30)
+            reader = sqlite3.connect(
+                self.path.resolve().as_uri() + "?mode=ro", uri=True, check_same_thread=False, isolation_level=None, timeout=30
+            )
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: cannot open the voxwatch database for reading ({exc})") from exc
         with self._lock:
@@ -179,7 +181,9 @@ class StoreCore:
 
     @staticmethod
     def _audit(db: sqlite3.Connection, actor: str, action: str, target: str, detail: str) -> None:
-        db.execute("INSERT INTO audit (at, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)", (now(), actor, action, target, detail))
+        db.execute(
+            "INSERT INTO audit (at, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)", (now(), actor, action, target, detail)
+        )
 
     def audit_log(self) -> list[dict[str, str]]:
         rows = self._query("SELECT at, actor, action, target, detail FROM audit ORDER BY id")
@@ -191,4 +195,7 @@ class StoreCore:
         db.execute("UPDATE audit SET target = ?, detail = '' WHERE target = ?", (alias, name))
         listed = db.execute("SELECT id, target FROM audit WHERE ',' || target || ',' LIKE ?", (f"%,{name},%",)).fetchall()
         for row_id, target in listed:  # actions on several voices (watch, search) name them in a comma list
-            db.execute("UPDATE audit SET target = ? WHERE id = ?", (",".join(alias if t == name else t for t in target.split(",")), row_id))
+            db.execute(
+                "UPDATE audit SET target = ? WHERE id = ?",
+                (",".join(alias if t == name else t for t in target.split(",")), row_id),
+            )

@@ -18,7 +18,9 @@ class ServiceState(StoreCore):
         with self._tx() as db:
             if db.execute("SELECT 1 FROM tokens WHERE name = ?", (name,)).fetchone():
                 raise UsageError(f"a token named {name!r} exists already; pick another name")
-            db.execute("INSERT INTO tokens (name, sha256, created_at, created_by) VALUES (?, ?, ?, ?)", (name, sha256, now(), actor))
+            db.execute(
+                "INSERT INTO tokens (name, sha256, created_at, created_by) VALUES (?, ?, ?, ?)", (name, sha256, now(), actor)
+            )
             self._audit(db, actor, "token-create", name, "")
 
     def token_named(self, sha256: str) -> str | None:
@@ -37,7 +39,9 @@ class ServiceState(StoreCore):
                 "INSERT INTO webhooks (url, secret, speakers, created_at, created_by) VALUES (?, ?, ?, ?, ?)",
                 (url, secret, None if speakers is None else json.dumps(speakers), now(), actor),
             ).lastrowid
-            db.execute("INSERT INTO deliveries (alert_id, webhook_id, status) SELECT alert_id, ?, 'skipped' FROM alerts", (webhook_id,))
+            db.execute(
+                "INSERT INTO deliveries (alert_id, webhook_id, status) SELECT alert_id, ?, 'skipped' FROM alerts", (webhook_id,)
+            )
             self._audit(db, actor, "webhook-add", str(webhook_id), url)
         return int(webhook_id)  # type: ignore[arg-type]
 
@@ -65,7 +69,9 @@ class ServiceState(StoreCore):
         with self._tx() as db:
             db.execute("UPDATE search_jobs SET done = ? WHERE id = ?", (done, job_id))
 
-    def finish_search_job(self, job_id: str, status: str, recordings: list[dict[str, object]], detections: list[Detection], errors: list[str]) -> None:
+    def finish_search_job(
+        self, job_id: str, status: str, recordings: list[dict[str, object]], detections: list[Detection], errors: list[str]
+    ) -> None:
         with self._tx() as db:
             db.execute(
                 "UPDATE search_jobs SET status = ?, done = total, recordings = ?, errors = ?, finished_at = ? WHERE id = ?",
@@ -85,19 +91,36 @@ class ServiceState(StoreCore):
             ).rowcount
 
     def search_job(self, job_id: str) -> dict[str, object] | None:
-        rows = self._query("SELECT id, actor, paths, speakers, status, done, total, recordings, errors, created_at, finished_at FROM search_jobs WHERE id = ?", (job_id,))
+        rows = self._query(
+            "SELECT id, actor, paths, speakers, status, done, total, recordings, errors, created_at, finished_at FROM search_jobs WHERE id = ?",
+            (job_id,),
+        )
         if not rows:
             return None
         i, actor, paths, speakers, status, done, total, recordings, errors, created, finished = rows[0]
-        hits = self._query("SELECT source, speaker, start_s, end_s, score, llr FROM search_hits WHERE job_id = ? ORDER BY source, start_s", (i,))
+        hits = self._query(
+            "SELECT source, speaker, start_s, end_s, score, llr FROM search_hits WHERE job_id = ? ORDER BY source, start_s", (i,)
+        )
         return {
-            "id": i, "actor": actor, "paths": json.loads(paths), "speakers": None if speakers is None else json.loads(speakers), "status": status,
-            "done": done, "total": total, "recordings": json.loads(recordings) if recordings else [], "errors": json.loads(errors) if errors else [],
-            "detections": [Detection(*h).to_json() for h in hits], "created_at": created, "finished_at": finished,
+            "id": i,
+            "actor": actor,
+            "paths": json.loads(paths),
+            "speakers": None if speakers is None else json.loads(speakers),
+            "status": status,
+            "done": done,
+            "total": total,
+            "recordings": json.loads(recordings) if recordings else [],
+            "errors": json.loads(errors) if errors else [],
+            "detections": [Detection(*h).to_json() for h in hits],
+            "created_at": created,
+            "finished_at": finished,
         }
 
     def search_jobs(self, limit: int = 50) -> list[dict[str, object]]:
-        rows = self._query("SELECT id, actor, status, done, total, created_at, finished_at FROM search_jobs ORDER BY created_at DESC, rowid DESC LIMIT ?", (limit,))
+        rows = self._query(
+            "SELECT id, actor, status, done, total, created_at, finished_at FROM search_jobs ORDER BY created_at DESC, rowid DESC LIMIT ?",
+            (limit,),
+        )
         return [dict(zip(("id", "actor", "status", "done", "total", "created_at", "finished_at"), r)) for r in rows]
 
     @staticmethod
@@ -106,7 +129,10 @@ class ServiceState(StoreCore):
         and take the name out of webhook speaker filters (a filter left empty matches nothing, never everything).
         Returns how many search hits were deleted."""
         hits = db.execute("DELETE FROM search_hits WHERE speaker = ?", (name,)).rowcount
-        db.execute("DELETE FROM search_jobs WHERE speakers IS NOT NULL AND EXISTS (SELECT 1 FROM json_each(search_jobs.speakers) WHERE value = ?)", (name,))
+        db.execute(
+            "DELETE FROM search_jobs WHERE speakers IS NOT NULL AND EXISTS (SELECT 1 FROM json_each(search_jobs.speakers) WHERE value = ?)",
+            (name,),
+        )
         db.execute(
             "UPDATE webhooks SET speakers = (SELECT json_group_array(value) FROM json_each(webhooks.speakers) WHERE value != ?)"
             " WHERE speakers IS NOT NULL AND EXISTS (SELECT 1 FROM json_each(webhooks.speakers) WHERE value = ?)",

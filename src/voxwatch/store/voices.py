@@ -18,18 +18,35 @@ class Voices(StoreCore):
         """Store the enrollments of one voice (creating it) atomically: each with one embedding per simulated condition."""
         with self._tx() as db:
             row = db.execute("SELECT id FROM speakers WHERE name = ?", (name,)).fetchone()
-            speaker_id = row[0] if row else db.execute("INSERT INTO speakers (name, created_at) VALUES (?, ?)", (name, now())).lastrowid
+            speaker_id = (
+                row[0] if row else db.execute("INSERT INTO speakers (name, created_at) VALUES (?, ?)", (name, now())).lastrowid
+            )
             for info, vectors in items:
                 cur = db.execute(
                     "INSERT INTO enrollments (speaker_id, file, sha256, speech_s, snr_db, consistency, note, created_at, model)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (speaker_id, info.file, info.sha256, info.speech_s, info.snr_db, info.consistency, info.note, info.created_at, info.model),
+                    (
+                        speaker_id,
+                        info.file,
+                        info.sha256,
+                        info.speech_s,
+                        info.snr_db,
+                        info.consistency,
+                        info.note,
+                        info.created_at,
+                        info.model,
+                    ),
                 )
                 db.executemany(
                     "INSERT INTO embeddings (enrollment_id, model, condition, vector) VALUES (?, ?, ?, ?)",
-                    [(cur.lastrowid, info.model, condition, np.asarray(v, np.float32).tobytes()) for condition, v in vectors.items()],
+                    [
+                        (cur.lastrowid, info.model, condition, np.asarray(v, np.float32).tobytes())
+                        for condition, v in vectors.items()
+                    ],
                 )
-                self._audit(db, actor, "enroll", name, f"{info.file} sha256={info.sha256} speech_s={info.speech_s} note={info.note!r}")
+                self._audit(
+                    db, actor, "enroll", name, f"{info.file} sha256={info.sha256} speech_s={info.speech_s} note={info.note!r}"
+                )
 
     def enrolled_as(self, sha256: str) -> str | None:
         row = self._query("SELECT s.name FROM enrollments e JOIN speakers s ON s.id = e.speaker_id WHERE e.sha256 = ?", (sha256,))
@@ -40,7 +57,9 @@ class Voices(StoreCore):
             "SELECT s.name, COUNT(e.id), COALESCE(SUM(e.speech_s), 0), s.created_at, GROUP_CONCAT(e.note, char(31))"
             " FROM speakers s LEFT JOIN enrollments e ON e.speaker_id = s.id GROUP BY s.id ORDER BY s.name"
         )
-        return [SpeakerInfo(n, c, round(s, 2), t, tuple(x for x in (notes or "").split("\x1f") if x)) for n, c, s, t, notes in rows]
+        return [
+            SpeakerInfo(n, c, round(s, 2), t, tuple(x for x in (notes or "").split("\x1f") if x)) for n, c, s, t, notes in rows
+        ]
 
     def enrollments(self, name: str) -> list[EnrollmentInfo]:
         self._require(name)
