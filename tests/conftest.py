@@ -7,8 +7,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from training.data import read_split
 from voxwatch import Engine, Settings, SileroVad, load_backend
 from voxwatch.corpus import manifest, speaker_folders
+from voxwatch.embedding import DEFAULT_MODEL
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 TEST_OTHER = DATA / "resemblyzer/audio_data/librispeech_test-other"
@@ -29,13 +31,15 @@ def readers(data: Path) -> dict[str, list[Path]]:
 
 @pytest.fixture(scope="session")
 def impostors(data: Path) -> dict[str, list[Path]]:
-    """LibriSpeech train-clean-100: 131 other readers, one reading each."""
-    return manifest(data, "resemblyzer/audio_data/librispeech_train-clean-100")
+    """LibriSpeech train-clean-100 readers held apart from the encoder's training (71), one reading each."""
+    folder = "resemblyzer/audio_data/librispeech_train-clean-100"
+    split = read_split()
+    return {k: v for k, v in manifest(data, folder).items() if split.get((folder, k)) == "heldout"}
 
 
 @pytest.fixture(scope="session")
 def models():  # type: ignore[no-untyped-def]
-    return load_backend("ge2e"), SileroVad()
+    return load_backend(DEFAULT_MODEL), SileroVad()
 
 
 @pytest.fixture

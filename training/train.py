@@ -158,7 +158,7 @@ def main() -> None:
         )
         checkpoint.with_suffix(".tmp").replace(checkpoint)
 
-    started, log = time.perf_counter(), open(args.run / "log.tsv", "a")
+    started = time.perf_counter()
     running: dict[str, float] = {}
     while step < args.steps and time.perf_counter() - started < args.minutes * 60:
         lr = args.lr * 0.5 * (1 + math.cos(math.pi * step / args.steps))  # cosine decay over the whole run
@@ -178,8 +178,8 @@ def main() -> None:
             running[k] = 0.98 * running.get(k, v) + 0.02 * v
         if step % 20 == 0:
             line = f"{step}\t{lr:.2e}\t" + "\t".join(f"{running[k]:.4f}" for k in ("loss", "distill", "aam"))
-            log.write(line + "\n")
-            log.flush()
+            with open(args.run / "log.tsv", "a") as log:
+                log.write(line + "\n")
             print(f"step {line} ({time.perf_counter() - started:.0f} s)", flush=True)
         if step % args.save_every == 0:
             save()
