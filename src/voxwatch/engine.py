@@ -8,22 +8,22 @@ from __future__ import annotations
 import dataclasses
 import getpass
 import logging
-import os
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .audio import RATE_HZ, Source, find_audio_files, load_audio, sha256_file
-from .channels import CONDITIONS, simulate
-from .embedding import DEFAULT_MODEL, EmbeddingBackend, load_backend
+from .channels import simulate
+from .embedding import EmbeddingBackend, load_backend
 from .errors import AudioError, EnrollmentError, UsageError
 from .indexing import merge_detections, segment_groups
 from .pipeline import Event, Spotter, SpotterOptions
 from .quality import Quality, measure
 from .records import AudioChunk, Candidate, Detection, EnrollmentInfo, Segment, Verification
 from .scoring import Calibration, Watchlist, l2_normalise
+from .settings import Settings, default_db  # re-exported: Settings lived here
 from .store import IndexedRecording, Store, now
 from .streams import Multiplexer
 from .vad import SileroVad, VoiceActivity
@@ -32,35 +32,6 @@ from .watch import Sink, Watch, WatchSummary
 __all__ = ["Analysis", "Engine", "SearchResult", "Settings", "Sink", "Watch", "WatchSummary", "default_db"]
 
 log = logging.getLogger(__name__)
-
-
-def default_db() -> Path:
-    """``$VOXWATCH_DB``, else ``voxwatch.db`` in the user data directory."""
-    if os.environ.get("VOXWATCH_DB"):
-        return Path(os.environ["VOXWATCH_DB"])
-    from platformdirs import user_data_dir
-
-    return Path(user_data_dir("voxwatch")) / "voxwatch.db"
-
-
-@dataclass(frozen=True)
-class Settings:
-    """Everything configurable, resolved once (environment, then command line) before the engine starts."""
-
-    db: Path = field(default_factory=default_db)
-    model: str = DEFAULT_MODEL
-    threads: int = 1
-    spotter: SpotterOptions = field(default_factory=SpotterOptions)
-    calibration: Path | None = None  # a file from 'voxwatch calibrate'; None: the shipped calibration
-    verify_threshold_llr: float = 2.303  # accept at LR >= 10 ("moderate support" on the ENFSI scale) or more
-    min_enroll_speech_s: float = 3.0
-    min_same_speaker: float = 0.65  # segments of one enrollment recording less alike than this: several voices
-    enroll_conditions: tuple[str, ...] = CONDITIONS  # channels each enrollment is also heard through
-    max_parallel_files: int = 8  # files one indexing worker decodes at once, as streams of one spotter
-    workers: int = 2  # indexing processes
-    index_hop_s: float = 1.6  # archives are embedded every 1.6 s of speech (live streams every hop_s)
-    search_prefilter_margin: float = 0.1  # how far below the threshold a voice summary still gets its segments scored
-    search_merge_gap_s: float = 2.0  # one voice's detections closer than this form one region in search results
 
 
 @dataclass(frozen=True)
