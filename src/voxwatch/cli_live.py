@@ -1,0 +1,220 @@
+"""The live commands: watch streams, serve the API and dashboard (and its tokens), and the demo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .audio import RATE_HZ, PcmFormat, open_source
+from .cli_context import Context, fail_on, guard, operating_point
+from .sinks import ConsoleSink, JsonLinesSink
+
+
+@click.command()
+@click.argument("sources", nargs=-1, required=True)
+@click.option("--speaker", "speakers", multiple=True, help="Only watch for this voice (repeatable) [default: all enrolled].")
+@click.option(
+    "--pace",
+    type=click.Choice(["realtime", "fast"]),
+    default="realtime",
+    show_default=True,
+    help="Play files in real time or as fast as possible.",
+)
+@click.option("--rate", type=int, default=RATE_HZ, show_default=True, help="Sample rate of raw PCM on stdin ('-').")
+@click.option(
+    "--format",
+    "encoding",
+    type=click.Choice(["s16le", "s32le", "f32le", "u8"]),
+    default="s16le",
+    show_default=True,
+    help="Sample format of raw PCM on stdin.",
+)
+@click.option("--channels", type=int, default=1, show_default=True, help="Channel count of raw PCM on stdin.")
+@operating_point
+@click.option(
+    "--alerts-file", type=click.Path(dir_okay=False), default=None, help="Also append every alert to this JSON-lines file."
+)
+@click.option(
+    "--reconnect", type=int, default=0, show_default=True, help="Reconnect attempts (with backoff) when a network stream drops."
+)
+@click.option("--detections", is_flag=True, help="Also print every detected turn when it ends.")
+@click.pass_obj
+@guard
+def watch(
+    obj: Context,
+    sources: tuple[str, ...],
+    speakers: tuple[str, ...],
+    pace: str,
+    rate: int,
+    encoding: str,
+    channels: int,
+    threshold: float | None,
+    fa_rate: float | None,
+    alerts_file: str | None,
+    reconnect: int,
+    detections: bool,
+) -> None:
+    """Watch live sources and alert the moment an enrolled voice speaks. Runs until the sources end or Ctrl-C.
+
+    SOURCES are files, network streams (http, icecast, hls, rtsp, rtp, udp), '-' for raw PCM on stdin, or a sound
+    card as alsa:NAME / pulse:NAME.
+
+    \b
+    Examples:
+      voxwatch watch channel1.mp3 channel2.flac --pace realtime
+      voxwatch watch http://radio.example/live.mp3 --speaker "Jane Doe" --reconnect 10 --alerts-file alerts.jsonl
+      arecord -f S16_LE -r 8000 | voxwatch watch - --rate 8000
+    """
+    pcm = PcmFormat(encoding, rate, channels)
+    engine = obj.engine(threshold, fa_rate)
+    srcs = [open_source(s, realtime=pace == "realtime", pcm=pcm, reconnects=reconnect) for s in sources]
+    sinks: list = [ConsoleSink(obj.as_json, detections=detections)]  # type: ignore[type-arg]
+    if alerts_file:
+        sinks.append(JsonLinesSink(alerts_file))
+    summary = engine.watch(srcs, sinks, list(speakers) or None)
+    if not obj.as_json:
+        click.echo(f"{len(summary.alerts)} alert(s), {len(summary.detections)} detected turn(s)")
+    fail_on([s.error or s.source for s in summary.streams if s.state == "failed"])
+
+
+@click.command()
+@click.option(
+    "--data",
+    type=click.Path(exists=True, file_okay=False),
+    default=None,
+    help="Use real recordings: a folder with one sub-folder of audio per speaker.",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default="demo-out",
+    show_default=True,
+    help="Where the demo writes its audio, database and alerts.",
+)
+@click.option(
+    "--pace",
+    type=click.Choice(["realtime", "fast"]),
+    default="fast",
+    show_default=True,
+    help="Play the demo stream in real time or as fast as possible.",
+)
+@click.option("--seconds", type=float, default=120.0, show_default=True, help="Length of the demo stream.")
+@click.option("--seed", type=int, default=7, show_default=True)
+@click.pass_obj
+@guard
+def demo(obj: Context, data: str | None, out: str, pace: str, seconds: float, seed: int) -> None:
+    """Make audio, enroll some voices, watch a stream where they speak among others, and score the alerts.
+
+    \b
+    Examples:
+      voxwatch demo                                  # synthetic voices through a simulated broadcast channel
+      voxwatch demo --data ../shared/data/resemblyzer/audio_data/librispeech_test-other
+    """
+    from .demo import run_demo
+
+    run_demo(
+        Path(out),
+        data=Path(data) if data else None,
+        realtime=pace == "realtime",
+        seconds=seconds,
+        seed=seed,
+        as_json=obj.as_json,
+        model=obj.settings().model,
+    )
+
+
+@click.command()
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to bind; anything but loopback exposes the API to the network.",
+)
+@click.option("--port", default=8686, show_default=True, type=click.IntRange(1, 65535), help="TCP port.")
+@click.option(
+    "--allow-dir",
+    "allow_dirs",
+    multiple=True,
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Directory whose files may be named in requests (file streams, search paths); repeatable [default: none].",
+)
+@click.option(
+    "--max-upload-mb", default=100.0, show_default=True, type=float, help="Largest enrollment upload (all files of one request)."
+)
+@operating_point
+@click.pass_obj
+@guard
+def serve(
+    obj: Context,
+    host: str,
+    port: int,
+    allow_dirs: tuple[Path, ...],
+    max_upload_mb: float,
+    threshold: float | None,
+    fa_rate: float | None,
+) -> None:
+    """Run the HTTP API, the live dashboard (http://HOST:PORT/) and webhook delivery in one process.
+
+    Every API call needs a bearer token: create one first with 'voxwatch token create NAME'.
+    OpenAPI: /openapi.json, interactive docs: /docs.
+
+    \b
+    Example:
+      voxwatch token create alice
+      voxwatch serve --allow-dir /srv/recordings --port 8686
+    """
+    from .api import serve as run_service
+    from .service import Service, ServiceOptions
+
+    service = Service(obj.engine(threshold, fa_rate), ServiceOptions(allow_dirs=allow_dirs, max_upload_mb=max_upload_mb))
+    run_service(service, host, port)
+
+
+@click.group()
+def token() -> None:
+    """API tokens for 'voxwatch serve' (stored hashed; shown once, when created).
+
+    \b
+    Example:
+      voxwatch token create operator-1
+      voxwatch token list
+    """
+
+
+@token.command("create")
+@click.argument("name")
+@click.pass_obj
+@guard
+def token_create(obj: Context, name: str) -> None:
+    """Create an API token and print it; this is the only time it is shown.
+
+    \b
+    Example:
+      voxwatch token create operator-1
+      curl -H "Authorization: Bearer vxw_..." http://127.0.0.1:8686/api/speakers
+    """
+    from .auth import create_token
+
+    engine = obj.engine()
+    secret = create_token(engine.store, name, engine.actor)
+    obj.emit({"name": name, "token": secret}, secret)
+    if not obj.as_json:
+        click.echo(f"token {name!r} created; copy it now, it cannot be shown again", err=True)
+
+
+@token.command("list")
+@click.pass_obj
+@guard
+def token_list(obj: Context) -> None:
+    """List API token names (never the tokens).
+
+    \b
+    Example:
+      voxwatch token list --json
+    """
+    found = obj.engine().store.tokens()
+    for t in found:
+        obj.emit(t, f"{t['name']}\tcreated {t['created_at']} by {t['created_by']}")
+    if not found and not obj.as_json:
+        click.echo("no tokens; create one with 'voxwatch token create NAME'")
