@@ -18,11 +18,12 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 from .audio import FileSource, PcmFormat, PcmSource, Source, UrlSource, load_audio, open_source
 from .comparison import Comparison, compare
 from .embedding import EmbeddingBackend, load_backend
-from .engine import Analysis, Engine, Settings
+from .engine import Analysis, Engine
 from .errors import AudioError, EnrollmentError, ModelError, StoreError, UnknownSpeakerError, UsageError, VoxwatchError
 from .pipeline import Spotter, SpotterOptions
 from .records import Alert, AudioChunk, Candidate, Detection, EnrollmentInfo, Segment, SpeakerInfo, Verification
 from .scoring import Calibration, Watchlist
+from .settings import Settings, resolve_settings
 from .sinks import CollectingSink, ConsoleSink, JsonLinesSink
 from .streams import StreamStatus
 from .vad import SileroVad
@@ -71,5 +72,6 @@ __all__ = [
     "load_audio",
     "load_backend",
     "open_source",
+    "resolve_settings",
 ]
 __version__ = "0.1.0"
