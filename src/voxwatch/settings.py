@@ -176,13 +176,15 @@ def resolve_settings(
     for key in given:
         if key not in KEYS:
             raise UsageError(f"unknown setting '{key}'; the settings are {', '.join(KEYS)}")
-    layers = [(str(path), _read_file(path, named_by)), ("the environment", _read_environment(environ)), ("", given)]
+    layers = [
+        (_read_file(path, named_by), f"{path}: give threshold or false_alarms_per_hour, not both; remove one"),
+        (_read_environment(environ), "set $VOXWATCH_THRESHOLD or $VOXWATCH_FALSE_ALARMS_PER_HOUR, not both; unset one"),
+        (given, "give --threshold or --false-alarms-per-hour, not both"),
+    ]
     values: dict[str, object] = {}
-    for where, layer in layers:
+    for layer, both in layers:
         if "threshold" in layer and "false_alarms_per_hour" in layer:
-            if not where:
-                raise UsageError("give --threshold or --false-alarms-per-hour, not both")
-            raise UsageError(f"{where}: give threshold or false_alarms_per_hour, not both; remove one")
+            raise UsageError(both)
         if "threshold" in layer or "false_alarms_per_hour" in layer:
             values.pop("threshold", None)
             values.pop("false_alarms_per_hour", None)
