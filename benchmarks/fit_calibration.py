@@ -23,8 +23,9 @@ from common import DATA, heldout
 
 from training.augment import Degrader
 from training.data import IMPULSE_RESPONSES, NOISES
+from training.prepare import trim
 from voxwatch import channels
-from voxwatch.audio import load_audio
+from voxwatch.audio import RATE_HZ, load_audio
 from voxwatch.embedding import SHIPPED_MODELS
 from voxwatch.engine import Engine, Settings
 from voxwatch.metrics import cllr, eer, min_cllr
@@ -41,8 +42,10 @@ def halves(files: list[Path]) -> tuple[list[np.ndarray], list[np.ndarray]]:
 
 
 def words(files: list[Path], enroll_n: int, turn_n: tuple[int, ...]) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Enrollment from the first words; test turns of the others, their lengths cycling through ``turn_n`` words."""
-    clips = [load_audio(f) for f in files]
+    """Enrollment from the first words; test turns of the others, their lengths cycling through ``turn_n`` words.
+    Each word is trimmed of its silences and followed by a 0.15 s pause, as words are in running speech."""
+    pause = np.zeros(int(0.15 * RATE_HZ), np.float32)
+    clips = [np.concatenate([trim(load_audio(f)), pause]) for f in files]
     enroll = [np.concatenate(clips[:enroll_n])]
     rest, turns, k = clips[enroll_n:], [], 0
     while rest:
@@ -59,7 +62,8 @@ def collect(
 ) -> tuple[EvidenceSet, EvidenceSet]:
     """Running scores of every test turn as recorded (wideband) and through a narrowband channel (radio or telephone
     at random SNRs, or a randomised radio or telephone chain), against clean multi-condition voiceprints."""
-    usable = {k for k, (enroll, _) in groups.items() if sum(engine.analyse_samples(a, k).speech_s for a in enroll) >= 3.0}
+    analyses = {k: [engine.analyse_samples(a, k) for a in enroll] for k, (enroll, _) in groups.items()}
+    usable = {k for k, found in analyses.items() if sum(a.speech_s for a in found) >= 3.0 and any(a.segments for a in found)}
     groups = {k: v for k, v in groups.items() if k in usable}
     watchlist = enrollment_watchlist(engine, {k: v[0] for k, v in groups.items()})
     wide: list[tuple[str | None, np.ndarray]] = []

@@ -25,6 +25,7 @@ def _shipped() -> dict[str, dict]:
 
 
 SHIPPED_CALIBRATIONS = tuple(_shipped())  # the models the package has a calibration for
+_WARNED: set[str] = set()  # models already told that they have none
 
 
 def band_name(bandwidth_hz: float) -> str:
@@ -125,14 +126,15 @@ class Calibration:
     @classmethod
     def default(cls, model: str = DEFAULT_MODEL) -> Calibration:
         """The calibration shipped with the package for ``model`` (fitted on public speech, numbers only). A model
-        without one of its own (a user's ``.onnx``) gets the default model's, with a warning: fit its own with
-        ``voxwatch calibrate``."""
+        without one of its own (a user's ``.onnx``) gets the default model's (or, before that has one, the first
+        shipped), with a warning: fit its own with ``voxwatch calibrate``."""
         fits = _shipped()
         if model not in fits:
-            log.warning(
-                "no shipped calibration for model %r: using %r's; fit one with 'voxwatch calibrate'", model, DEFAULT_MODEL
-            )
-            model = DEFAULT_MODEL
+            fallback = DEFAULT_MODEL if DEFAULT_MODEL in fits else next(iter(fits))
+            if model not in _WARNED:
+                _WARNED.add(model)
+                log.warning("no shipped calibration for model %r: using %r's; fit one with 'voxwatch calibrate'", model, fallback)
+            model = fallback
         return cls.from_json(fits[model])
 
     @classmethod
