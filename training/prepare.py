@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from multiprocessing import Pool
 from pathlib import Path
@@ -84,6 +85,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
+    if not (DATA / "MANIFEST.tsv").is_file():
+        sys.exit(f"{DATA}: the shared speech data (with its MANIFEST.tsv) is not there; training reads it in place")
     args.cache.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     names, utts, labels = [], [], []

@@ -15,12 +15,17 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import torch
-from torch import nn
+
+try:
+    import torch
+    from torch import nn
+except ImportError:
+    sys.exit("training the encoder needs torch: pip install -e '.[train]' (torch==2.13.0, CPU)")
 
 from voxwatch.embedding import _ge2e_features
 from voxwatch.ge2e import read_legacy_state, resemblyzer_weights
@@ -132,6 +137,8 @@ def main() -> None:
         export(model, args.export)
         print(f"wrote {args.export} (step {torch.load(checkpoint)['step'] if checkpoint.is_file() else 0})")
         return
+    if not (args.cache / "meta.json").is_file():
+        sys.exit(f"{args.cache}: no prepared training data; run python -m training.prepare --cache {args.cache} first")
     data = Batches(args.cache, args.p_clean)
     head = AamSoftmax(data.centres())
     params = list(model.parameters()) + list(head.parameters())
