@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import av
 import numpy as np
 
-RATE_HZ = 16000
+from voxwatch.audio import RATE_HZ
 
 
 @dataclass(frozen=True)
@@ -72,13 +72,18 @@ def round_trip(x: np.ndarray, codec: Codec) -> np.ndarray:
             out.mux(packet)
     buffer.seek(0)
     with av.open(buffer, "r") as inp:
-        decoded = [f.to_ndarray().astype(np.float32).reshape(f.to_ndarray().shape[0], -1)[0] for f in inp.decode(audio=0)]
+        decoded = [_float(f.to_ndarray()[0]) for f in inp.decode(audio=0)]
         rate = inp.streams.audio[0].rate
     y = np.concatenate(decoded) if decoded else np.zeros(0, np.float32)
-    if y.dtype != np.float32 or np.abs(y).max(initial=0) > 1.5:
-        y = y / 32768.0
     y = _resample(y, rate, RATE_HZ)
     return _align(y, x)
+
+
+def _float(samples: np.ndarray) -> np.ndarray:
+    """One decoded channel as float32 in [-1, 1], whatever sample format the decoder gave."""
+    if np.issubdtype(samples.dtype, np.integer):
+        return (samples / float(np.iinfo(samples.dtype).max + 1)).astype(np.float32)
+    return samples.astype(np.float32)
 
 
 def _align(y: np.ndarray, x: np.ndarray, most: int = 1600) -> np.ndarray:

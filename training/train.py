@@ -27,6 +27,7 @@ try:
 except ImportError:
     sys.exit("training the encoder needs torch: pip install -e '.[train]' (torch==2.13.0, CPU)")
 
+from voxwatch import ge2e
 from voxwatch.embedding import _ge2e_features
 from voxwatch.ge2e import read_legacy_state, resemblyzer_weights
 
@@ -101,14 +102,9 @@ class Batches:
 
 
 def export(model: Student, path: Path) -> None:
-    """Write the student as ONNX (through the same graph builder as GE2E) with its sidecar for the backend."""
-    from voxwatch.ge2e import build_onnx
-
-    state = {k: v.detach().numpy() for k, v in model.state_dict().items()}
+    """Write the student as ONNX, through the same graph builder and sidecar as GE2E, named after the file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(build_onnx(state))
-    sidecar = {"name": path.stem, "features": "ge2e-mel", "window_s": 1.6, "input": "mels", "output": "embedding"}
-    path.with_suffix(".json").write_text(json.dumps(sidecar, indent=2) + "\n")
+    ge2e.export(path, {k: v.detach().numpy() for k, v in model.state_dict().items()}, name=path.stem)
 
 
 def main() -> None:

@@ -149,12 +149,13 @@ def resemblyzer_weights() -> Path:
     return path
 
 
-def export(path: Path) -> Path:
-    """Write the shipped GE2E encoder as ``path`` (ONNX) plus the sidecar that :class:`OnnxBackend` reads."""
+def export(path: Path, state: dict[str, np.ndarray] | None = None, name: str = "ge2e") -> Path:
+    """Write a GE2E-architecture encoder as ``path`` (ONNX) plus the sidecar that :class:`OnnxBackend` reads:
+    the shipped GE2E weights, or ``state`` (same tensor names, e.g. a fine-tuned student) under ``name``."""
     import json
 
     path = Path(path)
-    path.write_bytes(build_onnx(read_legacy_state(resemblyzer_weights())))
-    sidecar = {"name": "ge2e", "features": "ge2e-mel", "window_s": 1.6, "input": "mels", "output": "embedding"}
-    path.with_suffix(".json").write_text(json.dumps(sidecar, indent=2))
+    path.write_bytes(build_onnx(read_legacy_state(resemblyzer_weights()) if state is None else state))
+    sidecar = {"name": name, "features": "ge2e-mel", "window_s": 1.6, "input": "mels", "output": "embedding"}
+    path.with_suffix(".json").write_text(json.dumps(sidecar, indent=2) + "\n")
     return path
