@@ -10,20 +10,14 @@ from pathlib import Path
 import numpy as np
 
 from voxwatch.audio import FileSource, write_wav
-from voxwatch.corpus import SpottingTask, manifest, speaker_folders, spotting_task
+from voxwatch.corpus import SpottingTask, speaker_folders, spotting_task
 from voxwatch.engine import Engine, Settings, WatchSummary
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 sys.path.insert(0, str(ROOT))  # the training package (its held-out speaker list, its codecs) is read by benchmarks too
 
-
-def heldout(folder: str) -> dict[str, list[Path]]:
-    """The speakers of ``folder`` held apart from the encoder's training (``training/speakers.tsv``), with their files."""
-    from training.data import read_split
-
-    split = read_split()
-    return {k: v for k, v in manifest(DATA, folder).items() if split.get((folder, k)) == "heldout"}
+from training.data import heldout
 
 
 def require_data() -> None:

@@ -28,12 +28,12 @@ from common import DATA, heldout, require_data
 from training.codec import CODECS, round_trip
 from voxwatch import channels, perturb
 from voxwatch.audio import RATE_HZ, load_audio
+from voxwatch.baseline import loud_windows
 from voxwatch.corpus import manifest
 from voxwatch.embedding import EmbeddingBackend, load_backend
 from voxwatch.metrics import eer, min_cllr, min_dcf
 
 WINDOW = int(1.6 * RATE_HZ)
-HOP = int(0.8 * RATE_HZ)
 Set = tuple[dict[str, np.ndarray], list[tuple[str, np.ndarray]]]  # enrollment audio per speaker, (speaker, turn) tests
 
 
@@ -112,15 +112,16 @@ def conditions(rng: np.random.Generator, pool: list[np.ndarray]) -> dict[str, Ca
 
 
 def embed_turns(backend: EmbeddingBackend, turns: list[np.ndarray]) -> np.ndarray:
-    """Mean of each turn's 1.6 s windows (every 0.8 s; windows below -45 dBFS skipped), L2-normalised."""
+    """Mean embedding of each turn's loud windows (the naive spotter's: 1.6 s every 0.8 s, none below -45 dBFS; a turn
+    with none keeps its first window), L2-normalised."""
     windows, owner = [], []
     for i, x in enumerate(turns):
-        x = np.pad(x, (0, max(0, WINDOW - len(x))))
-        starts = list(range(0, len(x) - WINDOW + 1, HOP))
-        chosen = [s for s in starts if 10 * np.log10(np.mean(x[s : s + WINDOW] ** 2) + 1e-12) > -45] or starts[:1]
-        windows += [x[s : s + WINDOW] for s in chosen]
+        _, loud = loud_windows(x)
+        chosen = loud if len(loud) else np.pad(x[:WINDOW], (0, max(0, WINDOW - len(x))))[None].astype(np.float32)
+        windows.append(chosen)
         owner += [i] * len(chosen)
-    emb = np.concatenate([backend.embed(np.stack(windows[k : k + 128])) for k in range(0, len(windows), 128)])
+    stacked = np.concatenate(windows)
+    emb = np.concatenate([backend.embed(stacked[k : k + 128]) for k in range(0, len(stacked), 128)])
     sums = np.zeros((len(turns), emb.shape[1]))
     np.add.at(sums, np.asarray(owner), emb)
     return sums / np.linalg.norm(sums, axis=1, keepdims=True)

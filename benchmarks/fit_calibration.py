@@ -22,7 +22,6 @@ import numpy as np
 from common import DATA, heldout
 
 from training.augment import Degrader
-from training.data import IMPULSE_RESPONSES, NOISES
 from training.prepare import trim
 from voxwatch import channels
 from voxwatch.audio import RATE_HZ, load_audio
@@ -154,7 +153,7 @@ def main() -> None:
     args = parser.parse_args()
     if not DATA.is_dir():
         sys.exit(f"skipped: {DATA} not found (the shared speech data)")
-    degrade = Degrader([load_audio(DATA / n) for n in NOISES], [load_audio(DATA / i) for i in IMPULSE_RESPONSES])
+    degrade = Degrader.from_data()
     path = Path(__file__).resolve().parents[1] / "src" / "voxwatch" / "calibration.json"
     scores_path = path.with_name("calibration_scores.npz")
     shipped = json.loads(path.read_text())

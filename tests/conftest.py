@@ -7,9 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from training.data import read_split
+from training.data import heldout
 from voxwatch import Engine, Settings, SileroVad, load_backend
-from voxwatch.corpus import manifest, speaker_folders
+from voxwatch.corpus import speaker_folders
 from voxwatch.embedding import DEFAULT_MODEL
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -32,9 +32,7 @@ def readers(data: Path) -> dict[str, list[Path]]:
 @pytest.fixture(scope="session")
 def impostors(data: Path) -> dict[str, list[Path]]:
     """LibriSpeech train-clean-100 readers held apart from the encoder's training (71), one reading each."""
-    folder = "resemblyzer/audio_data/librispeech_train-clean-100"
-    split = read_split()
-    return {k: v for k, v in manifest(data, folder).items() if split.get((folder, k)) == "heldout"}
+    return heldout("resemblyzer/audio_data/librispeech_train-clean-100", data)
 
 
 @pytest.fixture(scope="session")

@@ -8,13 +8,15 @@ crop of the clean audio (the teacher's input). Randomness comes only from the ca
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
 from voxwatch import channels, perturb
-from voxwatch.audio import RATE_HZ
+from voxwatch.audio import RATE_HZ, load_audio
 
 from .codec import CODECS, round_trip
+from .data import DATA, IMPULSE_RESPONSES, NOISES
 
 NARROW_CODECS = ("mulaw", "alaw", "g726", "amrnb", "amrnb-12k", "opus-6k", "mp3-8k")
 WIDE_CODECS = ("g722", "opus-12k", "mp3-16k")
@@ -28,6 +30,11 @@ class Degrader:
     def __init__(self, noises: Sequence[np.ndarray], impulse_responses: Sequence[np.ndarray]):
         self.noises = [n for n in noises if len(n) > RATE_HZ]
         self.impulse_responses = list(impulse_responses)
+
+    @classmethod
+    def from_data(cls, root: Path = DATA) -> Degrader:
+        """With the real noises and impulse responses of the shared data that training may use."""
+        return cls([load_audio(root / n) for n in NOISES], [load_audio(root / i) for i in IMPULSE_RESPONSES])
 
     def __call__(self, x: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, str]:
         kind = str(rng.choice(KINDS, p=WEIGHTS))

@@ -13,6 +13,8 @@ import hashlib
 from collections import defaultdict
 from pathlib import Path
 
+from voxwatch.corpus import manifest
+
 SPLIT_FILE = Path(__file__).with_name("speakers.tsv")
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
@@ -61,6 +63,12 @@ def read_split(path: Path = SPLIT_FILE) -> dict[tuple[str, str], str]:
     """(folder, speaker) → ``train`` or ``heldout``, from the committed list."""
     with open(path, newline="") as f:
         return {(r["folder"], r["speaker"]): r["role"] for r in csv.DictReader(f, delimiter="\t")}
+
+
+def heldout(folder: str, root: Path = DATA) -> dict[str, list[Path]]:
+    """The speakers of any ``folder`` of the data held apart in the split, with their files (benchmarks, tests)."""
+    split = read_split()
+    return {k: v for k, v in manifest(root, folder).items() if split.get((folder, k)) == "heldout"}
 
 
 def speakers(role: str, root: Path = DATA) -> dict[str, list[Path]]:

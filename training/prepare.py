@@ -19,7 +19,7 @@ from voxwatch.audio import RATE_HZ, load_audio
 from voxwatch.embedding import Ge2eBackend
 
 from .augment import Degrader
-from .data import DATA, IMPULSE_RESPONSES, NOISES, speakers
+from .data import DATA, speakers
 
 WINDOW = int(1.6 * RATE_HZ)  # the runtime window
 HOP = int(0.2 * RATE_HZ)  # spacing of the crops the teacher embeds
@@ -69,7 +69,7 @@ _DEGRADER: Degrader | None = None
 
 def _init() -> None:
     global _DEGRADER
-    _DEGRADER = Degrader([load_audio(DATA / n) for n in NOISES], [load_audio(DATA / i) for i in IMPULSE_RESPONSES])
+    _DEGRADER = Degrader.from_data()
 
 
 def _degrade(job: tuple[np.ndarray, int, int, int]) -> tuple[np.ndarray, str]:

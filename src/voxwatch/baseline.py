@@ -15,13 +15,23 @@ from .bench import SystemResult, alert_is_correct, held_back
 from .conditions import Condition
 from .spotting_metrics import score_alerts
 
-__all__ = ["NaiveAlert", "NaiveSpotter", "WindowScores", "choose_naive_threshold", "run_naive"]
+__all__ = ["NaiveAlert", "NaiveSpotter", "WindowScores", "choose_naive_threshold", "loud_windows", "run_naive"]
 
 NAIVE_WINDOW_S = 1.6
 NAIVE_HOP_S = 0.8
 NAIVE_SILENCE_DBFS = -45.0
 NAIVE_COOLDOWN_S = 10.0
 NAIVE_MAX_FA_PER_HOUR = 2.0  # the rule that picks the naive threshold on the clean condition
+
+
+def loud_windows(audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Start times (s) and samples of the 1.6 s windows every 0.8 s of ``audio`` (the last zero-padded) that are not
+    below -45 dBFS."""
+    size, hop = round(NAIVE_WINDOW_S * RATE_HZ), round(NAIVE_HOP_S * RATE_HZ)
+    starts = np.arange(0, max(len(audio) - size, 0) + 1, hop)
+    windows = np.stack([np.pad(audio[s : s + size], (0, max(0, s + size - len(audio)))) for s in starts]).astype(np.float32)
+    loud = 10 * np.log10(np.mean(windows.astype(np.float64) ** 2, axis=1) + 1e-12) >= NAIVE_SILENCE_DBFS
+    return starts[loud] / RATE_HZ, windows[loud]
 
 
 class NaiveAlert(NamedTuple):
@@ -48,21 +58,14 @@ class NaiveSpotter:
     def __init__(self, backend, enrollment: dict[str, list[np.ndarray]]):  # type: ignore[no-untyped-def]
         self.backend = backend
         self.names = tuple(sorted(enrollment))
-        prints = [self._embed(np.concatenate([self._windows(a)[1] for a in enrollment[n]])).mean(axis=0) for n in self.names]
+        prints = [self._embed(np.concatenate([loud_windows(a)[1] for a in enrollment[n]])).mean(axis=0) for n in self.names]
         self.centroids = np.stack([p / np.linalg.norm(p) for p in prints])
-
-    def _windows(self, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        size, hop = round(NAIVE_WINDOW_S * RATE_HZ), round(NAIVE_HOP_S * RATE_HZ)
-        starts = np.arange(0, max(len(audio) - size, 0) + 1, hop)
-        windows = np.stack([np.pad(audio[s : s + size], (0, max(0, s + size - len(audio)))) for s in starts]).astype(np.float32)
-        loud = 10 * np.log10(np.mean(windows.astype(np.float64) ** 2, axis=1) + 1e-12) >= NAIVE_SILENCE_DBFS
-        return starts[loud] / RATE_HZ, windows[loud]
 
     def _embed(self, windows: np.ndarray, batch: int = 64) -> np.ndarray:
         return np.concatenate([self.backend.embed(windows[i : i + batch]) for i in range(0, len(windows), batch)])
 
     def scores(self, audio: np.ndarray) -> WindowScores:
-        starts, windows = self._windows(audio)
+        starts, windows = loud_windows(audio)
         return WindowScores(self.names, starts, self._embed(windows) @ self.centroids.T)
 
     @staticmethod
