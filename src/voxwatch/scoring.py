@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 from dataclasses import dataclass, field
@@ -20,7 +21,9 @@ MIN_SPEECH_S = 1.0  # the shortest evidence scored (one short window); shorter d
 NARROWBAND_HZ = 4500.0  # audio whose channel band ends below this is narrowband (telephone, radio)
 
 
+@functools.cache
 def _shipped() -> dict[str, dict]:
+    """The package's calibration.json (read once: it is package data)."""
     return json.loads(resources.files("voxwatch").joinpath("calibration.json").read_text())
 
 
