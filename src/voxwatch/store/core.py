@@ -84,6 +84,14 @@ MIGRATIONS = [
     """
     ALTER TABLE recordings ADD COLUMN bandwidth_hz REAL NOT NULL DEFAULT 0;
     """,
+    # 4: each API token's role (viewer, operator or admin; tokens made before roles keep doing everything) and
+    # optional expiry (ISO 8601 UTC).
+    """
+    ALTER TABLE tokens ADD COLUMN role TEXT NOT NULL DEFAULT 'admin';
+    ALTER TABLE tokens ADD COLUMN expires_at TEXT;
+    CREATE INDEX detections_created ON detections (created_at);
+    CREATE INDEX alerts_wall_time ON alerts (wall_time);
+    """,
 ]
 
 
