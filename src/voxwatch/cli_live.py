@@ -89,7 +89,7 @@ def watch(
     if alerts_file:
         sinks.append(JsonLinesSink(alerts_file))
     days = engine.settings.retain_days
-    with Retention(engine.store, days) if days is not None else nullcontext():
+    with Retention(engine.store, days) if days is not None else nullcontext():  # purges at once, then hourly
         summary = engine.watch(srcs, sinks, list(speakers) or None)
     if not obj.as_json:
         click.echo(f"{len(summary.alerts)} alert(s), {len(summary.detections)} detected turn(s)")

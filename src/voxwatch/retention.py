@@ -42,14 +42,15 @@ class Retention:
         return counts
 
     def _run(self) -> None:
-        while not self._stopped.is_set():
+        while not self._stopped.wait(self.interval_s):
             try:
                 self.purge()
             except Exception:  # the store misbehaved: log it and try again at the next interval
                 log.exception("retention: purge failed")
-            self._stopped.wait(self.interval_s)
 
     def start(self) -> None:
+        """Purge now (a failure here is raised), then every ``interval_s`` on a thread."""
+        self.purge()
         self._thread.start()
 
     def stop(self) -> None:
