@@ -29,13 +29,30 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, File, Form, HTTPException, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, FastAPI, File, Form, Header, HTTPException, Query, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from . import __version__
+from .api_models import (
+    AlertView,
+    AuditEntry,
+    Enrolled,
+    Forgotten,
+    SearchJob,
+    SearchJobSummary,
+    SpeakerDetail,
+    SpeakerView,
+    Status,
+    StreamView,
+    TokenInfo,
+    WebhookPayload,
+    WebhookView,
+)
 from .audio import AUDIO_SUFFIXES
 from .auth import Principal, Role
 from .errors import AudioError, Forbidden, UsageError, VoxwatchError
@@ -48,11 +65,19 @@ STATIC = Path(__file__).parent / "static"
 JSON_BODY_LIMIT = 1 << 20
 
 
-def _principal(request: Request) -> Principal:
+BEARER = HTTPBearer(
+    auto_error=False,
+    scheme_name="token",
+    description="An API token from `voxwatch token create NAME --role viewer|operator|admin [--expires-days N]`.",
+)
+
+
+def _principal(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]) -> Principal:
     """The bearer check every API route depends on: who the token acts as, or 401 (audit-logged)."""
     service: Service = request.app.state.service
     client = request.client.host if request.client else "?"
-    principal = service.authenticate(request.headers.get("authorization"), request.method, request.url.path, client)
+    token = credentials.credentials if credentials else None
+    principal = service.authenticate(token, request.method, request.url.path, client)
     if principal is None:
         raise HTTPException(
             401, "a valid bearer token is required (Authorization: Bearer <token>)", headers={"WWW-Authenticate": "Bearer"}
@@ -80,6 +105,22 @@ _viewer, _operator, _admin = _needs(Role.VIEWER), _needs(Role.OPERATOR), _needs(
 Operator = Annotated[str, Depends(_operator)]
 Admin = Annotated[str, Depends(_admin)]
 VIEWER, ADMIN = [Depends(_viewer)], [Depends(_admin)]
+
+
+EVENTS_DESCRIPTION = """A `text/event-stream` body, read with `fetch()` and the bearer header. Each event has a kind
+(`event:`) and JSON data (`data:`):
+
+- `alert`: a new alert (as in `GET /api/alerts`); `ack`: `{alert_id, acknowledged_at, acknowledged_by}`
+- `streams`: every watched stream (as in `GET /api/streams`), when they change and every second
+- `stream_end`: a stream's final status; `detection`: a detected turn `{source, speaker, start_s, end_s, score, llr,
+  stream}`
+- `speakers`: a voice was enrolled or forgotten (reload); `search`: a search job's progress `{id, done, total}`
+- `error`: the watch stopped; `resync`: events since `Last-Event-ID` cannot be replayed (reload everything)
+
+Every event but `streams` carries an `id:`. A client that reconnects with the `Last-Event-ID` header (as
+`EventSource` does) first gets the events it missed, from the last 1000."""
+
+EVENTS_EXAMPLE = 'id: 5f3a9c1e-42\nevent: alert\ndata: {"alert_id":"9c0f...","speaker":"Jane Doe","stream_time_s":83.4,...}\n\n'
 
 
 class StreamRequest(BaseModel):
@@ -115,13 +156,18 @@ def create_app(service: Service) -> FastAPI:
         finally:
             await run_in_threadpool(service.close)
 
-    app = FastAPI(
+    app = FastAPIOffline(  # /docs and /redoc with their assets served from the package: they work offline
         title="voxwatch",
         version=__version__,
         description="Speaker spotting service: enroll voices, watch streams, get alerts, search archives. "
-        "Every /api route needs `Authorization: Bearer <token>` (create one with `voxwatch token create NAME`).",
+        "Every /api route needs `Authorization: Bearer <token>` (create one with `voxwatch token create NAME --role ROLE`): "
+        "**viewer** reads alerts, streams, voices and search results; **operator** also adds and stops streams, "
+        "acknowledges alerts and starts searches; **admin** also enrolls and forgets voices, and manages webhooks and "
+        "tokens. A missing, unknown or expired token gets 401; a request beyond the token's role gets 403. Both are "
+        "written to the audit log.",
         lifespan=lifespan,
         max_body_size=JSON_BODY_LIMIT,
+        static_url="/static/docs",
     )
     app.state.service = service
 
@@ -134,15 +180,17 @@ def create_app(service: Service) -> FastAPI:
 
     api = APIRouter(prefix="/api", dependencies=[Depends(_principal)])
 
-    @api.get("/status", summary="Who you are (token and role) and how the service is doing")
+    @api.get("/status", summary="Who you are (token and role) and how the service is doing", response_model=Status)
     def get_status(principal: Annotated[Principal, Depends(_principal)]) -> dict[str, Any]:
         return service.status(principal)
 
-    @api.get("/speakers", summary="Enrolled voices with enrollment quality", dependencies=VIEWER)
+    @api.get(
+        "/speakers", summary="Enrolled voices with enrollment quality", dependencies=VIEWER, response_model=list[SpeakerView]
+    )
     def list_speakers() -> list[dict[str, Any]]:
         return service.speakers()
 
-    @api.get("/speakers/{name}", summary="One voice with its enrollments", dependencies=VIEWER)
+    @api.get("/speakers/{name}", summary="One voice with its enrollments", dependencies=VIEWER, response_model=SpeakerDetail)
     def get_speaker(name: str) -> dict[str, Any]:
         return service.speaker(name)
 
@@ -150,6 +198,7 @@ def create_app(service: Service) -> FastAPI:
         "/speakers",
         status_code=201,
         summary="Enroll a voice from uploaded recordings (multipart)",
+        response_model=Enrolled,
         max_body_size=int(service.options.max_upload_mb * (1 << 20)),
     )
     def enroll(
@@ -178,15 +227,21 @@ def create_app(service: Service) -> FastAPI:
             shutil.rmtree(folder, ignore_errors=True)
         return {**service.speaker(name.strip()), "added": [i.to_json() for i in infos]}
 
-    @api.delete("/speakers/{name}", summary="Forget a voice: voiceprints, enrollments, detections, alerts and their audio")
+    @api.delete(
+        "/speakers/{name}",
+        summary="Forget a voice: voiceprints, enrollments, detections, alerts and their audio",
+        response_model=Forgotten,
+    )
     def forget(name: str, who: Admin) -> dict[str, Any]:
         return {"forgotten": name, **service.forget(name, who)}
 
-    @api.get("/streams", summary="Watched streams with live status", dependencies=VIEWER)
+    @api.get("/streams", summary="Watched streams with live status", dependencies=VIEWER, response_model=list[StreamView])
     def list_streams() -> list[dict[str, Any]]:
         return service.streams()
 
-    @api.post("/streams", status_code=201, summary="Watch a URL or an allowed file for some or all voices")
+    @api.post(
+        "/streams", status_code=201, summary="Watch a URL or an allowed file for some or all voices", response_model=StreamView
+    )
     def add_stream(body: StreamRequest, who: Operator) -> dict[str, Any]:
         return service.add_stream(body.source, body.speakers, body.reconnects, body.realtime, who)
 
@@ -199,6 +254,7 @@ def create_app(service: Service) -> FastAPI:
         "/alerts",
         summary="Alerts, newest first, filtered by speaker, stream (id or source) and wall-time range",
         dependencies=VIEWER,
+        response_model=list[AlertView],
     )
     def list_alerts(
         speaker: str | None = None,
@@ -209,7 +265,7 @@ def create_app(service: Service) -> FastAPI:
     ) -> list[dict[str, Any]]:
         return service.alerts(speaker, stream, since, until, limit)
 
-    @api.get("/alerts/{alert_id}", summary="One alert", dependencies=VIEWER)
+    @api.get("/alerts/{alert_id}", summary="One alert", dependencies=VIEWER, response_model=AlertView)
     def get_alert(alert_id: str) -> dict[str, Any]:
         return service.alert(alert_id)
 
@@ -230,27 +286,46 @@ def create_app(service: Service) -> FastAPI:
         }
         return Response(data, media_type=media_type, headers=headers)
 
-    @api.post("/alerts/{alert_id}/ack", summary="Acknowledge an alert (once; repeats return the first acknowledgement)")
+    @api.post(
+        "/alerts/{alert_id}/ack",
+        summary="Acknowledge an alert (once; repeats return the first acknowledgement)",
+        response_model=AlertView,
+    )
     def acknowledge(alert_id: str, who: Operator) -> dict[str, Any]:
         return service.acknowledge(alert_id, who)
 
-    @api.post("/search", status_code=202, summary="Search allowed files/folders for enrolled voices (a background job)")
+    @api.post(
+        "/search",
+        status_code=202,
+        summary="Search allowed files/folders for enrolled voices (a background job)",
+        response_model=SearchJob,
+    )
     def submit_search(body: SearchRequest, who: Operator) -> dict[str, Any]:
         return service.start_search(body.paths, body.speakers, who)
 
-    @api.get("/search", summary="Recent search jobs", dependencies=VIEWER)
+    @api.get("/search", summary="Recent search jobs", dependencies=VIEWER, response_model=list[SearchJobSummary])
     def list_searches() -> list[dict[str, Any]]:
         return service.search_jobs()
 
-    @api.get("/search/{job_id}", summary="A search job: status, progress, and per-recording timelines", dependencies=VIEWER)
+    @api.get(
+        "/search/{job_id}",
+        summary="A search job: status, progress, and per-recording timelines",
+        dependencies=VIEWER,
+        response_model=SearchJob,
+    )
     def get_search(job_id: str) -> dict[str, Any]:
         return service.search_job(job_id)
 
-    @api.get("/webhooks", summary="Webhooks with delivery counts", dependencies=ADMIN)
+    @api.get("/webhooks", summary="Webhooks with delivery counts", dependencies=ADMIN, response_model=list[WebhookView])
     def list_webhooks() -> list[dict[str, Any]]:
         return service.webhooks()
 
-    @api.post("/webhooks", status_code=201, summary="Send every new alert (optionally for some voices) to a URL")
+    @api.post(
+        "/webhooks",
+        status_code=201,
+        summary="Send every new alert (optionally for some voices) to a URL (see the webhook 'alert' for the body)",
+        response_model=WebhookView,
+    )
     def add_webhook(body: WebhookRequest, who: Admin) -> dict[str, Any]:
         return service.add_webhook(body.url, body.secret, body.speakers, who)
 
@@ -264,28 +339,41 @@ def create_app(service: Service) -> FastAPI:
         service.remove_webhook(webhook_id, who)
         return Response(status_code=204)
 
-    @api.get("/tokens", summary="API tokens: names, roles and expiry (never the tokens)", dependencies=ADMIN)
+    @api.get(
+        "/tokens",
+        summary="API tokens: names, roles and expiry (never the tokens)",
+        dependencies=ADMIN,
+        response_model=list[TokenInfo],
+    )
     def list_tokens() -> list[dict[str, str | None]]:
         return service.store.tokens()
 
-    @api.get("/audit", summary="The audit log, newest first", dependencies=ADMIN)
+    @api.get("/audit", summary="The audit log, newest first", dependencies=ADMIN, response_model=list[AuditEntry])
     def audit(limit: Annotated[int, Query(ge=1, le=10000)] = 200) -> list[dict[str, str]]:
         return service.audit_log(limit)
 
     @api.get(
         "/events",
         summary="Live feed (Server-Sent Events): alert, ack, streams, stream_end, detection, speakers, search",
+        description=EVENTS_DESCRIPTION,
         response_class=StreamingResponse,
-        responses={200: {"content": {"text/event-stream": {}}}},
+        responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}, "example": EVENTS_EXAMPLE}}}},
         dependencies=VIEWER,
     )
-    async def events(request: Request) -> StreamingResponse:
-        entry = service.feed.subscribe()
+    async def events(
+        request: Request,
+        last_event_id: Annotated[
+            str | None, Header(description="Resume after this event id: the missed events are sent first.")
+        ] = None,
+    ) -> StreamingResponse:
+        entry, missed = service.feed.subscribe(last_event_id)
         queue = entry[1]
 
         async def feed() -> AsyncIterator[str]:
             try:
                 yield "retry: 2000\n\n"
+                for text in missed:
+                    yield text
                 yield event_text("streams", await run_in_threadpool(service.streams))
                 last_status = time.monotonic()
                 while True:
@@ -308,6 +396,20 @@ def create_app(service: Service) -> FastAPI:
         )
 
     app.include_router(api)
+
+    @app.webhooks.post("alert", summary="An alert, POSTed to every webhook whose speaker filter it passes")
+    def alert_webhook(
+        body: WebhookPayload,
+        idempotency_key: Annotated[str, Header(description="The alert id: deduplicate on it.")],
+        x_voxwatch_signature: Annotated[
+            str | None,
+            Header(description="With a secret: `sha256=` and the hex HMAC-SHA256 of the exact body bytes under it."),
+        ] = None,
+    ) -> None:
+        """Sent once per alert and webhook, in commit order, as compact JSON with sorted keys. Answer 2xx to take
+        it; any other answer or no answer is retried with exponential backoff (1 s doubling up to 60 s), and the
+        alerts behind it wait. Check the signature over the raw body before parsing it, e.g. in Python
+        `hmac.compare_digest(header, "sha256=" + hmac.new(secret, body, "sha256").hexdigest())`."""
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, bool]:

@@ -63,14 +63,6 @@ def create_token(store: Store, name: str, actor: str, role: Role, expires_days: 
     return token
 
 
-def bearer(authorization: str | None) -> str | None:
-    """The token of an ``Authorization: Bearer <token>`` header value."""
-    if not authorization:
-        return None
-    scheme, _, value = authorization.partition(" ")
-    return value.strip() or None if scheme.lower() == "bearer" else None
-
-
 class Guard:
     """The service's check: a request's bearer token → its :class:`Principal`, or None (and an ``unauthorized``
     audit row naming the method, the path, the client address and why: no token, an unknown or an expired one)."""
@@ -78,8 +70,8 @@ class Guard:
     def __init__(self, store: Store):
         self.store = store
 
-    def principal(self, authorization: str | None, method: str, path: str, client: str) -> Principal | None:
-        token = bearer(authorization)
+    def principal(self, token: str | None, method: str, path: str, client: str) -> Principal | None:
+        """Who ``token`` (from an ``Authorization: Bearer`` header; None when there is none) acts as."""
         found = self.store.token(digest(token)) if token and token.startswith(PREFIX) and len(token) <= 200 else None
         reason = None
         if token is None:

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 from . import __version__
 from .audio import FileSource, Source, UrlSource, check_upload, find_audio_files
 from .auth import Guard, Principal
-from .delivery import Deliverer, DeliveryOptions, check_url
+from .delivery import Deliverer, DeliveryOptions, Webhook, check_url
 from .engine import Engine
 from .errors import AudioError, Conflict, Forbidden, NotFound, ServiceDown, UsageError
 from .feed import Feed
@@ -371,21 +371,24 @@ class Service:
     # webhooks
 
     def webhooks(self) -> list[dict[str, Any]]:
-        return [{**w.to_json(), "deliveries": self.deliverer.status(w.id)} for w in self.deliverer.webhooks()]
+        return [self._webhook_view(w) for w in self.deliverer.webhooks()]
+
+    def _webhook_view(self, webhook: Webhook) -> dict[str, Any]:
+        return {**webhook.to_json(), "deliveries": self.deliverer.status(webhook.id)}
 
     def add_webhook(self, url: str, secret: str | None, speakers: list[str] | None, actor: str) -> dict[str, Any]:
         self.require_speakers(speakers)
         self.vet_url(check_url(url), "webhook URL")
-        return self.deliverer.add(url, secret, speakers, actor).to_json()
+        return self._webhook_view(self.deliverer.add(url, secret, speakers, actor))
 
     def remove_webhook(self, webhook_id: int, actor: str) -> None:
         self.deliverer.remove(webhook_id, actor)
 
     # access
 
-    def authenticate(self, authorization: str | None, method: str, path: str, client: str) -> Principal | None:
-        """Who the token in an ``Authorization`` header acts as; None (and an audit row) when it is not valid."""
-        return self.guard.principal(authorization, method, path, client)
+    def authenticate(self, token: str | None, method: str, path: str, client: str) -> Principal | None:
+        """Who a bearer token acts as; None (and an audit row) when it is missing or not valid."""
+        return self.guard.principal(token, method, path, client)
 
     def audit(self, actor: str, action: str, target: str, detail: str = "") -> None:
         self.store.audit(actor, action, target, detail)
