@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from . import __version__
 from .audio import FileSource, Source, UrlSource, check_upload, find_audio_files
 from .auth import Guard, Principal
+from .blas import blas_limited
 from .delivery import Deliverer, DeliveryOptions, Webhook, check_url
 from .engine import Engine
 from .errors import AudioError, Conflict, Forbidden, NotFound, ServiceDown, UsageError
@@ -143,6 +144,7 @@ class Service:
         if self._retention is not None:
             self._retention.start()
 
+    @blas_limited
     def _run_watch(self) -> None:
         assert self._watch is not None
         try:

@@ -109,6 +109,7 @@ class StoreCore:
         self._readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
         self._opened: list[sqlite3.Connection] = []
         self._in_memory = str(path) == ":memory:"
+        self._closed = False
         try:
             if not self._in_memory:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -122,6 +123,7 @@ class StoreCore:
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             for reader in self._opened:
                 reader.close()
             self._opened.clear()
@@ -134,9 +136,14 @@ class StoreCore:
         for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
             self._db.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
 
+    def _open(self) -> None:
+        if self._closed:
+            raise StoreError(f"{self.path}: the store has been closed (the engine was closed); open a new one")
+
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
+            self._open()
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 yield self._db
@@ -150,6 +157,7 @@ class StoreCore:
 
     def _query(self, sql: str, args: tuple = ()) -> list[tuple]:  # type: ignore[type-arg]
         """Run one read on a read-only connection (an in-memory database has only its writer)."""
+        self._open()
         if self._in_memory:
             with self._lock:
                 return self._read(self._db, sql, args)
