@@ -6,9 +6,13 @@ from __future__ import annotations
 import ipaddress
 import json
 import shutil
+import socket
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -198,6 +202,56 @@ def test_webhooks_and_streams_to_internal_hosts_are_refused_unless_allowed(tones
     assert sum(a["action"] == "forbidden" for a in tones.store.audit_log()) == len(internal_urls) + 3
     with app_client(tones, tmp_path, allow_private_urls=True) as client:
         assert client.post("/api/webhooks", headers=headers, json={"url": "http://127.0.0.1:9/hook"}).status_code == 201
+
+
+def test_delivery_refuses_a_webhook_host_that_resolves_inside_by_now(
+    tones: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DNS rebinding: the host resolved to a public address when the webhook was added, to loopback when an alert is
+    due. The attempt is refused (and retried later), and the local receiver behind that name hears nothing."""
+    heard: list[bytes] = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            heard.append(self.rfile.read(int(self.headers["Content-Length"])))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    receiver = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=receiver.serve_forever, daemon=True).start()
+    answer = {"rebind.example": "93.184.215.14"}
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host: str, *args: object, **kw: object) -> list:  # type: ignore[type-arg]
+        if host in answer:
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (answer[host], args[0] or 80))]
+        return real(host, *args, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    headers = bearer(create_token(tones.store, "root", "admin", Role.ADMIN))
+    url = f"http://rebind.example:{receiver.server_address[1]}/hook"
+    try:
+        with app_client(tones, tmp_path) as client:
+            hook = client.post("/api/webhooks", headers=headers, json={"url": url})
+            assert hook.status_code == 201, hook.text
+            answer["rebind.example"] = "127.0.0.1"
+            alert = tones.store.alerts()[0]
+            tones.store.add_alert(replace(alert, alert_id="rebound", wall_time=alert.wall_time))
+            client.app.state.service.deliverer.wake()  # type: ignore[attr-defined]
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                counts = client.get("/api/webhooks", headers=headers).json()[0]["deliveries"]
+                if counts.get("last_error"):
+                    break
+                time.sleep(0.05)
+    finally:
+        receiver.shutdown()
+        receiver.server_close()
+    assert counts["pending"] == 1 and "refused" in counts["last_error"] and "internal address" in counts["last_error"], counts
+    assert heard == []
 
 
 # -- retention ----------------------------------------------------------------------------------------------------

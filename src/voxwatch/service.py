@@ -114,7 +114,7 @@ class Service:
         self.store = engine.store
         self.guard = Guard(self.store)
         self.feed = Feed()
-        self.deliverer = Deliverer(self.store, self.options.delivery)
+        self.deliverer = Deliverer(self.store, self.options.delivery, lambda url: self.vet_url(url, "webhook URL"))
         self.searches = Searches(self)
         self._roots = tuple(Path(d).resolve() for d in self.options.allow_dirs)
         self._streams: dict[str, _Stream] = {}
