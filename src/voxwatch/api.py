@@ -4,7 +4,7 @@ The service owns the engine, the store and a running :class:`~voxwatch.watch.Wat
 REST API (OpenAPI at ``/openapi.json``, docs at ``/docs``), a live feed over Server-Sent Events (:mod:`voxwatch.feed`)
 and the dashboard at ``/``; webhooks are delivered by :mod:`voxwatch.delivery`.
 
-Authentication: every ``/api`` route needs ``Authorization: Bearer <token>`` (tokens from ``voxwatch token create``).
+Authentication: every ``/api`` route needs ``Authorization: Bearer <token>`` (tokens from ``voxwatch token create NAME --role ROLE``).
 The live feed ``GET /api/events`` is read with ``fetch()`` and the same header (the dashboard parses the
 ``text/event-stream`` body itself), so no token ever appears in a URL or a server log; the alert audio is fetched
 the same way and played from a blob. Requests without a valid (or with an expired) token get 401 and an

@@ -262,4 +262,4 @@ def token_list(obj: Context) -> None:
         expiry = f"expires {t['expires_at']}" if t["expires_at"] else "no expiry"
         obj.emit(t, f"{t['name']}\t{t['role']}\tcreated {t['created_at']} by {t['created_by']}\t{expiry}")
     if not found and not obj.as_json:
-        click.echo("no tokens; create one with 'voxwatch token create NAME'")
+        click.echo("no tokens; create one with 'voxwatch token create NAME --role ROLE'")
