@@ -4,8 +4,8 @@ The service owns the engine, the store and a running :class:`~voxwatch.watch.Wat
 REST API (OpenAPI at ``/openapi.json``, docs at ``/docs``), a live feed over Server-Sent Events (:mod:`voxwatch.feed`)
 and the dashboard at ``/``; webhooks are delivered by :mod:`voxwatch.delivery`.
 
-Authentication: every ``/api`` route needs ``Authorization: Bearer <token>`` (tokens from ``voxwatch token create NAME --role ROLE``).
-The live feed ``GET /api/events`` is read with ``fetch()`` and the same header (the dashboard parses the
+Authentication: every ``/api`` route needs ``Authorization: Bearer <token>`` (tokens from
+``voxwatch token create NAME --role ROLE``). The live feed ``GET /api/events`` is read with ``fetch()`` and the same header (the dashboard parses the
 ``text/event-stream`` body itself), so no token ever appears in a URL or a server log; the alert audio is fetched
 the same way and played from a blob. Requests without a valid (or with an expired) token get 401 and an
 ``unauthorized`` audit row. Each token has a role (:class:`~voxwatch.auth.Role`): ``viewer`` reads, ``operator``
@@ -117,7 +117,7 @@ EVENTS_DESCRIPTION = """A `text/event-stream` body, read with `fetch()` and the 
 - `speakers`: a voice was enrolled or forgotten (reload); `search`: a search job's progress `{id, done, total}`
 - `error`: the watch stopped; `resync`: events since `Last-Event-ID` cannot be replayed (reload everything)
 
-Every event but `streams` carries an `id:`. A client that reconnects with the `Last-Event-ID` header (as
+Every published event carries an `id:` (the `streams` snapshots sent to one client every second do not). A client that reconnects with the `Last-Event-ID` header (as
 `EventSource` does) first gets the events it missed, from the last 1000."""
 
 EVENTS_EXAMPLE = 'id: 5f3a9c1e-42\nevent: alert\ndata: {"alert_id":"9c0f...","speaker":"Jane Doe","stream_time_s":83.4,...}\n\n'
@@ -173,7 +173,7 @@ def create_app(service: Service) -> FastAPI:
 
     @app.exception_handler(VoxwatchError)
     async def voxwatch_error(request: Request, exc: VoxwatchError) -> JSONResponse:
-        if isinstance(exc, Forbidden):  # who tried to reach which file is worth keeping
+        if isinstance(exc, Forbidden):  # a file outside, an internal URL, a role too low: who tried is worth keeping
             who = getattr(request.state, "actor", "anonymous")
             await run_in_threadpool(service.audit, who, "forbidden", f"{request.method} {request.url.path}", str(exc))
         return JSONResponse({"detail": str(exc), "error": type(exc).__name__}, status_code=exc.http_status)
