@@ -132,10 +132,13 @@ class Clip:
 
 
 def read_input(audio: AudioInput, rate_hz: int | None = None, *, max_s: float = 4 * 3600) -> Clip:
-    """Any audio the library accepts → a :class:`Clip`: a path is decoded (:func:`load_audio`); an array of
+    """Any audio the library accepts → a :class:`Clip`: a path (or URL) is decoded (:func:`load_audio`); an array of
     ``rate_hz`` samples (1-D, or 2-D as channels × samples; float in [-1, 1] or integer PCM) is downmixed and
     resampled. Raises :class:`UsageError` for an array without a rate, :class:`AudioError` for unusable audio."""
     if not isinstance(audio, np.ndarray):
+        if "://" in str(audio):  # a recording behind a URL: identified by its decoded samples
+            samples = load_audio(audio, max_s=max_s)
+            return Clip(str(audio), samples, hashlib.sha256(samples.tobytes()).hexdigest())
         if not Path(audio).is_file():
             raise AudioError(f"{audio}: no such file" if not Path(audio).exists() else f"{audio}: not a file")
         return Clip(str(audio), load_audio(audio, max_s=max_s), sha256_file(audio))
