@@ -274,11 +274,19 @@ def test_retention_purges_old_alerts_with_their_rows_and_detections_and_audits_i
     assert purge["actor"] == "retention" and json.loads(purge["detail"])["alerts"] == 1
     assert Retention(store, 30).purge() == dict.fromkeys(counts, 0)
     assert len([a for a in store.audit_log() if a["action"] == "purge"]) == 1  # nothing purged, nothing logged
+    with pytest.raises(UsageError, match="retain_days=0"):
+        Retention(store, 0)
 
 
 def test_the_service_purges_on_a_schedule(tones: Engine, tmp_path: Path) -> None:
     old, new = tones.store.alerts()
-    with app_client(tones, tmp_path, retain_days=7, retention_interval_s=0.1):
+    settings = replace(tones.settings, retain_days=7)  # the same database
+    with (
+        Engine(settings, backend=tones.backend, vad=tones.vad) as keeping,
+        app_client(keeping, tmp_path, retention_interval_s=0.1) as client,
+    ):
+        headers = bearer(create_token(tones.store, "root", "admin", Role.VIEWER))
+        assert client.get("/api/status", headers=headers).json()["retain_days"] == 7
         backdate(tones.settings.db, old.alert_id, 8)  # ages while the service runs
         deadline = time.monotonic() + 10
         while len(tones.store.alerts()) > 1 and time.monotonic() < deadline:

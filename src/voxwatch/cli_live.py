@@ -193,14 +193,8 @@ def serve(
     from .api import serve as run_service
     from .service import Service, ServiceOptions
 
-    engine = obj.engine(threshold, fa_rate, retain_days)
-    options = ServiceOptions(
-        allow_dirs=allow_dirs,
-        max_upload_mb=max_upload_mb,
-        allow_private_urls=allow_private_urls,
-        retain_days=engine.settings.retain_days,
-    )
-    service = Service(engine, options)
+    options = ServiceOptions(allow_dirs=allow_dirs, max_upload_mb=max_upload_mb, allow_private_urls=allow_private_urls)
+    service = Service(obj.engine(threshold, fa_rate, retain_days), options)
     run_service(service, host, port)
 
 

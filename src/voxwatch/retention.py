@@ -16,20 +16,16 @@ log = logging.getLogger(__name__)
 ACTOR = "retention"
 
 
-def check_retain_days(days: float) -> float:
-    if not 0 < days <= 36500:
-        raise UsageError(f"retain_days={days}: give a number of days above 0 (up to 36500)")
-    return days
-
-
 class Retention:
     """Purges ``store`` of what is older than ``days`` on a schedule; :meth:`start` and :meth:`stop` bracket it."""
 
     def __init__(self, store: Store, days: float, interval_s: float = 3600.0):
+        if not 0 < days <= 36500:
+            raise UsageError(f"retain_days={days}: give a number of days above 0 (up to 36500)")
         if interval_s <= 0:
             raise UsageError(f"interval_s={interval_s} must be positive")
         self.store = store
-        self.days = check_retain_days(days)
+        self.days = days
         self.interval_s = interval_s
         self._stopped = threading.Event()
         self._thread = threading.Thread(target=self._run, name="retention", daemon=True)

@@ -29,7 +29,7 @@ from .feed import Feed
 from .outbound import require_public
 from .quality import enrollment_quality
 from .records import Alert, Detection, EnrollmentInfo
-from .retention import Retention, check_retain_days
+from .retention import Retention
 from .searches import Searches
 from .snippets import SnippetKeeper, Tap
 from .streams import Multiplexer, StreamStatus
@@ -50,8 +50,7 @@ class ServiceOptions:
     snippet_after_s: float = 5.0  # audio kept after the alert moment, when it arrives
     delivery: DeliveryOptions = field(default_factory=DeliveryOptions)
     allow_private_urls: bool = False  # let webhooks and streams reach loopback, link-local and private addresses
-    retain_days: float | None = None  # purge alerts, snippets and detections older than this
-    retention_interval_s: float = 3600.0  # how often the purge runs
+    retention_interval_s: float = 3600.0  # how often alerts older than the engine's settings.retain_days are purged
 
     def __post_init__(self) -> None:
         if not 0 < self.max_upload_mb <= 4096:
@@ -61,8 +60,6 @@ class ServiceOptions:
         for d in self.allow_dirs:
             if not Path(d).is_dir():
                 raise UsageError(f"--allow-dir {d}: no such directory")
-        if self.retain_days is not None:
-            check_retain_days(self.retain_days)
 
 
 class _Sink:
@@ -122,11 +119,8 @@ class Service:
         self._snippets = SnippetKeeper(self.store, self.options.snippet_max_s, self.options.snippet_after_s)
         self._watch: Watch | None = None
         self._thread: threading.Thread | None = None
-        self._retention = (
-            None
-            if self.options.retain_days is None
-            else Retention(self.store, self.options.retain_days, self.options.retention_interval_s)
-        )
+        days = engine.settings.retain_days
+        self._retention = None if days is None else Retention(self.store, days, self.options.retention_interval_s)
         self.watch_error: str | None = None
         self.started_at = time.time()
 
@@ -420,7 +414,7 @@ class Service:
             "watch_error": self.watch_error,
             "allow_dirs": [str(r) for r in self._roots],
             "max_upload_mb": self.options.max_upload_mb,
-            "retain_days": self.options.retain_days,
+            "retain_days": self.engine.settings.retain_days,
             "uptime_s": round(time.time() - self.started_at, 1),
         }
 
