@@ -106,6 +106,15 @@ def test_a_recording_cannot_be_its_own_reference(module_engine: Engine, case: di
         compare(module_engine, case["same"], ["/nonexistent.wav"])
 
 
+def test_arrays_compare_exactly_as_their_files(module_engine: Engine, case: dict, same: Comparison) -> None:  # type: ignore[type-arg]
+    arrays = [load_audio(f) for f in [case["same"], *case["references"]]]
+    result = compare(module_engine, arrays[0], arrays[1:], rate_hz=RATE_HZ)
+    assert result.llr == same.llr and result.score == same.score and result.warnings == same.warnings
+    assert result.questioned.file.startswith("array:") and result.questioned.speech_s == same.questioned.speech_s
+    with pytest.raises(UsageError, match="own reference"):
+        compare(module_engine, arrays[0], [arrays[0]], rate_hz=RATE_HZ)
+
+
 def test_cli_turns_non_audio_into_one_clean_error(tmp_path: Path, case: dict) -> None:  # type: ignore[type-arg]
     notes = tmp_path / "notes.txt"
     notes.write_text("not a recording\n" * 100)

@@ -69,7 +69,7 @@ def test_operator_enrolls_watches_sees_alert_live_plays_and_acknowledges(
     page.fill("#token", service.token)
     page.click("#login-form button[type=submit]")
     page.wait_for_selector("#feed.on", timeout=10_000)
-    assert page.inner_text("#who") == "operator"
+    assert page.inner_text("#who") == "operator (admin)"
 
     # enroll through the page
     page.click("nav a[data-tab=voices]")

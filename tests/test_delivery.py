@@ -101,7 +101,7 @@ def service(tmp_path: Path, data: Path, readers: dict[str, list[Path]]) -> Itera
     allow = tmp_path / "allowed"
     allow.mkdir()
     db = tmp_path / "voxwatch.db"
-    srv = Server(db, allow, make_token(db)).start()
+    srv = Server(db, allow, make_token(db), "--allow-private-urls").start()  # the receivers listen on 127.0.0.1
     with srv.client() as c:
         for name in (TARGET, OTHER):
             assert upload(c, name, by_size(readers[name])[:3]).status_code == 201

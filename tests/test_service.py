@@ -36,9 +36,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def make_token(db: Path, name: str = "tester") -> str:
+def make_token(db: Path, name: str = "tester", role: str = "admin") -> str:
     out = subprocess.run(
-        [*CLI, "--db", str(db), "token", "create", name], capture_output=True, text=True, timeout=60, check=False
+        [*CLI, "--db", str(db), "token", "create", name, "--role", role],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert out.returncode == 0, out.stderr
     token = out.stdout.strip()
@@ -161,7 +165,8 @@ def server(tmp_path_factory: pytest.TempPathFactory, data: Path) -> Iterator[Ser
     allow = root / "allowed"
     allow.mkdir()
     db = root / "voxwatch.db"
-    srv = Server(db, allow, make_token(db), "--max-upload-mb", "2").start()
+    # --allow-private-urls: the network-stream test serves its radio on 127.0.0.1
+    srv = Server(db, allow, make_token(db), "--max-upload-mb", "2", "--allow-private-urls").start()
     yield srv
     srv.stop()
 

@@ -29,7 +29,7 @@ def v3(tmp_path: Path) -> Path:
 def test_a_database_made_before_the_split_opens_and_reads_unchanged(v3: Path) -> None:
     before = sqlite3.connect(v3)
     schema = before.execute("SELECT type, name, sql FROM sqlite_master ORDER BY name").fetchall()
-    assert before.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS) == 3
+    assert before.execute("PRAGMA user_version").fetchone()[0] == 3 < len(MIGRATIONS)
     before.close()
     store = Store(v3)
     try:
@@ -49,17 +49,17 @@ def test_a_database_made_before_the_split_opens_and_reads_unchanged(v3: Path) ->
         assert recording.path == "/data/tones.flac" and len(recording.spans) == 3 and recording.vectors.shape == (3, 32)
         ids, centroids, owners = store.index_summaries("tones", 32)
         assert len(ids) == 1 and len(centroids) == len(owners) >= 1
-        assert store.token_named(next(iter(_token_hashes(v3)))) == "operator"
+        assert store.token(next(iter(_token_hashes(v3)))) == ("operator", "admin", None)  # made before roles: admin
         assert [w[1:4] for w in store.webhooks()] == [("http://127.0.0.1:9/hook", "s3cret", ["low"])]
         assert store.search_job("job1")["status"] == "done"  # type: ignore[index]
         assert [a["action"] for a in store.audit_log()][:2] == ["enroll", "enroll"]
     finally:
         store.close()
     after = sqlite3.connect(v3)
-    assert after.execute("SELECT type, name, sql FROM sqlite_master ORDER BY name").fetchall() == schema, (
-        "opening changed the schema"
-    )
+    migrated = set(after.execute("SELECT type, name, sql FROM sqlite_master ORDER BY name").fetchall())
+    assert after.execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
     after.close()
+    assert {row for row in schema if row[1] != "tokens"} <= migrated, "migrating changed more than the tokens table"
 
 
 def _token_hashes(path: Path) -> list[str]:

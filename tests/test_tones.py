@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from voxwatch import CollectingSink, FileSource, load_audio
 from voxwatch.api import create_app
 from voxwatch.audio import RATE_HZ, write_wav
-from voxwatch.auth import create_token
+from voxwatch.auth import Role, create_token
 from voxwatch.cli import main
 from voxwatch.engine import Engine
 from voxwatch.records import Alert, AudioChunk, Detection, Segment
@@ -131,7 +131,7 @@ def test_service_enrolls_watches_alerts_and_forgets(tmp_path: Path) -> None:
     allowed.mkdir()
     shutil.copy(RECORDING, allowed / "tones.flac")
     engine = tone_engine(tmp_path)
-    token = create_token(engine.store, "tester", "admin")
+    token = create_token(engine.store, "tester", "admin", Role.ADMIN)
     service = Service(engine, ServiceOptions(allow_dirs=(allowed,), snippet_after_s=1.0))
     with TestClient(create_app(service), headers={"Authorization": f"Bearer {token}"}) as client:
         assert client.get("/api/speakers", headers={"Authorization": "Bearer vxw_wrong"}).status_code == 401

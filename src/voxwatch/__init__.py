@@ -3,17 +3,13 @@
 A watch in four lines:
 
     from voxwatch import Engine, Settings, FileSource
-    engine = Engine(Settings(db="voxwatch.db"))
-    engine.enroll("alice", ["alice.wav"], note="consented interview, 2026-11-01")
-    summary = engine.watch([FileSource("radio.mp3", realtime=True)])
+    with Engine(Settings(db="voxwatch.db")) as engine:
+        engine.enroll("alice", ["alice.wav"], note="consented interview, 2026-11-01")
+        summary = engine.watch([FileSource("radio.mp3", realtime=True)])
+
+Recordings are paths or arrays: ``engine.verify(samples, "alice", rate_hz=8000)``, ``engine.embed(samples, 44100)``.
+BLAS threads are limited (threadpoolctl) only while voxwatch computes; importing voxwatch changes nothing else.
 """
-
-import os
-
-# One BLAS thread: voxwatch's matrices are small and its parallelism comes from batching; oversubscribed BLAS
-# threads make them many times slower. Takes effect when voxwatch is imported before numpy.
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
 
 from .audio import FileSource, PcmFormat, PcmSource, Source, UrlSource, load_audio, open_source
 from .comparison import Comparison, compare

@@ -4,10 +4,13 @@ The service owns the engine, the store and a running :class:`~voxwatch.watch.Wat
 REST API (OpenAPI at ``/openapi.json``, docs at ``/docs``), a live feed over Server-Sent Events (:mod:`voxwatch.feed`)
 and the dashboard at ``/``; webhooks are delivered by :mod:`voxwatch.delivery`.
 
-Authentication: every ``/api`` route needs ``Authorization: Bearer <token>`` (tokens from ``voxwatch token create``).
-The live feed ``GET /api/events`` is read with ``fetch()`` and the same header (the dashboard parses the
+Authentication: every ``/api`` route needs ``Authorization: Bearer <token>`` (tokens from
+``voxwatch token create NAME --role ROLE``). The live feed ``GET /api/events`` is read with ``fetch()`` and the same header (the dashboard parses the
 ``text/event-stream`` body itself), so no token ever appears in a URL or a server log; the alert audio is fetched
-the same way and played from a blob. Requests without a valid token get 401 and an ``unauthorized`` audit row.
+the same way and played from a blob. Requests without a valid (or with an expired) token get 401 and an
+``unauthorized`` audit row. Each token has a role (:class:`~voxwatch.auth.Role`): ``viewer`` reads, ``operator``
+also runs streams, acknowledgements and searches, ``admin`` also enrolls, forgets, and manages webhooks and tokens;
+a request beyond the token's role gets 403 and a ``forbidden`` audit row.
 
 Files named in requests (file streams, search paths) must resolve, symlinks and ``..`` included, inside one of
 the ``allow_dirs``; anything else is 403. Uploads larger than ``max_upload_mb`` are refused with 413 while they
@@ -21,19 +24,37 @@ import logging
 import shutil
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, File, Form, HTTPException, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, FastAPI, File, Form, Header, HTTPException, Query, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from . import __version__
+from .api_models import (
+    AlertView,
+    AuditEntry,
+    Enrolled,
+    Forgotten,
+    SearchJob,
+    SearchJobSummary,
+    SpeakerDetail,
+    SpeakerView,
+    Status,
+    StreamView,
+    TokenInfo,
+    WebhookPayload,
+    WebhookView,
+)
 from .audio import AUDIO_SUFFIXES
+from .auth import Principal, Role
 from .errors import AudioError, Forbidden, UsageError, VoxwatchError
 from .feed import event_text
 from .service import Service
@@ -44,20 +65,62 @@ STATIC = Path(__file__).parent / "static"
 JSON_BODY_LIMIT = 1 << 20
 
 
-def _actor(request: Request) -> str:
-    """The bearer check every API route depends on: the acting token's audit name, or 401 (audit-logged)."""
+BEARER = HTTPBearer(
+    auto_error=False,
+    scheme_name="token",
+    description="An API token from `voxwatch token create NAME --role viewer|operator|admin [--expires-days N]`.",
+)
+
+
+def _principal(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]) -> Principal:
+    """The bearer check every API route depends on: who the token acts as, or 401 (audit-logged)."""
     service: Service = request.app.state.service
     client = request.client.host if request.client else "?"
-    who = service.authenticate(request.headers.get("authorization"), request.method, request.url.path, client)
-    if who is None:
+    token = credentials.credentials if credentials else None
+    principal = service.authenticate(token, request.method, request.url.path, client)
+    if principal is None:
         raise HTTPException(
             401, "a valid bearer token is required (Authorization: Bearer <token>)", headers={"WWW-Authenticate": "Bearer"}
         )
-    request.state.actor = who
-    return who
+    request.state.actor = principal.actor
+    return principal
 
 
-Actor = Annotated[str, Depends(_actor)]
+def _needs(role: Role) -> Callable[[Request, Principal], str]:
+    """A dependency admitting tokens of ``role`` or above (the acting token's audit name); 403, audit-logged, for
+    the rest."""
+
+    def check(request: Request, principal: Annotated[Principal, Depends(_principal)]) -> str:
+        if not principal.role.allows(role):
+            raise Forbidden(
+                f"{principal.actor} has role {principal.role}; {request.method} {request.url.path} needs role {role}"
+                f" (create a token with 'voxwatch token create NAME --role {role}')"
+            )
+        return principal.actor
+
+    return check
+
+
+_viewer, _operator, _admin = _needs(Role.VIEWER), _needs(Role.OPERATOR), _needs(Role.ADMIN)
+Operator = Annotated[str, Depends(_operator)]
+Admin = Annotated[str, Depends(_admin)]
+VIEWER, ADMIN = [Depends(_viewer)], [Depends(_admin)]
+
+
+EVENTS_DESCRIPTION = """A `text/event-stream` body, read with `fetch()` and the bearer header. Each event has a kind
+(`event:`) and JSON data (`data:`):
+
+- `alert`: a new alert (as in `GET /api/alerts`); `ack`: `{alert_id, acknowledged_at, acknowledged_by}`
+- `streams`: every watched stream (as in `GET /api/streams`), when they change and every second
+- `stream_end`: a stream's final status; `detection`: a detected turn `{source, speaker, start_s, end_s, score, llr,
+  stream}`
+- `speakers`: a voice was enrolled or forgotten (reload); `search`: a search job's progress `{id, done, total}`
+- `error`: the watch stopped; `resync`: events since `Last-Event-ID` cannot be replayed (reload everything)
+
+Every published event carries an `id:` (the `streams` snapshots sent to one client every second do not). A client that reconnects with the `Last-Event-ID` header (as
+`EventSource` does) first gets the events it missed, from the last 1000."""
+
+EVENTS_EXAMPLE = 'id: 5f3a9c1e-42\nevent: alert\ndata: {"alert_id":"9c0f...","speaker":"Jane Doe","stream_time_s":83.4,...}\n\n'
 
 
 class StreamRequest(BaseModel):
@@ -93,34 +156,41 @@ def create_app(service: Service) -> FastAPI:
         finally:
             await run_in_threadpool(service.close)
 
-    app = FastAPI(
+    app = FastAPIOffline(  # /docs and /redoc with their assets served from the package: they work offline
         title="voxwatch",
         version=__version__,
         description="Speaker spotting service: enroll voices, watch streams, get alerts, search archives. "
-        "Every /api route needs `Authorization: Bearer <token>` (create one with `voxwatch token create NAME`).",
+        "Every /api route needs `Authorization: Bearer <token>` (create one with `voxwatch token create NAME --role ROLE`): "
+        "**viewer** reads alerts, streams, voices and search results; **operator** also adds and stops streams, "
+        "acknowledges alerts and starts searches; **admin** also enrolls and forgets voices, and manages webhooks and "
+        "tokens. A missing, unknown or expired token gets 401; a request beyond the token's role gets 403. Both are "
+        "written to the audit log.",
         lifespan=lifespan,
         max_body_size=JSON_BODY_LIMIT,
+        static_url="/static/docs",
     )
     app.state.service = service
 
     @app.exception_handler(VoxwatchError)
     async def voxwatch_error(request: Request, exc: VoxwatchError) -> JSONResponse:
-        if isinstance(exc, Forbidden):  # who tried to reach which file is worth keeping
+        if isinstance(exc, Forbidden):  # a file outside, an internal URL, a role too low: who tried is worth keeping
             who = getattr(request.state, "actor", "anonymous")
             await run_in_threadpool(service.audit, who, "forbidden", f"{request.method} {request.url.path}", str(exc))
         return JSONResponse({"detail": str(exc), "error": type(exc).__name__}, status_code=exc.http_status)
 
-    api = APIRouter(prefix="/api", dependencies=[Depends(_actor)])
+    api = APIRouter(prefix="/api", dependencies=[Depends(_principal)])
 
-    @api.get("/status", summary="Who you are and how the service is doing")
-    def get_status(who: Actor) -> dict[str, Any]:
-        return service.status(who)
+    @api.get("/status", summary="Who you are (token and role) and how the service is doing", response_model=Status)
+    def get_status(principal: Annotated[Principal, Depends(_principal)]) -> dict[str, Any]:
+        return service.status(principal)
 
-    @api.get("/speakers", summary="Enrolled voices with enrollment quality")
+    @api.get(
+        "/speakers", summary="Enrolled voices with enrollment quality", dependencies=VIEWER, response_model=list[SpeakerView]
+    )
     def list_speakers() -> list[dict[str, Any]]:
         return service.speakers()
 
-    @api.get("/speakers/{name}", summary="One voice with its enrollments")
+    @api.get("/speakers/{name}", summary="One voice with its enrollments", dependencies=VIEWER, response_model=SpeakerDetail)
     def get_speaker(name: str) -> dict[str, Any]:
         return service.speaker(name)
 
@@ -128,10 +198,11 @@ def create_app(service: Service) -> FastAPI:
         "/speakers",
         status_code=201,
         summary="Enroll a voice from uploaded recordings (multipart)",
+        response_model=Enrolled,
         max_body_size=int(service.options.max_upload_mb * (1 << 20)),
     )
     def enroll(
-        who: Actor,
+        who: Admin,
         name: Annotated[str, Form(description="Voice name (new, or an enrolled one to add recordings to).")],
         files: Annotated[list[UploadFile], File(description="One or more recordings of that voice alone.")],
         note: Annotated[str, Form(description="Provenance: source, consent or legal basis, who recorded it and when.")] = "",
@@ -156,24 +227,35 @@ def create_app(service: Service) -> FastAPI:
             shutil.rmtree(folder, ignore_errors=True)
         return {**service.speaker(name.strip()), "added": [i.to_json() for i in infos]}
 
-    @api.delete("/speakers/{name}", summary="Forget a voice: voiceprints, enrollments, detections, alerts and their audio")
-    def forget(name: str, who: Actor) -> dict[str, Any]:
+    @api.delete(
+        "/speakers/{name}",
+        summary="Forget a voice: voiceprints, enrollments, detections, alerts and their audio",
+        response_model=Forgotten,
+    )
+    def forget(name: str, who: Admin) -> dict[str, Any]:
         return {"forgotten": name, **service.forget(name, who)}
 
-    @api.get("/streams", summary="Watched streams with live status")
+    @api.get("/streams", summary="Watched streams with live status", dependencies=VIEWER, response_model=list[StreamView])
     def list_streams() -> list[dict[str, Any]]:
         return service.streams()
 
-    @api.post("/streams", status_code=201, summary="Watch a URL or an allowed file for some or all voices")
-    def add_stream(body: StreamRequest, who: Actor) -> dict[str, Any]:
+    @api.post(
+        "/streams", status_code=201, summary="Watch a URL or an allowed file for some or all voices", response_model=StreamView
+    )
+    def add_stream(body: StreamRequest, who: Operator) -> dict[str, Any]:
         return service.add_stream(body.source, body.speakers, body.reconnects, body.realtime, who)
 
     @api.delete("/streams/{stream_id}", status_code=204, response_class=Response, summary="Stop watching a stream")
-    def stop_stream(stream_id: str, who: Actor) -> Response:
+    def stop_stream(stream_id: str, who: Operator) -> Response:
         service.stop_stream(stream_id, who)
         return Response(status_code=204)
 
-    @api.get("/alerts", summary="Alerts, newest first, filtered by speaker, stream (id or source) and wall-time range")
+    @api.get(
+        "/alerts",
+        summary="Alerts, newest first, filtered by speaker, stream (id or source) and wall-time range",
+        dependencies=VIEWER,
+        response_model=list[AlertView],
+    )
     def list_alerts(
         speaker: str | None = None,
         stream: str | None = None,
@@ -183,7 +265,7 @@ def create_app(service: Service) -> FastAPI:
     ) -> list[dict[str, Any]]:
         return service.alerts(speaker, stream, since, until, limit)
 
-    @api.get("/alerts/{alert_id}", summary="One alert")
+    @api.get("/alerts/{alert_id}", summary="One alert", dependencies=VIEWER, response_model=AlertView)
     def get_alert(alert_id: str) -> dict[str, Any]:
         return service.alert(alert_id)
 
@@ -191,6 +273,7 @@ def create_app(service: Service) -> FastAPI:
         "/alerts/{alert_id}/audio",
         summary="The audio of the alerted turn (Ogg/Opus or WAV)",
         responses={200: {"content": {"audio/ogg": {}, "audio/wav": {}}}},
+        dependencies=VIEWER,
     )
     def alert_audio(alert_id: str) -> Response:
         media_type, start_s, end_s, data = service.alert_audio(alert_id)
@@ -203,28 +286,47 @@ def create_app(service: Service) -> FastAPI:
         }
         return Response(data, media_type=media_type, headers=headers)
 
-    @api.post("/alerts/{alert_id}/ack", summary="Acknowledge an alert (once; repeats return the first acknowledgement)")
-    def acknowledge(alert_id: str, who: Actor) -> dict[str, Any]:
+    @api.post(
+        "/alerts/{alert_id}/ack",
+        summary="Acknowledge an alert (once; repeats return the first acknowledgement)",
+        response_model=AlertView,
+    )
+    def acknowledge(alert_id: str, who: Operator) -> dict[str, Any]:
         return service.acknowledge(alert_id, who)
 
-    @api.post("/search", status_code=202, summary="Search allowed files/folders for enrolled voices (a background job)")
-    def submit_search(body: SearchRequest, who: Actor) -> dict[str, Any]:
+    @api.post(
+        "/search",
+        status_code=202,
+        summary="Search allowed files/folders for enrolled voices (a background job)",
+        response_model=SearchJob,
+    )
+    def submit_search(body: SearchRequest, who: Operator) -> dict[str, Any]:
         return service.start_search(body.paths, body.speakers, who)
 
-    @api.get("/search", summary="Recent search jobs")
+    @api.get("/search", summary="Recent search jobs", dependencies=VIEWER, response_model=list[SearchJobSummary])
     def list_searches() -> list[dict[str, Any]]:
         return service.search_jobs()
 
-    @api.get("/search/{job_id}", summary="A search job: status, progress, and per-recording timelines")
+    @api.get(
+        "/search/{job_id}",
+        summary="A search job: status, progress, and per-recording timelines",
+        dependencies=VIEWER,
+        response_model=SearchJob,
+    )
     def get_search(job_id: str) -> dict[str, Any]:
         return service.search_job(job_id)
 
-    @api.get("/webhooks", summary="Webhooks with delivery counts")
+    @api.get("/webhooks", summary="Webhooks with delivery counts", dependencies=ADMIN, response_model=list[WebhookView])
     def list_webhooks() -> list[dict[str, Any]]:
         return service.webhooks()
 
-    @api.post("/webhooks", status_code=201, summary="Send every new alert (optionally for some voices) to a URL")
-    def add_webhook(body: WebhookRequest, who: Actor) -> dict[str, Any]:
+    @api.post(
+        "/webhooks",
+        status_code=201,
+        summary="Send every new alert (optionally for some voices) to a URL (see the webhook 'alert' for the body)",
+        response_model=WebhookView,
+    )
+    def add_webhook(body: WebhookRequest, who: Admin) -> dict[str, Any]:
         return service.add_webhook(body.url, body.secret, body.speakers, who)
 
     @api.delete(
@@ -233,27 +335,45 @@ def create_app(service: Service) -> FastAPI:
         response_class=Response,
         summary="Remove a webhook (its undelivered alerts are dropped)",
     )
-    def remove_webhook(webhook_id: int, who: Actor) -> Response:
+    def remove_webhook(webhook_id: int, who: Admin) -> Response:
         service.remove_webhook(webhook_id, who)
         return Response(status_code=204)
 
-    @api.get("/audit", summary="The audit log, newest first")
+    @api.get(
+        "/tokens",
+        summary="API tokens: names, roles and expiry (never the tokens)",
+        dependencies=ADMIN,
+        response_model=list[TokenInfo],
+    )
+    def list_tokens() -> list[dict[str, str | None]]:
+        return service.store.tokens()
+
+    @api.get("/audit", summary="The audit log, newest first", dependencies=ADMIN, response_model=list[AuditEntry])
     def audit(limit: Annotated[int, Query(ge=1, le=10000)] = 200) -> list[dict[str, str]]:
         return service.audit_log(limit)
 
     @api.get(
         "/events",
         summary="Live feed (Server-Sent Events): alert, ack, streams, stream_end, detection, speakers, search",
+        description=EVENTS_DESCRIPTION,
         response_class=StreamingResponse,
-        responses={200: {"content": {"text/event-stream": {}}}},
+        responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}, "example": EVENTS_EXAMPLE}}}},
+        dependencies=VIEWER,
     )
-    async def events(request: Request) -> StreamingResponse:
-        entry = service.feed.subscribe()
+    async def events(
+        request: Request,
+        last_event_id: Annotated[
+            str | None, Header(description="Resume after this event id: the missed events are sent first.")
+        ] = None,
+    ) -> StreamingResponse:
+        entry, missed = service.feed.subscribe(last_event_id)
         queue = entry[1]
 
         async def feed() -> AsyncIterator[str]:
             try:
                 yield "retry: 2000\n\n"
+                for text in missed:
+                    yield text
                 yield event_text("streams", await run_in_threadpool(service.streams))
                 last_status = time.monotonic()
                 while True:
@@ -276,6 +396,20 @@ def create_app(service: Service) -> FastAPI:
         )
 
     app.include_router(api)
+
+    @app.webhooks.post("alert", summary="An alert, POSTed to every webhook whose speaker filter it passes")
+    def alert_webhook(
+        body: WebhookPayload,
+        idempotency_key: Annotated[str, Header(description="The alert id: deduplicate on it.")],
+        x_voxwatch_signature: Annotated[
+            str | None,
+            Header(description="With a secret: `sha256=` and the hex HMAC-SHA256 of the exact body bytes under it."),
+        ] = None,
+    ) -> None:
+        """Sent once per alert and webhook, in commit order, as compact JSON with sorted keys. Answer 2xx to take
+        it; any other answer or no answer is retried with exponential backoff (1 s doubling up to 60 s), and the
+        alerts behind it wait. Check the signature over the raw body before parsing it, e.g. in Python
+        `hmac.compare_digest(header, "sha256=" + hmac.new(secret, body, "sha256").hexdigest())`."""
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, bool]:

@@ -118,6 +118,50 @@ def load_audio(path: str | Path, *, max_s: float = 4 * 3600) -> np.ndarray:
     return np.concatenate(blocks)
 
 
+AudioInput = str | Path | np.ndarray  # a recording's path, or its samples in memory (with their rate)
+
+
+@dataclass(frozen=True)
+class Clip:
+    """A recording ready to analyse: 16 kHz mono float32 samples, a name for results and the audit log, and the
+    SHA-256 that identifies it (of the file; of the given samples for an array)."""
+
+    name: str
+    samples: np.ndarray
+    sha256: str
+
+
+def read_input(audio: AudioInput, rate_hz: int | None = None, *, max_s: float = 4 * 3600) -> Clip:
+    """Any audio the library accepts → a :class:`Clip`: a path (or URL) is decoded (:func:`load_audio`); an array of
+    ``rate_hz`` samples (1-D, or 2-D as channels × samples; float in [-1, 1] or integer PCM) is downmixed and
+    resampled. Raises :class:`UsageError` for an array without a rate, :class:`AudioError` for unusable audio."""
+    if not isinstance(audio, np.ndarray):
+        if "://" in str(audio):  # a recording behind a URL: identified by its decoded samples
+            samples = load_audio(audio, max_s=max_s)
+            return Clip(str(audio), samples, hashlib.sha256(samples.tobytes()).hexdigest())
+        if not Path(audio).is_file():
+            raise AudioError(f"{audio}: no such file" if not Path(audio).exists() else f"{audio}: not a file")
+        return Clip(str(audio), load_audio(audio, max_s=max_s), sha256_file(audio))
+    if rate_hz is None:
+        raise UsageError("audio given as an array needs its sample rate (rate_hz=...)")
+    if not 1000 <= rate_hz <= 384000:
+        raise UsageError(f"rate_hz={rate_hz} is out of range (1000 to 384000 Hz)")
+    if audio.dtype.kind not in "fiu" or audio.ndim not in (1, 2) or audio.size == 0:
+        raise AudioError(f"audio array of {audio.dtype} with shape {audio.shape}: need 1-D or channels × samples numbers")
+    digest = hashlib.sha256(np.ascontiguousarray(audio).tobytes()).hexdigest()
+    samples = _to_float(audio)
+    if samples.ndim == 2:
+        samples = samples.mean(axis=0)
+    if not np.isfinite(samples).all():
+        raise AudioError("audio array holds NaN or infinite values")
+    if len(samples) > max_s * rate_hz:
+        raise AudioError(f"audio array is longer than {max_s:.0f} s; split it")
+    if rate_hz != RATE_HZ:
+        resampler = _Resampler()
+        samples = np.concatenate([resampler.array(samples, rate_hz), resampler.flush()])
+    return Clip(f"array:{digest[:12]}", samples.astype(np.float32, copy=False), digest)
+
+
 def wav_bytes(samples: np.ndarray) -> bytes:
     """16 kHz mono float audio as the bytes of a 16-bit WAV file."""
     import wave

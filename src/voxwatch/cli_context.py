@@ -23,15 +23,24 @@ class Context:
     def __init__(self, config: Path | None, given: dict[str, object], as_json: bool):
         self.config, self.given, self.as_json = config, given, as_json
 
-    def settings(self, threshold_llr: float | None = None, false_alarms_per_hour: float | None = None) -> Settings:
+    def settings(
+        self, threshold_llr: float | None = None, false_alarms_per_hour: float | None = None, retain_days: float | None = None
+    ) -> Settings:
         """Defaults, then the settings file, then the environment, then the command line (see :mod:`.settings`)."""
         if threshold_llr is not None and false_alarms_per_hour is not None:
             raise UsageError("give --threshold or --false-alarms-per-hour, not both")
-        given = {**self.given, "threshold": threshold_llr, "false_alarms_per_hour": false_alarms_per_hour}
+        given = {
+            **self.given,
+            "threshold": threshold_llr,
+            "false_alarms_per_hour": false_alarms_per_hour,
+            "retain_days": retain_days,
+        }
         return resolve_settings(self.config, given)
 
-    def engine(self, threshold_llr: float | None = None, false_alarms_per_hour: float | None = None) -> Engine:
-        return Engine(self.settings(threshold_llr, false_alarms_per_hour))
+    def engine(
+        self, threshold_llr: float | None = None, false_alarms_per_hour: float | None = None, retain_days: float | None = None
+    ) -> Engine:
+        return Engine(self.settings(threshold_llr, false_alarms_per_hour, retain_days))
 
     def emit(self, record: dict[str, Any], text: str) -> None:
         click.echo(json.dumps(record) if self.as_json else text)

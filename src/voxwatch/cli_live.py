@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 
 import click
 
 from .audio import RATE_HZ, PcmFormat, open_source
+from .auth import MAX_EXPIRES_DAYS, Role, create_token
 from .cli_context import Context, fail_on, guard, operating_point
+from .retention import Retention
 from .sinks import ConsoleSink, JsonLinesSink
+
+
+def retain_days_option(fn: Callable[..., None]) -> Callable[..., None]:
+    return click.option(
+        "--retain-days",
+        type=click.FloatRange(min=0, min_open=True),
+        default=None,
+        help="Purge alerts, their audio and detections older than this many days (hourly; audit-logged)"
+        " [default: keep them; settings key retain_days].",
+    )(fn)
 
 
 @click.command()
@@ -39,6 +53,7 @@ from .sinks import ConsoleSink, JsonLinesSink
     "--reconnect", type=int, default=0, show_default=True, help="Reconnect attempts (with backoff) when a network stream drops."
 )
 @click.option("--detections", is_flag=True, help="Also print every detected turn when it ends.")
+@retain_days_option
 @click.pass_obj
 @guard
 def watch(
@@ -54,6 +69,7 @@ def watch(
     alerts_file: str | None,
     reconnect: int,
     detections: bool,
+    retain_days: float | None,
 ) -> None:
     """Watch live sources and alert the moment an enrolled voice speaks. Runs until the sources end or Ctrl-C.
 
@@ -67,12 +83,14 @@ def watch(
       arecord -f S16_LE -r 8000 | voxwatch watch - --rate 8000
     """
     pcm = PcmFormat(encoding, rate, channels)
-    engine = obj.engine(threshold, fa_rate)
+    engine = obj.engine(threshold, fa_rate, retain_days)
     srcs = [open_source(s, realtime=pace == "realtime", pcm=pcm, reconnects=reconnect) for s in sources]
     sinks: list = [ConsoleSink(obj.as_json, detections=detections)]  # type: ignore[type-arg]
     if alerts_file:
         sinks.append(JsonLinesSink(alerts_file))
-    summary = engine.watch(srcs, sinks, list(speakers) or None)
+    days = engine.settings.retain_days
+    with Retention(engine.store, days) if days is not None else nullcontext():  # purges at once, then hourly
+        summary = engine.watch(srcs, sinks, list(speakers) or None)
     if not obj.as_json:
         click.echo(f"{len(summary.alerts)} alert(s), {len(summary.detections)} detected turn(s)")
     fail_on([s.error or s.source for s in summary.streams if s.state == "failed"])
@@ -142,6 +160,12 @@ def demo(obj: Context, data: str | None, out: str, pace: str, seconds: float, se
 @click.option(
     "--max-upload-mb", default=100.0, show_default=True, type=float, help="Largest enrollment upload (all files of one request)."
 )
+@click.option(
+    "--allow-private-urls",
+    is_flag=True,
+    help="Let webhooks and network streams reach loopback, link-local and private addresses [default: refused].",
+)
+@retain_days_option
 @operating_point
 @click.pass_obj
 @guard
@@ -151,23 +175,26 @@ def serve(
     port: int,
     allow_dirs: tuple[Path, ...],
     max_upload_mb: float,
+    allow_private_urls: bool,
+    retain_days: float | None,
     threshold: float | None,
     fa_rate: float | None,
 ) -> None:
     """Run the HTTP API, the live dashboard (http://HOST:PORT/) and webhook delivery in one process.
 
-    Every API call needs a bearer token: create one first with 'voxwatch token create NAME'.
+    Every API call needs a bearer token: create one first with 'voxwatch token create NAME --role ROLE'.
     OpenAPI: /openapi.json, interactive docs: /docs.
 
     \b
     Example:
-      voxwatch token create alice
-      voxwatch serve --allow-dir /srv/recordings --port 8686
+      voxwatch token create alice --role admin
+      voxwatch serve --allow-dir /srv/recordings --port 8686 --retain-days 30
     """
     from .api import serve as run_service
     from .service import Service, ServiceOptions
 
-    service = Service(obj.engine(threshold, fa_rate), ServiceOptions(allow_dirs=allow_dirs, max_upload_mb=max_upload_mb))
+    options = ServiceOptions(allow_dirs=allow_dirs, max_upload_mb=max_upload_mb, allow_private_urls=allow_private_urls)
+    service = Service(obj.engine(threshold, fa_rate, retain_days), options)
     run_service(service, host, port)
 
 
@@ -177,27 +204,38 @@ def token() -> None:
 
     \b
     Example:
-      voxwatch token create operator-1
+      voxwatch token create desk-1 --role operator --expires-days 90
       voxwatch token list
     """
 
 
 @token.command("create")
 @click.argument("name")
+@click.option(
+    "--role",
+    type=click.Choice(["viewer", "operator", "admin"]),
+    required=True,
+    help="viewer: read alerts, streams, voices and search results; operator: also add and stop streams, acknowledge"
+    " alerts and run searches; admin: also enroll and forget voices, manage webhooks, read tokens and the audit log.",
+)
+@click.option(
+    "--expires-days",
+    type=click.IntRange(1, MAX_EXPIRES_DAYS),
+    default=None,
+    help="Valid for this many days [default: no expiry].",
+)
 @click.pass_obj
 @guard
-def token_create(obj: Context, name: str) -> None:
-    """Create an API token and print it; this is the only time it is shown.
+def token_create(obj: Context, name: str, role: str, expires_days: int | None) -> None:
+    """Create an API token with a role and print it; this is the only time it is shown.
 
     \b
     Example:
-      voxwatch token create operator-1
-      curl -H "Authorization: Bearer vxw_..." http://127.0.0.1:8686/api/speakers
+      voxwatch token create desk-1 --role viewer --expires-days 30
+      curl -H "Authorization: Bearer vxw_..." http://127.0.0.1:8686/api/alerts
     """
-    from .auth import create_token
-
     engine = obj.engine()
-    secret = create_token(engine.store, name, engine.actor)
+    secret = create_token(engine.store, name, engine.actor, Role(role), expires_days)
     obj.emit({"name": name, "token": secret}, secret)
     if not obj.as_json:
         click.echo(f"token {name!r} created; copy it now, it cannot be shown again", err=True)
@@ -207,7 +245,7 @@ def token_create(obj: Context, name: str) -> None:
 @click.pass_obj
 @guard
 def token_list(obj: Context) -> None:
-    """List API token names (never the tokens).
+    """List API tokens: names, roles and expiry (never the tokens).
 
     \b
     Example:
@@ -215,6 +253,7 @@ def token_list(obj: Context) -> None:
     """
     found = obj.engine().store.tokens()
     for t in found:
-        obj.emit(t, f"{t['name']}\tcreated {t['created_at']} by {t['created_by']}")
+        expiry = f"expires {t['expires_at']}" if t["expires_at"] else "no expiry"
+        obj.emit(t, f"{t['name']}\t{t['role']}\tcreated {t['created_at']} by {t['created_by']}\t{expiry}")
     if not found and not obj.as_json:
-        click.echo("no tokens; create one with 'voxwatch token create NAME'")
+        click.echo("no tokens; create one with 'voxwatch token create NAME --role ROLE'")

@@ -18,12 +18,12 @@ import logging
 import math
 from dataclasses import dataclass
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .audio import load_audio, sha256_file
+from .audio import AudioInput, Clip, read_input
+from .blas import blas_limited
 from .embedding import DEFAULT_MODEL
 from .engine import Analysis, Engine
 from .errors import AudioError, ModelError, UsageError
@@ -178,39 +178,48 @@ def format_lr(log10_lr: float) -> str:
     return f"{lr:.2f}" if lr < 10 else f"{lr:.1f}" if lr < 100 else f"{float(f'{lr:.2g}'):,.0f}"
 
 
-def compare(engine: Engine, questioned: str | Path, references: list[str | Path], limits: Limits | None = None) -> Comparison:
-    """Compare ``questioned`` with reference recordings of one claimed speaker (each of that voice alone).
+@blas_limited
+def compare(
+    engine: Engine,
+    questioned: AudioInput,
+    references: list[AudioInput],
+    limits: Limits | None = None,
+    *,
+    rate_hz: int | None = None,
+) -> Comparison:
+    """Compare ``questioned`` with reference recordings of one claimed speaker (each of that voice alone); each is
+    a file or an array of samples at ``rate_hz``.
 
-    Raises :class:`AudioError` when a file cannot be read or holds no usable speech, :class:`UsageError` when the
-    questioned recording is also a reference or a reference is given twice."""
+    Raises :class:`AudioError` when a recording cannot be read or holds no usable speech, :class:`UsageError` when
+    the questioned recording is also a reference or a reference is given twice."""
     limits = limits or Limits()
     if not references:
         raise UsageError("compare needs at least one reference recording of the claimed speaker")
-    digests = [_digest(p) for p in [questioned, *references]]  # cheap checks first, before any audio is analysed
-    for i, path in enumerate(references, 1):
-        if digests[i] == digests[0]:
+    clips = [read_input(a, rate_hz) for a in [questioned, *references]]  # every check before any audio is analysed
+    for i, clip in enumerate(clips[1:], 1):
+        if clip.sha256 == clips[0].sha256:
             raise UsageError(
-                f"{path}: the same recording as the questioned one (identical SHA-256); a recording cannot be its own reference"
+                f"{clip.name}: the same recording as the questioned one (identical SHA-256); a recording cannot be its own reference"
             )
-        if digests[i] in digests[1:i]:
-            raise UsageError(f"{path}: given twice as a reference (identical SHA-256)")
-    _, q_analysis, q_side = _read(engine, questioned, digests[0])
+        if clip.sha256 in [c.sha256 for c in clips[1:i]]:
+            raise UsageError(f"{clip.name}: given twice as a reference (identical SHA-256)")
+    q_analysis, q_side = _analyse(engine, clips[0])
     if not q_analysis.segments:
         raise AudioError(
-            f"{questioned}: no stretch of speech long enough to compare ({q_analysis.speech_s:.1f} s of net speech found)"
+            f"{clips[0].name}: no stretch of speech long enough to compare ({q_analysis.speech_s:.1f} s of net speech found)"
         )
     ref_sides: list[Recording] = []
     analyses: list[Analysis] = []
     sums: dict[str, np.ndarray] = {}
-    for path, digest in zip(references, digests[1:]):
-        samples, analysis, side = _read(engine, path, digest)
+    for clip in clips[1:]:
+        analysis, side = _analyse(engine, clip)
         if not analysis.segments:
             raise AudioError(
-                f"{path}: no stretch of speech long enough to make a voiceprint from"
+                f"{clip.name}: no stretch of speech long enough to make a voiceprint from"
                 f" ({analysis.speech_s:.1f} s of net speech found)"
             )
         # as enrollment makes a voiceprint: one print per simulated channel, weighted by speech across recordings
-        for condition, vector in engine.condition_embeddings(samples, analysis, seed=int(digest[:8], 16)).items():
+        for condition, vector in engine.condition_embeddings(clip.samples, analysis, seed=int(clip.sha256[:8], 16)).items():
             sums[condition] = sums.get(condition, 0) + analysis.speech_s * vector
         ref_sides.append(side)
         analyses.append(analysis)
@@ -233,26 +242,19 @@ def compare(engine: Engine, questioned: str | Path, references: list[str | Path]
         calibration,
     )
     engine.store.audit(
-        engine.actor, "compare", ",".join(r.file for r in ref_sides), f"{questioned} sha256={q_side.sha256} llr={result.llr}"
+        engine.actor, "compare", ",".join(r.file for r in ref_sides), f"{q_side.file} sha256={q_side.sha256} llr={result.llr}"
     )
-    log.info("compared %s with %d reference(s): score %.3f, LLR %+.2f", questioned, len(ref_sides), result.score, result.llr)
+    log.info("compared %s with %d reference(s): score %.3f, LLR %+.2f", q_side.file, len(ref_sides), result.score, result.llr)
     return result
 
 
-def _digest(path: str | Path) -> str:
-    if not Path(path).is_file():
-        raise AudioError(f"{path}: no such file" if not Path(path).exists() else f"{path}: not a file")
-    return sha256_file(path)
-
-
-def _read(engine: Engine, path: str | Path, digest: str) -> tuple[np.ndarray, Analysis, Recording]:
-    samples = load_audio(path)
-    analysis = engine.analyse_samples(samples, str(path))  # what engine.analyse does, keeping the samples
+def _analyse(engine: Engine, clip: Clip) -> tuple[Analysis, Recording]:
+    analysis = engine.analyse_samples(clip.samples, clip.name)
     q = analysis.quality
     side = Recording(
-        str(path), digest, q.duration_s, analysis.speech_s, len(analysis.segments), q.snr_db, q.bandwidth_hz, q.clipping
+        clip.name, clip.sha256, q.duration_s, analysis.speech_s, len(analysis.segments), q.snr_db, q.bandwidth_hz, q.clipping
     )
-    return samples, analysis, side
+    return analysis, side
 
 
 def _warnings(

@@ -22,10 +22,11 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from .errors import UsageError
+from .errors import UsageError, VoxwatchError
 from .records import _JsonRecord
 from .store import Store
 
@@ -82,11 +83,15 @@ def body_of(payload: str) -> bytes:
     return json.dumps({"event": "alert", "alert": json.loads(payload)}, separators=(",", ":"), sort_keys=True).encode("utf-8")
 
 
+Vet = Callable[[str], None]  # raises VoxwatchError for a URL that must not be reached now
+
+
 class _Worker:
     """Delivers one webhook's queue in order."""
 
-    def __init__(self, store: Store, webhook_id: int, url: str, secret: str | None, options: DeliveryOptions):
+    def __init__(self, store: Store, webhook_id: int, url: str, secret: str | None, options: DeliveryOptions, vet: Vet):
         self.store, self.webhook_id, self.url, self.secret, self.options = store, webhook_id, url, secret, options
+        self.vet = vet
         self.wake = threading.Event()
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._run, name=f"webhook:{webhook_id}", daemon=True)
@@ -122,8 +127,11 @@ class _Worker:
         if self.secret:
             headers[SIGNATURE_HEADER] = sign(self.secret, body)
         try:
+            self.vet(self.url)  # again at each attempt: the host's name may resolve elsewhere by now
             response = client.post(self.url, content=body, headers=headers)
             error = None if 200 <= response.status_code < 300 else f"HTTP {response.status_code}"
+        except VoxwatchError as exc:
+            error = f"refused: {exc}"
         except Exception as exc:  # noqa: BLE001 -- httpx.HTTPError and anything the transport raises: recorded as a failed attempt
             error = f"{type(exc).__name__}: {exc}"
         if self.stopped.is_set() and error is not None:
@@ -138,11 +146,13 @@ class _Worker:
 
 
 class Deliverer:
-    """Runs one :class:`_Worker` per webhook; :meth:`wake` after committing alerts to send them without delay."""
+    """Runs one :class:`_Worker` per webhook; :meth:`wake` after committing alerts to send them without delay.
+    ``vet`` checks a webhook's URL before each attempt (a refusal counts as a failed attempt)."""
 
-    def __init__(self, store: Store, options: DeliveryOptions | None = None):
+    def __init__(self, store: Store, options: DeliveryOptions | None = None, vet: Vet = lambda url: None):
         self.store = store
         self.options = options or DeliveryOptions()
+        self.vet = vet
         self._workers: dict[int, _Worker] = {}
         self._lock = threading.Lock()
         self._started = False
@@ -158,7 +168,7 @@ class Deliverer:
         with self._lock:
             if not self._started or webhook_id in self._workers:
                 return
-            worker = self._workers[webhook_id] = _Worker(self.store, webhook_id, url, secret, self.options)
+            worker = self._workers[webhook_id] = _Worker(self.store, webhook_id, url, secret, self.options, self.vet)
         worker.thread.start()
 
     def add(self, url: str, secret: str | None, speakers: list[str] | None, actor: str) -> Webhook:

@@ -1,6 +1,7 @@
-"""The library front: enroll, verify, identify, index, search and watch over one store and one set of models.
+"""The library front: enroll, embed, verify, identify, index, search and watch over one store and one set of models.
 
-The CLI and the service are thin layers over :class:`Engine`; models load lazily, once, on first use.
+The CLI and the service are thin layers over :class:`Engine`; models load lazily, once, on first use. Recordings
+are files or arrays of samples (:data:`~voxwatch.audio.AudioInput`); BLAS threads are limited while it computes.
 """
 
 from __future__ import annotations
@@ -11,10 +12,12 @@ import logging
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 import numpy as np
 
-from .audio import RATE_HZ, Source, find_audio_files, load_audio, sha256_file
+from .audio import RATE_HZ, AudioInput, Source, find_audio_files, load_audio, read_input, sha256_file
+from .blas import blas_limited
 from .channels import simulate
 from .embedding import EmbeddingBackend, load_backend
 from .errors import AudioError, EnrollmentError, UsageError
@@ -71,7 +74,8 @@ class SearchResult:
 
 
 class Engine:
-    """One store, one embedding model, one VAD."""
+    """One store, one embedding model, one VAD. A context manager: ``with Engine(settings) as engine:`` closes
+    the store on the way out."""
 
     def __init__(
         self,
@@ -102,6 +106,12 @@ class Engine:
     def close(self) -> None:
         self.store.close()
 
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     # -- building blocks ------------------------------------------------------------------------------------------
 
     def calibration(self) -> Calibration:
@@ -123,9 +133,18 @@ class Engine:
         wl = watchlist if watchlist is not None else Watchlist.empty(self.backend.dimension, self.calibration())
         return Spotter(self.backend, self.vad, wl, options or self.settings.spotter)
 
-    def analyse(self, path: str | Path) -> Analysis:
-        """Decode a recording (up to 4 h) and reduce it to segments and quality figures."""
-        return self.analyse_samples(load_audio(path), str(path))
+    def analyse(self, audio: AudioInput, *, rate_hz: int | None = None) -> Analysis:
+        """Reduce a recording (up to 4 h; a file, or an array of samples at ``rate_hz``) to segments and quality
+        figures."""
+        clip = read_input(audio, rate_hz)
+        return self.analyse_samples(clip.samples, clip.name)
+
+    @blas_limited
+    def embed(self, audio: AudioInput, rate_hz: int | None = None) -> np.ndarray:
+        """The voice embedding of a recording of one voice (a file, or samples at ``rate_hz``): the L2-normalised,
+        speech-weighted mean of its turns, as a float32 vector of the model's dimension. Raises
+        :class:`AudioError` when it holds no speech."""
+        return self.analyse(audio, rate_hz=rate_hz).embedding()
 
     def analyse_samples(self, samples: np.ndarray, name: str) -> Analysis:
         """Reduce 16 kHz mono audio to speaker-homogeneous segments and quality figures."""
@@ -140,6 +159,7 @@ class Engine:
 
     # -- voices ---------------------------------------------------------------------------------------------------
 
+    @blas_limited
     def enroll(self, name: str, files: list[str | Path], note: str = "", labels: list[str] | None = None) -> list[EnrollmentInfo]:
         """Enroll ``name`` from recordings of that voice alone. All files are checked before anything is stored.
 
@@ -207,14 +227,16 @@ class Engine:
     def forget(self, name: str) -> dict[str, int]:
         return self.store.forget(name, self.actor)
 
-    def verify(self, path: str | Path, speaker: str) -> Verification:
-        analysis = self.analyse(path)
+    @blas_limited
+    def verify(self, audio: AudioInput, speaker: str, *, rate_hz: int | None = None) -> Verification:
+        """Score a recording (a file, or samples at ``rate_hz``) against one enrolled voice."""
+        analysis = self.analyse(audio, rate_hz=rate_hz)
         watchlist = self.watchlist([speaker])
         scores, llrs = watchlist.llrs(analysis.embedding()[None], analysis.speech_s, analysis.quality.bandwidth_hz)
         llr = float(llrs[0, 0])
-        self.store.audit(self.actor, "verify", speaker, str(path))
+        self.store.audit(self.actor, "verify", speaker, analysis.file)
         return Verification(
-            str(path),
+            analysis.file,
             speaker,
             round(float(scores[0, 0]), 4),
             round(llr, 3),
@@ -222,15 +244,17 @@ class Engine:
             analysis.speech_s,
         )
 
-    def identify(self, path: str | Path, top: int = 5) -> list[Candidate]:
-        """Enrolled voices ranked by LLR; only those above the verification threshold ("none of the above" is empty)."""
-        analysis = self.analyse(path)
+    @blas_limited
+    def identify(self, audio: AudioInput, top: int = 5, *, rate_hz: int | None = None) -> list[Candidate]:
+        """Enrolled voices ranked by LLR for a recording (a file, or samples at ``rate_hz``); only those above the
+        verification threshold ("none of the above" is empty)."""
+        analysis = self.analyse(audio, rate_hz=rate_hz)
         watchlist = self.watchlist()
         if not watchlist.names:
             raise UsageError("no voices are enrolled; use 'voxwatch enroll' first")
         scores, llrs = watchlist.llrs(analysis.embedding()[None], analysis.speech_s, analysis.quality.bandwidth_hz)
         order = np.argsort(-llrs[0])[:top]
-        self.store.audit(self.actor, "identify", "*", str(path))
+        self.store.audit(self.actor, "identify", "*", analysis.file)
         return [
             Candidate(watchlist.names[i], round(float(scores[0, i]), 4), round(float(llrs[0, i]), 3))
             for i in order
@@ -239,6 +263,7 @@ class Engine:
 
     # -- archives -------------------------------------------------------------------------------------------------
 
+    @blas_limited
     def index(
         self, paths: list[str], progress: Callable[[str, str | None], None] | None = None
     ) -> tuple[list[IndexedRecording], list[str]]:
@@ -278,6 +303,7 @@ class Engine:
             self.settings.max_parallel_files,
         )
 
+    @blas_limited
     def search(
         self,
         paths: list[str] | None = None,
@@ -328,6 +354,7 @@ class Engine:
 
     # -- live -----------------------------------------------------------------------------------------------------
 
+    @blas_limited
     def watch(self, sources: list[Source], sinks: Iterable[Sink] = (), speakers: list[str] | None = None) -> WatchSummary:
         """Watch sources until they all end; every alert is committed to the store before sinks see it."""
         if not self.watchlist(speakers).names:

@@ -51,7 +51,8 @@ class UsageError(VoxwatchError):
 
 
 class Forbidden(VoxwatchError):
-    """A path outside every allowed directory, or a stream scheme that is not allowed."""
+    """A path outside every allowed directory, a stream scheme or an internal address that is not allowed, or a
+    request beyond the role of its token."""
 
     http_status = 403
 

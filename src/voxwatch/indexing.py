@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 
 from .audio import RATE_HZ, decode
+from .blas import limit_blas
 from .embedding import load_backend
 from .errors import AudioError
 from .pipeline import Spotter, SpotterOptions
@@ -79,6 +80,7 @@ _WORKER: Spotter | None = None  # the spotter of one worker process, made by _wo
 
 def _worker_start(model: str, options: SpotterOptions) -> None:
     global _WORKER
+    limit_blas()  # for the life of this worker process
     backend = load_backend(model, threads=1)
     _WORKER = Spotter(
         backend, SileroVad(threads=1), Watchlist.empty(backend.dimension, Calibration.default(backend.name)), options

@@ -20,13 +20,16 @@ from urllib.parse import urlsplit
 
 from . import __version__
 from .audio import FileSource, Source, UrlSource, check_upload, find_audio_files
-from .auth import Guard
-from .delivery import Deliverer, DeliveryOptions
+from .auth import Guard, Principal
+from .blas import blas_limited
+from .delivery import Deliverer, DeliveryOptions, Webhook, check_url
 from .engine import Engine
 from .errors import AudioError, Conflict, Forbidden, NotFound, ServiceDown, UsageError
 from .feed import Feed
+from .outbound import require_public
 from .quality import enrollment_quality
 from .records import Alert, Detection, EnrollmentInfo
+from .retention import Retention
 from .searches import Searches
 from .snippets import SnippetKeeper, Tap
 from .streams import Multiplexer, StreamStatus
@@ -46,6 +49,8 @@ class ServiceOptions:
     snippet_max_s: float = 20.0  # longest stored alert snippet
     snippet_after_s: float = 5.0  # audio kept after the alert moment, when it arrives
     delivery: DeliveryOptions = field(default_factory=DeliveryOptions)
+    allow_private_urls: bool = False  # let webhooks and streams reach loopback, link-local and private addresses
+    retention_interval_s: float = 3600.0  # how often alerts older than the engine's settings.retain_days are purged
 
     def __post_init__(self) -> None:
         if not 0 < self.max_upload_mb <= 4096:
@@ -106,7 +111,7 @@ class Service:
         self.store = engine.store
         self.guard = Guard(self.store)
         self.feed = Feed()
-        self.deliverer = Deliverer(self.store, self.options.delivery)
+        self.deliverer = Deliverer(self.store, self.options.delivery, lambda url: self.vet_url(url, "webhook URL"))
         self.searches = Searches(self)
         self._roots = tuple(Path(d).resolve() for d in self.options.allow_dirs)
         self._streams: dict[str, _Stream] = {}
@@ -114,6 +119,8 @@ class Service:
         self._snippets = SnippetKeeper(self.store, self.options.snippet_max_s, self.options.snippet_after_s)
         self._watch: Watch | None = None
         self._thread: threading.Thread | None = None
+        days = engine.settings.retain_days
+        self._retention = None if days is None else Retention(self.store, days, self.options.retention_interval_s)
         self.watch_error: str | None = None
         self.started_at = time.time()
 
@@ -128,7 +135,10 @@ class Service:
         self._thread = threading.Thread(target=self._run_watch, name="watch", daemon=True)
         self._thread.start()
         self.deliverer.start()
+        if self._retention is not None:
+            self._retention.start()
 
+    @blas_limited
     def _run_watch(self) -> None:
         assert self._watch is not None
         try:
@@ -151,6 +161,8 @@ class Service:
         if self._thread is not None:
             self._thread.join(5)
         self.deliverer.stop()
+        if self._retention is not None:
+            self._retention.stop()
         self._snippets.close()
 
     def engine_as(self, actor: str) -> Engine:
@@ -209,6 +221,11 @@ class Service:
         self.feed.publish("speakers", {"forgotten": True})
         return counts
 
+    def vet_url(self, url: str, what: str) -> None:
+        """Refuse (403) a URL whose host resolves to an internal address, unless ``allow_private_urls``."""
+        if not self.options.allow_private_urls:
+            require_public(url, what)
+
     def require_speakers(self, speakers: list[str] | None) -> None:
         for name in speakers or []:
             self.store.enrollments(name)  # raises UnknownSpeakerError
@@ -225,6 +242,7 @@ class Service:
                 raise Forbidden(
                     f"{spec}: stream scheme {scheme!r} is not allowed; use one of {', '.join(sorted(STREAM_SCHEMES))}"
                 )
+            self.vet_url(spec, "stream URL")
             source: Source = UrlSource(spec, reconnects=reconnects)
             kind = "url"
         else:
@@ -349,20 +367,24 @@ class Service:
     # webhooks
 
     def webhooks(self) -> list[dict[str, Any]]:
-        return [{**w.to_json(), "deliveries": self.deliverer.status(w.id)} for w in self.deliverer.webhooks()]
+        return [self._webhook_view(w) for w in self.deliverer.webhooks()]
+
+    def _webhook_view(self, webhook: Webhook) -> dict[str, Any]:
+        return {**webhook.to_json(), "deliveries": self.deliverer.status(webhook.id)}
 
     def add_webhook(self, url: str, secret: str | None, speakers: list[str] | None, actor: str) -> dict[str, Any]:
         self.require_speakers(speakers)
-        return self.deliverer.add(url, secret, speakers, actor).to_json()
+        self.vet_url(check_url(url), "webhook URL")
+        return self._webhook_view(self.deliverer.add(url, secret, speakers, actor))
 
     def remove_webhook(self, webhook_id: int, actor: str) -> None:
         self.deliverer.remove(webhook_id, actor)
 
     # access
 
-    def authenticate(self, authorization: str | None, method: str, path: str, client: str) -> str | None:
-        """The audit name of the token in an ``Authorization`` header; None (and an audit row) when it is not valid."""
-        return self.guard.actor(authorization, method, path, client)
+    def authenticate(self, token: str | None, method: str, path: str, client: str) -> Principal | None:
+        """Who a bearer token acts as; None (and an audit row) when it is missing or not valid."""
+        return self.guard.principal(token, method, path, client)
 
     def audit(self, actor: str, action: str, target: str, detail: str = "") -> None:
         self.store.audit(actor, action, target, detail)
@@ -382,15 +404,17 @@ class Service:
     def search_jobs(self) -> list[dict[str, Any]]:
         return self.store.search_jobs()
 
-    def status(self, actor: str) -> dict[str, Any]:
+    def status(self, principal: Principal) -> dict[str, Any]:
         return {
             "version": __version__,
-            "actor": actor,
+            "actor": principal.actor,
+            "role": principal.role.value,
             "model": self.engine.backend.name,
             "watch": "failed" if self.watch_error else "running",
             "watch_error": self.watch_error,
             "allow_dirs": [str(r) for r in self._roots],
             "max_upload_mb": self.options.max_upload_mb,
+            "retain_days": self.engine.settings.retain_days,
             "uptime_s": round(time.time() - self.started_at, 1),
         }
 

@@ -53,6 +53,7 @@ class Settings:
     index_hop_s: float = 1.6  # archives are embedded every 1.6 s of speech (live streams every hop_s)
     search_prefilter_margin: float = 0.1  # how far below the threshold a voice summary still gets its segments scored
     search_merge_gap_s: float = 2.0  # one voice's detections closer than this form one region in search results
+    retain_days: float | None = None  # serve and watch purge alerts, snippets and detections older than this
 
 
 def _text(value: object) -> str | None:
@@ -95,6 +96,7 @@ KEYS: dict[str, _Key] = {
     "threads": _Key(_whole, "a whole number of 1 or more", "2"),
     "false_alarms_per_hour": _Key(_rate, "a positive number", "0.1"),
     "threshold": _Key(_number, "a number (a log-likelihood ratio)", "3.0"),
+    "retain_days": _Key(_rate, "a positive number of days", "30"),
 }
 _PATHS = ("db", "calibration")
 
@@ -205,4 +207,5 @@ def resolve_settings(
         threads=int(values.get("threads", defaults.threads)),  # type: ignore[call-overload]
         calibration=Path(str(calibration)) if calibration is not None else None,
         spotter=spotter,
+        retain_days=values.get("retain_days"),  # type: ignore[arg-type]
     )

@@ -68,7 +68,7 @@ async function signIn(candidate) {
   try {
     const status = await api("/api/status");
     sessionStorage.setItem(KEY, token);
-    $("#who").textContent = status.actor.replace(/^token:/, "");
+    $("#who").textContent = `${status.actor.replace(/^token:/, "")} (${status.role})`;
     $("#login").close();
     start();
   } catch (e) {
@@ -385,7 +385,7 @@ function showTab() {
   if (!token) return;
   if (tab === "voices") loadVoices();
   if (tab === "search") loadJobs();
-  if (tab === "webhooks") loadWebhooks();
+  if (tab === "webhooks") loadWebhooks().catch((e) => { $("#webhook-error").textContent = e.message; });
 }
 
 function start() {

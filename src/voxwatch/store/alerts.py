@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from datetime import UTC, datetime
 
-from ..errors import UsageError
+from ..errors import NotFound
 from ..records import Alert, Detection
 from .core import StoreCore, now
+
+# Tables with one row per alert, dropped with their alert when it ages out (:meth:`Alerts.purge_before`).
+PER_ALERT_TABLES = ("snippets", "acknowledgements", "deliveries")
 
 
 class Alerts(StoreCore):
@@ -62,7 +66,7 @@ class Alerts(StoreCore):
         """Acknowledge an alert once; returns ``(acknowledged_at, actor)`` of the first acknowledgement."""
         with self._tx() as db:
             if not db.execute("SELECT 1 FROM alerts WHERE alert_id = ?", (alert_id,)).fetchone():
-                raise UsageError(f"no alert with id {alert_id!r}")
+                raise NotFound(f"no alert with id {alert_id!r}")
             row = db.execute("SELECT acknowledged_at, actor FROM acknowledgements WHERE alert_id = ?", (alert_id,)).fetchone()
             if row:
                 return row[0], row[1]
@@ -176,6 +180,23 @@ class Alerts(StoreCore):
         )
         if head:
             counts["head_attempts"], counts["last_error"], counts["next_attempt_at"] = head[0]
+        return counts
+
+    def purge_before(self, cutoff: datetime, actor: str) -> dict[str, int]:
+        """Delete, in one transaction, the alerts raised and the detections stored before ``cutoff`` (UTC), with
+        every per-alert row (:data:`PER_ALERT_TABLES`); the audit log keeps that (and how much) was purged,
+        when anything was.
+        Returns how many rows of each table went."""
+        stamp = cutoff.astimezone(UTC).isoformat(timespec="milliseconds")
+        old = "SELECT alert_id FROM alerts WHERE wall_time < ?"
+        with self._tx() as db:
+            counts = {t: db.execute(f"DELETE FROM {t} WHERE alert_id IN ({old})", (stamp,)).rowcount for t in PER_ALERT_TABLES}
+            counts["alerts"] = db.execute("DELETE FROM alerts WHERE wall_time < ?", (stamp,)).rowcount
+            counts["detections"] = db.execute(
+                "DELETE FROM detections WHERE created_at < ?", (cutoff.astimezone(UTC).isoformat(timespec="seconds"),)
+            ).rowcount
+            if any(counts.values()):
+                self._audit(db, actor, "purge", f"before {stamp}", json.dumps(counts))
         return counts
 
     @staticmethod

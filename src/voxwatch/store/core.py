@@ -84,6 +84,14 @@ MIGRATIONS = [
     """
     ALTER TABLE recordings ADD COLUMN bandwidth_hz REAL NOT NULL DEFAULT 0;
     """,
+    # 4: each API token's role (viewer, operator or admin; tokens made before roles keep doing everything) and
+    # optional expiry (ISO 8601 UTC).
+    """
+    ALTER TABLE tokens ADD COLUMN role TEXT NOT NULL DEFAULT 'admin';
+    ALTER TABLE tokens ADD COLUMN expires_at TEXT;
+    CREATE INDEX detections_created ON detections (created_at);
+    CREATE INDEX alerts_wall_time ON alerts (wall_time);
+    """,
 ]
 
 
@@ -101,6 +109,7 @@ class StoreCore:
         self._readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
         self._opened: list[sqlite3.Connection] = []
         self._in_memory = str(path) == ":memory:"
+        self._closed = False
         try:
             if not self._in_memory:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -114,6 +123,7 @@ class StoreCore:
 
     def close(self) -> None:
         with self._lock:
+            self._closed = True
             for reader in self._opened:
                 reader.close()
             self._opened.clear()
@@ -126,9 +136,14 @@ class StoreCore:
         for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
             self._db.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
 
+    def _open(self) -> None:
+        if self._closed:
+            raise StoreError(f"{self.path}: the store has been closed (the engine was closed); open a new one")
+
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
         with self._lock:
+            self._open()
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 yield self._db
@@ -142,6 +157,7 @@ class StoreCore:
 
     def _query(self, sql: str, args: tuple = ()) -> list[tuple]:  # type: ignore[type-arg]
         """Run one read on a read-only connection (an in-memory database has only its writer)."""
+        self._open()
         if self._in_memory:
             with self._lock:
                 return self._read(self._db, sql, args)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 
-from ..errors import UsageError
+from ..errors import NotFound, UsageError
 from ..records import Detection
 from .core import StoreCore, now
 
@@ -13,24 +13,25 @@ from .core import StoreCore, now
 class ServiceState(StoreCore):
     """Tables ``tokens``, ``webhooks``, ``search_jobs`` and ``search_hits``."""
 
-    def add_token(self, name: str, sha256: str, actor: str) -> None:
-        """Keep an API token's hash (never the token) under a unique name."""
+    def add_token(self, name: str, sha256: str, actor: str, role: str, expires_at: str | None) -> None:
+        """Keep an API token's hash (never the token) under a unique name, with its role and expiry."""
         with self._tx() as db:
             if db.execute("SELECT 1 FROM tokens WHERE name = ?", (name,)).fetchone():
                 raise UsageError(f"a token named {name!r} exists already; pick another name")
             db.execute(
-                "INSERT INTO tokens (name, sha256, created_at, created_by) VALUES (?, ?, ?, ?)", (name, sha256, now(), actor)
+                "INSERT INTO tokens (name, sha256, created_at, created_by, role, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (name, sha256, now(), actor, role, expires_at),
             )
-            self._audit(db, actor, "token-create", name, "")
+            self._audit(db, actor, "token-create", name, json.dumps({"role": role, "expires_at": expires_at}))
 
-    def token_named(self, sha256: str) -> str | None:
-        """The name of the token whose hash is ``sha256``."""
-        rows = self._query("SELECT name FROM tokens WHERE sha256 = ?", (sha256,))
-        return rows[0][0] if rows else None
+    def token(self, sha256: str) -> tuple[str, str, str | None] | None:
+        """``(name, role, expires_at)`` of the token whose hash is ``sha256``."""
+        rows = self._query("SELECT name, role, expires_at FROM tokens WHERE sha256 = ?", (sha256,))
+        return rows[0] if rows else None
 
-    def tokens(self) -> list[dict[str, str]]:
-        rows = self._query("SELECT name, created_at, created_by FROM tokens ORDER BY id")
-        return [dict(zip(("name", "created_at", "created_by"), r)) for r in rows]
+    def tokens(self) -> list[dict[str, str | None]]:
+        columns = ("name", "role", "created_at", "created_by", "expires_at")
+        return [dict(zip(columns, r)) for r in self._query(f"SELECT {', '.join(columns)} FROM tokens ORDER BY id")]
 
     def add_webhook(self, url: str, secret: str | None, speakers: list[str] | None, actor: str) -> int:
         """Register a webhook; it receives the alerts committed from now on (earlier ones are marked skipped)."""
@@ -53,7 +54,7 @@ class ServiceState(StoreCore):
     def remove_webhook(self, webhook_id: int, actor: str) -> None:
         with self._tx() as db:
             if not db.execute("DELETE FROM webhooks WHERE id = ?", (webhook_id,)).rowcount:
-                raise UsageError(f"no webhook with id {webhook_id}")
+                raise NotFound(f"no webhook with id {webhook_id}")
             self._audit(db, actor, "webhook-remove", str(webhook_id), "")
 
     # -- search jobs ------------------------------------------------------------------------------------------------
