@@ -174,3 +174,15 @@ def test_calibrate_refits_on_own_trials_and_is_used(tmp_path: Path, readers: dic
     assert_clean_failure(
         run(tmp_path, "--calibration", "broken.json", "eval", "trials.txt"), "broken.json", "not a voxwatch calibration"
     )
+
+
+def test_recordings_on_stdin(tmp_path: Path, readers: dict[str, list[Path]]) -> None:
+    jane = largest(readers["2609"], 3)
+    enroll = run(tmp_path, "enroll", "Jane Reader", str(jane[0]), "-", "--json", stdin=jane[1].read_bytes())
+    assert enroll.returncode == 0, enroll.stderr
+    assert [json.loads(x)["file"] for x in enroll.stdout.splitlines()] == [str(jane[0]), "stdin"]
+    verify = run(tmp_path, "verify", "-", "--speaker", "Jane Reader", "--json", stdin=jane[2].read_bytes())
+    assert json.loads(verify.stdout)["accepted"] is True and json.loads(verify.stdout)["file"] == "-"
+    stranger = largest(readers["3331"], 1)[0].read_bytes()
+    assert "none of the above" in run(tmp_path, "identify", "-", stdin=stranger).stdout
+    assert_clean_failure(run(tmp_path, "enroll", "Jane Reader", "-", stdin=jane[1].read_bytes()), "stdin", "already enrolled")

@@ -102,11 +102,19 @@ def _reason(exc: Exception) -> str:
     return text.split(": '")[0] if text else type(exc).__name__
 
 
+def check_file(path: str | Path) -> None:
+    """Raise :class:`AudioError` unless ``path`` is a file (a folder is named as such)."""
+    if Path(path).is_dir():
+        raise AudioError(f"{path}: is a folder, not an audio file; name the recordings in it")
+    if not Path(path).is_file():
+        raise AudioError(f"{path}: no such file")
+
+
 def load_audio(path: str | Path, *, max_s: float = 4 * 3600) -> np.ndarray:
     """The whole recording at ``path`` as 16 kHz mono float32; refuses empty and over-long files."""
     path = str(path)
-    if not Path(path).is_file() and "://" not in path:
-        raise AudioError(f"{path}: no such file")
+    if "://" not in path:
+        check_file(path)
     blocks, total = [], 0
     for block in decode(path):
         blocks.append(block)
@@ -256,8 +264,7 @@ class FileSource(Source):
 
     def __init__(self, path: str, *, realtime: bool = False, loop: bool = False):
         super().__init__(path)
-        if not Path(path).is_file():
-            raise AudioError(f"{path}: no such file")
+        check_file(path)
         self.live = realtime  # played at real-time pace, as a live stream would arrive
         self.loop = loop
 

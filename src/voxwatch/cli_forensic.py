@@ -3,12 +3,13 @@ trial list, re-fit the calibration."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import click
 
-from .cli_context import Context, guard
+from .cli_context import Context, guard, stdin_audio
 from .errors import UsageError
 
 
@@ -102,7 +103,7 @@ def calibrate(obj: Context, trials: str, out: Path) -> None:
 @guard
 def compare(obj: Context, questioned: str, references: tuple[str, ...], report_path: str | None) -> None:
     """Forensic-style comparison of a QUESTIONED recording with reference recordings of a claimed speaker (nothing
-    needs to be enrolled): a calibrated likelihood ratio with its verbal scale, the quality of both sides, and a
+    needs to be enrolled; '-' reads one of them from stdin): a calibrated likelihood ratio with its verbal scale, the quality of both sides, and a
     warning for every condition outside what the calibration covers.
 
     \b
@@ -116,9 +117,15 @@ def compare(obj: Context, questioned: str, references: tuple[str, ...], report_p
         raise UsageError(f"cannot write report {report_path}: its folder does not exist")
     engine = obj.engine()
     try:
-        result = run_compare(engine, questioned, list(references))
+        with stdin_audio([questioned, *references]) as (spooled, *spooled_references):
+            result = run_compare(engine, spooled, spooled_references)
     finally:
         engine.close()
+    result = dataclasses.replace(
+        result,
+        questioned=dataclasses.replace(result.questioned, file=questioned),
+        references=tuple(dataclasses.replace(r, file=f) for r, f in zip(result.references, references)),
+    )
     command = reproduce_command(result, report_path, engine.settings.model)
     if report_path:
         write_report(result, report_path, command)

@@ -162,7 +162,7 @@ def serve(
     \b
     Example:
       voxwatch token create alice
-      voxwatch serve --allow-dir /srv/recordings --port 8686
+      voxwatch serve --allow-dir recordings/ --port 8686
     """
     from .api import serve as run_service
     from .service import Service, ServiceOptions

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .audio import load_audio, sha256_file
+from .audio import check_file, load_audio, sha256_file
 from .embedding import DEFAULT_MODEL
 from .engine import Analysis, Engine
 from .errors import AudioError, ModelError, UsageError
@@ -240,8 +240,7 @@ def compare(engine: Engine, questioned: str | Path, references: list[str | Path]
 
 
 def _digest(path: str | Path) -> str:
-    if not Path(path).is_file():
-        raise AudioError(f"{path}: no such file" if not Path(path).exists() else f"{path}: not a file")
+    check_file(path)
     return sha256_file(path)
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import RATE_HZ, Source, find_audio_files, load_audio, sha256_file
+from .audio import RATE_HZ, Source, check_file, find_audio_files, load_audio, sha256_file
 from .channels import simulate
 from .embedding import EmbeddingBackend, load_backend
 from .errors import AudioError, EnrollmentError, UsageError
@@ -153,8 +153,10 @@ class Engine:
             raise UsageError(f"{len(labels)} labels for {len(files)} recordings")
         items = []
         for path, label in zip(files, labels or [str(f) for f in files]):
-            if not Path(path).is_file():
-                raise AudioError(f"{label}: no such file")
+            try:
+                check_file(path)
+            except AudioError as exc:
+                raise AudioError(str(exc).replace(str(path), label)) from exc
             digest = sha256_file(path)
             owner = self.store.enrolled_as(digest)
             if owner is not None:

@@ -27,16 +27,18 @@ __all__ = ["reproduce_command", "write_report"]
 _MIN_SIMILAR = 100  # calibration trials per class needed to show only those with net speech like the questioned side's
 
 
+def _absolute(file: str) -> str:
+    return file if file == "-" else str(Path(file).absolute())  # "-": the recording came on stdin
+
+
 def reproduce_command(comparison: Comparison, report: str | Path | None = None, model: str | None = None) -> str:
     """The shell command that repeats ``comparison`` (absolute paths; the model only when it is not the default)."""
     model = model or comparison.model
     parts = (
-        ["voxwatch"]
-        + (["--model", model] if model != DEFAULT_MODEL else [])
-        + ["compare", str(Path(comparison.questioned.file).absolute())]
+        ["voxwatch"] + (["--model", model] if model != DEFAULT_MODEL else []) + ["compare", _absolute(comparison.questioned.file)]
     )
     for r in comparison.references:
-        parts += ["--reference", str(Path(r.file).absolute())]
+        parts += ["--reference", _absolute(r.file)]
     if report is not None:
         parts += ["--report", str(Path(report).absolute())]
     return shlex.join(parts)
