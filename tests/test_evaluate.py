@@ -217,9 +217,22 @@ def test_read_trials_parses_and_resolves(tmp_path) -> None:  # type: ignore[no-u
         "# VoxCeleb1-O style\n1 id1/a.wav id1/b.wav\n\n0\tid1/a.wav   /data/id2/c.wav\ntarget x.wav y.wav\nimp x.wav z.wav\n"
     )
     parsed = read_trials(trials)
-    assert [label for label, _, _ in parsed] == [1, 0, 1, 0]
-    assert parsed[0] == (1, str(folder / "id1/a.wav"), str(folder / "id1/b.wav"))
-    assert parsed[1][2] == "/data/id2/c.wav"
+    assert [t.label for t in parsed] == [1, 0, 1, 0]
+    assert parsed[0] == (1, str(folder / "id1/a.wav"), str(folder / "id1/b.wav"), "id1/a.wav", "id1/b.wav")
+    assert parsed[1].test == "/data/id2/c.wav"
+
+
+def test_read_trials_in_kaldi_order_under_a_root(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    trials = tmp_path / "trials"
+    trials.write_text("id1/a.wav id1/b.wav target\nid1/a.wav id2/c.wav nontarget\n")
+    parsed = read_trials(trials, root="/corpus/wav")
+    assert parsed == [
+        (1, "/corpus/wav/id1/a.wav", "/corpus/wav/id1/b.wav", "id1/a.wav", "id1/b.wav"),
+        (0, "/corpus/wav/id1/a.wav", "/corpus/wav/id2/c.wav", "id1/a.wav", "id2/c.wav"),
+    ]
+    trials.write_text("id1/a.wav id1/b.wav maybe\n")
+    with pytest.raises(UsageError, match=r"trials:1: no label first or last"):
+        read_trials(trials)
 
 
 def test_read_trials_bad_line_names_file_and_line(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -175,5 +175,10 @@ def test_every_shipped_model_has_its_own_calibration(caplog: pytest.LogCaptureFi
 
     assert {"voxwatch-enc", "ge2e"} <= set(SHIPPED_CALIBRATIONS)
     assert Calibration.default("voxwatch-enc") != Calibration.default("ge2e")
-    assert Calibration.default("someone-elses-model") == Calibration.default(DEFAULT_MODEL)
-    assert "no shipped calibration for model 'someone-elses-model'" in caplog.text
+    assert Calibration.default("voxwatch-enc").model == "voxwatch-enc"
+    assert Calibration.from_json(Calibration.default("ge2e").to_json()) == Calibration.default("ge2e")
+    with pytest.raises(ModelError, match="no shipped calibration for model 'someone-elses-model'.*voxwatch calibrate"):
+        Calibration.default("someone-elses-model")
+    borrowed = Calibration.borrowed("someone-elses-model")  # for scores that decide nothing
+    assert borrowed.llr(0.7, 3.0) == Calibration.default(DEFAULT_MODEL).llr(0.7, 3.0)
+    assert "model 'someone-elses-model' has no calibration" in caplog.text

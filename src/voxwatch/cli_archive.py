@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from .cli_context import Context, fail_on, guard, operating_point, progress
+from .rttm import file_ids, rttm_line
 from .sinks import clock
 
 
@@ -38,7 +39,7 @@ def index(obj: Context, paths: tuple[str, ...]) -> None:
 @click.argument("paths", nargs=-1, type=click.Path())
 @click.option("--speaker", "speakers", multiple=True, help="Only this voice (repeatable) [default: all enrolled].")
 @operating_point
-@click.option("--rttm", is_flag=True, help="Print RTTM lines instead.")
+@click.option("--rttm", is_flag=True, help="Print RTTM lines instead (file ids: paths relative to the searched folder).")
 @click.pass_obj
 @guard
 def search(
@@ -55,9 +56,10 @@ def search(
         list(paths) or None, list(speakers) or None, progress=progress(obj) if paths else None
     )
     found = result.detections
+    ids = file_ids((d.source for d in found), list(paths) or [r.path for r in result.recordings])
     for d in found:
         if rttm:
-            click.echo(d.rttm())
+            click.echo(rttm_line(d, ids[d.source]))
         else:
             obj.emit(
                 d.to_json(),

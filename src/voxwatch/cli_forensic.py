@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -13,8 +14,19 @@ from .cli_context import Context, guard, stdin_audio
 from .errors import UsageError
 
 
+def trial_root(fn: Callable[..., None]) -> Callable[..., None]:
+    """``--root``: where the recordings a trial list names are (default: beside the list)."""
+    return click.option(
+        "--root",
+        type=click.Path(exists=True, file_okay=False),
+        default=None,
+        help="Folder the trial list's relative paths start from [default: the list's folder].",
+    )(fn)
+
+
 @click.command("eval")
 @click.argument("trials", type=click.Path(exists=True, dir_okay=False))
+@trial_root
 @click.option("--p-target", type=float, default=0.01, show_default=True, help="Target prior of the detection cost function.")
 @click.option(
     "--det",
@@ -24,18 +36,27 @@ from .errors import UsageError
     show_default=True,
     help="Where to write the DET plot.",
 )
+@click.option(
+    "--scores",
+    "scores_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Also write a score file: 'enroll test score llr target|nontarget' per trial.",
+)
 @click.pass_obj
 @guard
-def evaluate_cmd(obj: Context, trials: str, p_target: float, det_path: str) -> None:
-    """Evaluate on a VoxCeleb-style trial list ("1 enroll.wav test.wav" per line): EER, minDCF, Cllr, DET plot.
+def evaluate_cmd(obj: Context, trials: str, root: str | None, p_target: float, det_path: str, scores_path: str | None) -> None:
+    """Evaluate on a trial list: EER, minDCF, Cllr, DET plot. Lines are "label enroll test" (VoxCeleb) or
+    "enroll test label" (Kaldi), the label 1/0, target/nontarget or tgt/imp.
 
     \b
-    Example:
+    Examples:
       voxwatch eval trials.txt --p-target 0.01 --det det.png
+      voxwatch eval voxceleb1-o.txt --root wav/ --scores scores.txt
     """
     from .trials import run_trials
 
-    metrics = run_trials(obj.engine(), trials, p_target, det_path)
+    metrics = run_trials(obj.engine(), trials, p_target, det_path, root, scores_path)
     obj.emit(
         metrics.to_json(),
         f"EER {metrics.eer * 100:.2f} %   minDCF(P_target={p_target}) {metrics.min_dcf:.3f}   "
@@ -45,14 +66,15 @@ def evaluate_cmd(obj: Context, trials: str, p_target: float, det_path: str) -> N
 
 @click.command()
 @click.argument("trials", type=click.Path(exists=True, dir_okay=False))
+@trial_root
 @click.option(
     "--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Where to write the calibration (JSON)."
 )
 @click.pass_obj
 @guard
-def calibrate(obj: Context, trials: str, out: Path) -> None:
-    """Re-fit the score-to-LLR calibration on your own trial list ("1 enroll.wav test.wav" per line), then use it with
-    --calibration FILE (or $VOXWATCH_CALIBRATION).
+def calibrate(obj: Context, trials: str, root: str | None, out: Path) -> None:
+    """Re-fit the score-to-LLR calibration of the model in use on your own trial list (as for 'voxwatch eval'), then
+    use it with --calibration FILE (or $VOXWATCH_CALIBRATION). A calibration belongs to its model.
 
     \b
     Example:
@@ -62,12 +84,13 @@ def calibrate(obj: Context, trials: str, out: Path) -> None:
 
     from .metrics import evaluate
     from .scoring import Calibration
-    from .trials import score_trials
+    from .trials import read_trials, score_trials
 
     engine = obj.engine()
-    scores, speech, target = score_trials(engine, trials)
+    scores, speech, target = score_trials(engine, read_trials(trials, root))
     fitted = Calibration.fit(scores, speech, target, np.arange(len(scores)))  # each trial counts as one turn
-    old, new = engine.calibration().llr(scores, speech), fitted.llr(scores, speech)
+    fitted = dataclasses.replace(fitted, model=engine.backend.name)
+    old, new = engine.calibration(required=False).llr(scores, speech), fitted.llr(scores, speech)
     before, after = evaluate(old[target], old[~target]), evaluate(new[target], new[~target])
     try:
         out.write_text(json.dumps(fitted.to_json(), indent=1) + "\n")

@@ -17,12 +17,12 @@ import numpy as np
 from .audio import RATE_HZ, Source, check_file, find_audio_files, load_audio, sha256_file
 from .channels import simulate
 from .embedding import EmbeddingBackend, load_backend
-from .errors import AudioError, EnrollmentError, UsageError
+from .errors import AudioError, EnrollmentError, ModelError, UsageError
 from .indexing import merge_detections, segment_groups
 from .pipeline import Event, Spotter, SpotterOptions
 from .quality import Quality, measure
 from .records import AudioChunk, Candidate, Detection, EnrollmentInfo, Segment, Verification
-from .scoring import Calibration, Watchlist, l2_normalise
+from .scoring import FIT_ONE, SHIPPED_CALIBRATIONS, Calibration, Watchlist, l2_normalise
 from .settings import Settings, default_db  # re-exported: Settings lived here
 from .store import IndexedRecording, Store, now
 from .streams import Multiplexer
@@ -32,6 +32,7 @@ from .watch import Sink, Watch, WatchSummary
 __all__ = ["Analysis", "Engine", "SearchResult", "Settings", "Sink", "Watch", "WatchSummary", "default_db"]
 
 log = logging.getLogger(__name__)
+_WARNED: set[str] = set()  # models already told that their LLRs are not calibrated
 
 
 @dataclass(frozen=True)
@@ -104,10 +105,31 @@ class Engine:
 
     # -- building blocks ------------------------------------------------------------------------------------------
 
-    def calibration(self) -> Calibration:
-        return (
-            Calibration.load(self.settings.calibration) if self.settings.calibration else Calibration.default(self.backend.name)
-        )
+    @property
+    def calibrated(self) -> bool:
+        """Whether this engine's model has a calibration (a file in the settings, or a shipped one)."""
+        return self.settings.calibration is not None or self.backend.name in SHIPPED_CALIBRATIONS
+
+    def calibration(self, required: bool = True) -> Calibration:
+        """The calibration of this engine's model: the settings' file, else the one shipped for the model.
+
+        A model with neither is refused for decisions (:class:`ModelError` naming ``voxwatch calibrate``) unless an LLR
+        threshold is given outright; with ``required`` False (scores that decide nothing) it borrows one."""
+        model = self.backend.name
+        if self.settings.calibration:
+            calibration = Calibration.load(self.settings.calibration)
+            if calibration.model not in (None, model):
+                raise ModelError(
+                    f"{self.settings.calibration}: a calibration of model {calibration.model!r}, not {model!r}; {FIT_ONE}"
+                )
+            return calibration
+        if self.calibrated:
+            return Calibration.default(model)
+        if required and self.settings.spotter.threshold_llr is None:
+            raise ModelError(
+                f"model {model!r} has no calibration, so its scores are no likelihood ratios; {FIT_ONE} (or --threshold)"
+            )
+        return Calibration.borrowed(model)
 
     def threshold(self, bandwidth_hz: float = 0.0) -> float:
         """The LLR an alert or a search hit needs on a channel whose band ends at ``bandwidth_hz`` (0: unknown)."""
@@ -120,7 +142,7 @@ class Engine:
         return Watchlist(tuple(found), matrix, self.calibration())
 
     def spotter(self, watchlist: Watchlist | None = None, options: SpotterOptions | None = None) -> Spotter:
-        wl = watchlist if watchlist is not None else Watchlist.empty(self.backend.dimension, self.calibration())
+        wl = watchlist if watchlist is not None else Watchlist.empty(self.backend.dimension, self.calibration(required=False))
         return Spotter(self.backend, self.vad, wl, options or self.settings.spotter)
 
     def analyse(self, path: str | Path) -> Analysis:

@@ -81,7 +81,7 @@ def _worker_start(model: str, options: SpotterOptions) -> None:
     global _WORKER
     backend = load_backend(model, threads=1)
     _WORKER = Spotter(
-        backend, SileroVad(threads=1), Watchlist.empty(backend.dimension, Calibration.default(backend.name)), options
+        backend, SileroVad(threads=1), Watchlist.empty(backend.dimension, Calibration.borrowed(backend.name)), options
     )
 
 

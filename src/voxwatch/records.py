@@ -74,11 +74,6 @@ class Detection(_JsonRecord):
     score: float
     llr: float
 
-    def rttm(self) -> str:
-        """One RTTM ``SPEAKER`` line (file id, channel 1, onset, duration, speaker)."""
-        uri = self.source.rsplit("/", 1)[-1].rsplit(".", 1)[0].replace(" ", "_")
-        return f"SPEAKER {uri} 1 {self.start_s:.3f} {self.end_s - self.start_s:.3f} <NA> <NA> {self.speaker} <NA> <NA>"
-
 
 @dataclass(frozen=True)
 class Alert(_JsonRecord):
