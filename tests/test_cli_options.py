@@ -55,7 +55,7 @@ def test_every_help_example_parses(tmp_path: Path, monkeypatch: pytest.MonkeyPat
     cwd = tmp_path / "here"
     cwd.mkdir()
     for before, token in zip(["", *argv], argv):
-        folder = before in ("--allow-dir", "--data")
+        folder = before in ("--allow-dir", "--data", "--root")
         if not token.startswith(("-", "/", "http")) and (folder or "." in Path(token).name):
             target = cwd / token
             target.parent.mkdir(parents=True, exist_ok=True)

@@ -4,6 +4,7 @@ line on stderr and an exit code."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import shutil
@@ -51,8 +52,11 @@ class Context:
         given = {**self.given, "threshold": threshold_llr, "false_alarms_per_hour": false_alarms_per_hour}
         return resolve_settings(self.config, given)
 
-    def engine(self, threshold_llr: float | None = None, false_alarms_per_hour: float | None = None) -> Engine:
-        return Engine(self.settings(threshold_llr, false_alarms_per_hour))
+    def engine(
+        self, threshold_llr: float | None = None, false_alarms_per_hour: float | None = None, workers: int | None = None
+    ) -> Engine:
+        settings = self.settings(threshold_llr, false_alarms_per_hour)
+        return Engine(settings if workers is None else dataclasses.replace(settings, workers=workers))
 
     def emit(self, record: dict[str, Any], text: str) -> None:
         click.echo(json.dumps(record) if self.as_json else text)
@@ -119,6 +123,16 @@ def operating_point(fn: Callable[..., None]) -> Callable[..., None]:
     )(fn)
 
 
+def worker_count(fn: Callable[..., None]) -> Callable[..., None]:
+    """``--workers``: how many processes segment recordings."""
+    return click.option(
+        "--workers",
+        type=click.IntRange(min=1),
+        default=None,
+        help=f"Processes that segment recordings [default: {Settings().workers}].",
+    )(fn)
+
+
 def guard(fn: Callable[..., None]) -> Callable[..., None]:
     """Map library errors to one clear line and an exit code; never a traceback."""
 
@@ -134,16 +148,6 @@ def guard(fn: Callable[..., None]) -> Callable[..., None]:
             sys.exit(130)
 
     return run
-
-
-def progress(obj: Context) -> Callable[[str, str | None], None]:
-    """Report each file as it is indexed or fails, on stderr (not with --json)."""
-
-    def report(path: str, error: str | None) -> None:
-        if not obj.as_json:
-            click.echo(f"  {'failed' if error else 'indexed'} {path}" + (f": {error}" if error else ""), err=True)
-
-    return report
 
 
 def fail_on(errors: list[str]) -> None:

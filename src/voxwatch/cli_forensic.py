@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from .cli_context import Context, guard, stdin_audio
+from .cli_progress import Progress
 from .errors import UsageError
 
 
@@ -56,7 +57,8 @@ def evaluate_cmd(obj: Context, trials: str, root: str | None, p_target: float, d
     """
     from .trials import run_trials
 
-    metrics = run_trials(obj.engine(), trials, p_target, det_path, root, scores_path)
+    with Progress("scoring", obj.as_json) as progress:
+        metrics = run_trials(obj.engine(), trials, p_target, det_path, root, scores_path, progress)
     obj.emit(
         metrics.to_json(),
         f"EER {metrics.eer * 100:.2f} %   minDCF(P_target={p_target}) {metrics.min_dcf:.3f}   "
@@ -87,7 +89,8 @@ def calibrate(obj: Context, trials: str, root: str | None, out: Path) -> None:
     from .trials import read_trials, score_trials
 
     engine = obj.engine()
-    scores, speech, target = score_trials(engine, read_trials(trials, root))
+    with Progress("scoring", obj.as_json) as progress:
+        scores, speech, target = score_trials(engine, read_trials(trials, root), progress)
     fitted = Calibration.fit(scores, speech, target, np.arange(len(scores)))  # each trial counts as one turn
     fitted = dataclasses.replace(fitted, model=engine.backend.name)
     old, new = engine.calibration(required=False).llr(scores, speech), fitted.llr(scores, speech)

@@ -7,6 +7,7 @@ import dataclasses
 import click
 
 from .cli_context import STDIN, Context, guard, stdin_audio
+from .cli_progress import Progress
 
 
 @click.command()
@@ -24,8 +25,9 @@ def enroll(obj: Context, name: str, files: tuple[str, ...], note: str) -> None:
       ffmpeg -i interview.mkv -f wav - | voxwatch enroll "Jane Doe" - --note "interview 2026-03-04"   # '-': stdin
     """
     engine = obj.engine()
-    with stdin_audio(files) as paths:
-        enrolled = engine.enroll(name, list(paths), note, labels=["stdin" if f == STDIN else f for f in files])
+    labels = ["stdin" if f == STDIN else f for f in files]
+    with stdin_audio(files) as paths, Progress("analysing", obj.as_json) as progress:
+        enrolled = engine.enroll(name, list(paths), note, labels, progress)
     for info in enrolled:
         obj.emit(
             info.to_json(),

@@ -8,8 +8,9 @@ from __future__ import annotations
 import dataclasses
 import getpass
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ from .errors import AudioError, EnrollmentError, ModelError, UsageError
 from .indexing import merge_detections, segment_groups
 from .pipeline import Event, Spotter, SpotterOptions
 from .quality import Quality, measure
-from .records import AudioChunk, Candidate, Detection, EnrollmentInfo, Segment, Verification
+from .records import AudioChunk, Candidate, Detection, EnrollmentInfo, FileDone, Segment, Verification
 from .scoring import FIT_ONE, SHIPPED_CALIBRATIONS, Calibration, Watchlist, l2_normalise
 from .settings import Settings, default_db  # re-exported: Settings lived here
 from .store import IndexedRecording, Store, now
@@ -162,10 +163,18 @@ class Engine:
 
     # -- voices ---------------------------------------------------------------------------------------------------
 
-    def enroll(self, name: str, files: list[str | Path], note: str = "", labels: list[str] | None = None) -> list[EnrollmentInfo]:
+    def enroll(
+        self,
+        name: str,
+        files: list[str | Path],
+        note: str = "",
+        labels: list[str] | None = None,
+        progress: Callable[[FileDone], None] | None = None,
+    ) -> list[EnrollmentInfo]:
         """Enroll ``name`` from recordings of that voice alone. All files are checked before anything is stored.
 
-        ``labels`` name the recordings in the store and in errors (e.g. an upload's original file name)."""
+        ``labels`` name the recordings in the store and in errors (e.g. an upload's original file name); ``progress``
+        hears of each recording as it has been analysed."""
         name = name.strip()
         if not name or len(name) > 100 or any(c in name for c in "\n\r\t"):
             raise UsageError(f"invalid voice name {name!r}: 1 to 100 characters, no tabs or line breaks")
@@ -204,6 +213,8 @@ class Engine:
                 self.backend.name,
             )
             items.append((info, self.condition_embeddings(samples, analysis, seed=int(digest[:8], 16))))
+            if progress:
+                progress(FileDone(label, len(items), len(files), analysis.quality.duration_s))
         self.store.add_enrollments(name, items, self.actor)
         return [info for info, _ in items]
 
@@ -264,50 +275,56 @@ class Engine:
     # -- archives -------------------------------------------------------------------------------------------------
 
     def index(
-        self, paths: list[str], progress: Callable[[str, str | None], None] | None = None
+        self, paths: list[str], progress: Callable[[FileDone], None] | None = None
     ) -> tuple[list[IndexedRecording], list[str]]:
         """Index recordings once (by content hash); returns the index entries and the errors of files that failed.
 
-        Files are segmented by ``settings.workers`` processes, each running several files at once as streams."""
+        Files are hashed as they are reached and segmented by ``settings.workers`` processes, each running several
+        files at once as streams; ``progress`` hears of each file as it finishes."""
         files = [str(f) for f in find_audio_files(paths)]
-        digests = {f: sha256_file(f) for f in files}
         entries: dict[str, IndexedRecording] = {}
-        todo = []
-        for f in files:
-            found = self.store.indexed(digests[f], self.backend.name)
-            if found is None:
-                todo.append(f)
-                continue
-            entries[f] = dataclasses.replace(found, path=f)
-            if progress:
-                progress(f, None)
+        digests: dict[str, str] = {}
         errors: list[str] = []
-        for path, duration_s, segments, error in self._segment_files(todo):
-            if error is None:
-                entries[path] = self.store.add_recording(path, digests[path], self.backend.name, duration_s, segments)
-            else:
+
+        def report(path: str, duration_s: float, error: str | None = None) -> None:
+            if error is not None:
                 errors.append(error)
             if progress:
-                progress(path, error)
+                progress(FileDone(path, len(entries) + len(errors), len(files), round(duration_s, 3), error))
+
+        def unindexed() -> Iterator[str]:
+            for f in files:
+                try:
+                    digests[f] = sha256_file(f)
+                except OSError as exc:
+                    report(f, 0.0, f"{f}: cannot read ({exc.strerror})")
+                    continue
+                found = self.store.indexed(digests[f], self.backend.name)
+                if found is None:
+                    yield f
+                else:
+                    entries[f] = dataclasses.replace(found, path=f)
+                    report(f, found.duration_s)
+
+        group = max(1, min(self.settings.max_parallel_files, len(files) // (4 * max(1, self.settings.workers))))
+        waiting = unindexed()
+        groups = iter(lambda: list(islice(waiting, group)), [])
+        for path, duration_s, segments, error in self._segment_files(groups):
+            if error is None:
+                entries[path] = self.store.add_recording(path, digests[path], self.backend.name, duration_s, segments)
+            report(path, duration_s, error)
         return [entries[f] for f in files if f in entries], errors
 
-    def _segment_files(self, paths: list[str]) -> Iterator[tuple[str, float, list[Segment], str | None]]:
+    def _segment_files(self, groups: Iterable[Sequence[str]]) -> Iterator[tuple[str, float, list[Segment], str | None]]:
         options = dataclasses.replace(self.settings.spotter, hop_s=self.settings.index_hop_s)
-        return segment_groups(
-            paths,
-            lambda: self.spotter(options=options),
-            self.settings.model,
-            options,
-            self.settings.workers,
-            self.settings.max_parallel_files,
-        )
+        return segment_groups(groups, lambda: self.spotter(options=options), self.settings.model, options, self.settings.workers)
 
     def search(
         self,
         paths: list[str] | None = None,
         speakers: list[str] | None = None,
         threshold_llr: float | None = None,
-        progress: Callable[[str, str | None], None] | None = None,
+        progress: Callable[[FileDone], None] | None = None,
     ) -> SearchResult:
         """Where enrolled voices speak: in ``paths`` (indexed first where needed) or in everything indexed so far.
 

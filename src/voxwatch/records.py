@@ -136,3 +136,15 @@ class SpeakerInfo(_JsonRecord):
     speech_s: float
     created_at: str
     notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class FileDone(_JsonRecord):
+    """Progress of a batch (indexing, enrollment, a trial list): file number ``done`` of ``total`` has finished, with
+    ``duration_s`` of audio, or failed with ``error``."""
+
+    file: str
+    done: int
+    total: int
+    duration_s: float
+    error: str | None = None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -17,7 +18,7 @@ from .engine import Analysis, Engine
 from .errors import AudioError, UsageError, VoxwatchError
 from .metrics import Metrics, evaluate
 from .plots import plot_det
-from .records import AudioChunk, Evidence
+from .records import AudioChunk, Evidence, FileDone
 from .scoring import Watchlist, l2_normalise
 
 log = logging.getLogger(__name__)
@@ -70,22 +71,33 @@ def read_trials(path: str | Path, root: str | Path | None = None) -> list[Trial]
     return trials
 
 
-def score_trials(engine: Engine, trials: list[Trial]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def score_trials(
+    engine: Engine, trials: list[Trial], progress: Callable[[FileDone], None] | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Score every trial the way the product does (the enrollment side as a multi-condition voiceprint, each file
-    analysed once): scores, seconds of test speech, and target truth."""
+    analysed once): scores, seconds of test speech, and target truth. ``progress`` hears of each file analysed."""
     prints: dict[str, Watchlist] = {}
     tests: dict[str, Analysis] = {}
     scores, speech, labels = [], [], []
     calibration = engine.calibration(required=False)
+    total = len({t.enroll for t in trials}) + len({t.test for t in trials})
+
+    def report(path: str, analysis: Analysis) -> None:
+        if progress:
+            progress(FileDone(path, len(prints) + len(tests), total, analysis.quality.duration_s))
+
     for label, enroll, test, _, _ in trials:
         if enroll not in prints:
             samples = load_audio(enroll)
-            rows = engine.condition_embeddings(samples, engine.analyse_samples(samples, enroll))
+            analysis = engine.analyse_samples(samples, enroll)
+            rows = engine.condition_embeddings(samples, analysis)
             if not rows:
                 raise AudioError(f"{enroll}: no speech to make a voiceprint from")
             prints[enroll] = Watchlist((enroll,) * len(rows), np.stack(list(rows.values())), calibration)
+            report(enroll, analysis)
         if test not in tests:
             tests[test] = engine.analyse(test)
+            report(test, tests[test])
         scores.append(float(prints[enroll].scores(tests[test].embedding()[None])[0, 0]))
         speech.append(tests[test].speech_s)
         labels.append(label)
@@ -111,11 +123,12 @@ def run_trials(
     det_path: str | Path | None = None,
     root: str | Path | None = None,
     scores_path: str | Path | None = None,
+    progress: Callable[[FileDone], None] | None = None,
 ) -> Metrics:
     """EER, minDCF and Cllr of a trial list (recordings found under ``root``, else beside the list), its DET plot,
     and its score file."""
     trials = read_trials(trials_path, root)
-    scores, speech, target = score_trials(engine, trials)
+    scores, speech, target = score_trials(engine, trials, progress)
     llr = engine.calibration(required=False).llr(scores, speech)
     if not engine.calibrated:
         log.warning(
