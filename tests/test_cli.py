@@ -87,8 +87,11 @@ def test_end_to_end_session(tmp_path: Path, readers: dict[str, list[Path]], impo
     jane_end = jane_start + len(parts[2]) / RATE_HZ
     archive = tmp_path / "archive"
     write_wav(archive / "show.wav", np.concatenate(parts))
-    indexed = run(tmp_path, "--json", "index", str(archive))
+    indexed = run(tmp_path, "--json", "index", str(archive), "--workers", "2")
     assert indexed.returncode == 0 and json.loads(indexed.stdout)["segments"] >= 3
+    progress = json.loads(indexed.stderr)  # stderr: one progress line per finished file
+    assert (progress["type"], progress["done"], progress["total"], progress["error"]) == ("progress", 1, 1, None)
+    assert abs(progress["duration_s"] - len(np.concatenate(parts)) / RATE_HZ) < 0.1
     found = [json.loads(line) for line in run(tmp_path, "--json", "search", "--speaker", "Jane Reader").stdout.splitlines()]
     assert len(found) == 1 and abs(found[0]["start_s"] - jane_start) < 1.0 and abs(found[0]["end_s"] - jane_end) < 1.5
     rttm = run(tmp_path, "search", str(archive), "--rttm").stdout.split()
