@@ -170,7 +170,7 @@ def test_shipped_encoder_hears_voices_through_a_radio_channel_better_than_ge2e(
     assert gaps["voxwatch-enc", "clean"] > gaps["ge2e", "clean"] - 0.03, gaps
 
 
-def test_every_shipped_model_has_its_own_calibration(caplog: pytest.LogCaptureFixture) -> None:
+def test_every_shipped_model_has_its_own_calibration() -> None:
     from voxwatch.scoring import SHIPPED_CALIBRATIONS, Calibration
 
     assert {"voxwatch-enc", "ge2e"} <= set(SHIPPED_CALIBRATIONS)
@@ -181,7 +181,6 @@ def test_every_shipped_model_has_its_own_calibration(caplog: pytest.LogCaptureFi
         Calibration.default("someone-elses-model")
     borrowed = Calibration.borrowed("someone-elses-model")  # for scores that decide nothing
     assert borrowed.llr(0.7, 3.0) == Calibration.default(DEFAULT_MODEL).llr(0.7, 3.0)
-    assert "model 'someone-elses-model' has no calibration" in caplog.text
 
 
 def test_kaldi_fbank_matches_kaldi_native_fbank(data: Path) -> None:

@@ -33,9 +33,8 @@ def trial_root(fn: Callable[..., None]) -> Callable[..., None]:
     "--det",
     "det_path",
     type=click.Path(dir_okay=False),
-    default="det.png",
-    show_default=True,
-    help="Where to write the DET plot.",
+    default=None,
+    help="Also draw the DET plot here (PNG; needs the plots extra).",
 )
 @click.option(
     "--scores",
@@ -62,7 +61,8 @@ def evaluate_cmd(obj: Context, trials: str, root: str | None, p_target: float, d
     obj.emit(
         metrics.to_json(),
         f"EER {metrics.eer * 100:.2f} %   minDCF(P_target={p_target}) {metrics.min_dcf:.3f}   "
-        f"Cllr {metrics.cllr:.3f} bits (min {metrics.min_cllr:.3f})   {metrics.n_target} target / {metrics.n_nontarget} non-target trials\nDET plot: {det_path}",
+        f"Cllr {metrics.cllr:.3f} bits (min {metrics.min_cllr:.3f})   {metrics.n_target} target / {metrics.n_nontarget} non-target trials"
+        + (f"\nDET plot: {det_path}" if det_path else ""),
     )
 
 
