@@ -7,6 +7,7 @@ import io
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import voxwatch.engine
@@ -14,6 +15,7 @@ from voxwatch.audio import write_wav
 from voxwatch.cli_progress import Progress
 from voxwatch.records import FileDone
 from voxwatch.testing import compose_tones, tone_engine, tone_voice
+from voxwatch.trials import Trial, score_trials
 
 
 class Terminal(io.StringIO):
@@ -78,3 +80,21 @@ def test_json_progress_is_one_line_per_file() -> None:
         {"type": "progress", "file": "a.wav", "done": 1, "total": 2, "duration_s": 3.5, "error": None},
         {"type": "progress", "file": "b.wav", "done": 2, "total": 2, "duration_s": 0.0, "error": "b.wav: cannot open as audio"},
     ]
+
+
+def test_workers_analyse_recordings_side_by_side_with_the_same_results(tmp_path: Path) -> None:
+    files = [write_wav(tmp_path / f"ref{i}.wav", tone_voice(440.0 + 30 * i, 4.0, seed=i)) for i in range(4)]
+    trials = [Trial(int(a == b), str(files[a]), str(files[b]), "", "") for a in (0, 1) for b in (0, 1, 2, 3) if a != b or a]
+    results = {}
+    for workers in (1, 3):
+        (tmp_path / str(workers)).mkdir()
+        engine = tone_engine(tmp_path / str(workers), workers=workers)
+        heard: list[FileDone] = []
+        engine.enroll("a4", files, progress=heard.append)
+        assert sorted(f.done for f in heard) == [1, 2, 3, 4] and {f.file for f in heard} == set(map(str, files))
+        scored = score_trials(engine, trials, heard.append)
+        assert len(heard) == 4 + 2 + 4
+        results[workers] = (engine.store.voiceprint_matrix("tones", None)[1], *scored)
+        engine.close()
+    for one, three in zip(results[1], results[3]):
+        np.testing.assert_array_equal(one, three)

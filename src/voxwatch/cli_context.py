@@ -124,12 +124,12 @@ def operating_point(fn: Callable[..., None]) -> Callable[..., None]:
 
 
 def worker_count(fn: Callable[..., None]) -> Callable[..., None]:
-    """``--workers``: how many processes segment recordings."""
+    """``--workers``: how many recordings are analysed at once."""
     return click.option(
         "--workers",
         type=click.IntRange(min=1),
         default=None,
-        help=f"Processes that segment recordings [default: {Settings().workers}].",
+        help=f"How many recordings are analysed at once, each on a core [default: {Settings().workers}].",
     )(fn)
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from .cli_context import Context, guard, stdin_audio
+from .cli_context import Context, guard, stdin_audio, worker_count
 from .cli_progress import Progress
 from .errors import UsageError
 
@@ -43,9 +43,12 @@ def trial_root(fn: Callable[..., None]) -> Callable[..., None]:
     default=None,
     help="Also write a score file: 'enroll test score llr target|nontarget' per trial.",
 )
+@worker_count
 @click.pass_obj
 @guard
-def evaluate_cmd(obj: Context, trials: str, root: str | None, p_target: float, det_path: str, scores_path: str | None) -> None:
+def evaluate_cmd(
+    obj: Context, trials: str, root: str | None, p_target: float, det_path: str, scores_path: str | None, workers: int | None
+) -> None:
     """Evaluate on a trial list: EER, minDCF, Cllr, DET plot. Lines are "label enroll test" (VoxCeleb) or
     "enroll test label" (Kaldi), the label 1/0, target/nontarget or tgt/imp.
 
@@ -57,7 +60,7 @@ def evaluate_cmd(obj: Context, trials: str, root: str | None, p_target: float, d
     from .trials import run_trials
 
     with Progress("scoring", obj.as_json) as progress:
-        metrics = run_trials(obj.engine(), trials, p_target, det_path, root, scores_path, progress)
+        metrics = run_trials(obj.engine(workers=workers), trials, p_target, det_path, root, scores_path, progress)
     obj.emit(
         metrics.to_json(),
         f"EER {metrics.eer * 100:.2f} %   minDCF(P_target={p_target}) {metrics.min_dcf:.3f}   "
@@ -72,9 +75,10 @@ def evaluate_cmd(obj: Context, trials: str, root: str | None, p_target: float, d
 @click.option(
     "--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Where to write the calibration (JSON)."
 )
+@worker_count
 @click.pass_obj
 @guard
-def calibrate(obj: Context, trials: str, root: str | None, out: Path) -> None:
+def calibrate(obj: Context, trials: str, root: str | None, out: Path, workers: int | None) -> None:
     """Re-fit the score-to-LLR calibration of the model in use on your own trial list (as for 'voxwatch eval'), then
     use it with --calibration FILE (or $VOXWATCH_CALIBRATION). A calibration belongs to its model.
 
@@ -88,7 +92,7 @@ def calibrate(obj: Context, trials: str, root: str | None, out: Path) -> None:
     from .scoring import Calibration
     from .trials import read_trials, score_trials
 
-    engine = obj.engine()
+    engine = obj.engine(workers=workers)
     with Progress("scoring", obj.as_json) as progress:
         scores, speech, target = score_trials(engine, read_trials(trials, root), progress)
     fitted = Calibration.fit(scores, speech, target, np.arange(len(scores)))  # each trial counts as one turn

@@ -6,7 +6,7 @@ import dataclasses
 
 import click
 
-from .cli_context import STDIN, Context, guard, stdin_audio
+from .cli_context import STDIN, Context, guard, stdin_audio, worker_count
 from .cli_progress import Progress
 
 
@@ -14,9 +14,10 @@ from .cli_progress import Progress
 @click.argument("name")
 @click.argument("files", nargs=-1, required=True, type=click.Path())
 @click.option("--note", default="", help="Provenance: source, consent or legal basis, who recorded it and when.")
+@worker_count
 @click.pass_obj
 @guard
-def enroll(obj: Context, name: str, files: tuple[str, ...], note: str) -> None:
+def enroll(obj: Context, name: str, files: tuple[str, ...], note: str, workers: int | None) -> None:
     """Enroll a voice from one or more recordings of that person alone ('-': one recording on stdin).
 
     \b
@@ -24,7 +25,7 @@ def enroll(obj: Context, name: str, files: tuple[str, ...], note: str) -> None:
       voxwatch enroll "Jane Doe" jane1.wav jane2.mp3 --note "press conference 2026-03-02, public broadcast"
       ffmpeg -i interview.mkv -f wav - | voxwatch enroll "Jane Doe" - --note "interview 2026-03-04"   # '-': stdin
     """
-    engine = obj.engine()
+    engine = obj.engine(workers=workers)
     labels = ["stdin" if f == STDIN else f for f in files]
     with stdin_audio(files) as paths, Progress("analysing", obj.as_json) as progress:
         enrolled = engine.enroll(name, list(paths), note, labels, progress)

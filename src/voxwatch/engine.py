@@ -20,6 +20,7 @@ from .channels import simulate
 from .embedding import EmbeddingBackend, load_backend
 from .errors import AudioError, EnrollmentError, ModelError, UsageError
 from .indexing import merge_detections, segment_groups
+from .parallel import each
 from .pipeline import Event, Spotter, SpotterOptions
 from .quality import Quality, measure
 from .records import AudioChunk, Candidate, Detection, EnrollmentInfo, FileDone, Segment, Verification
@@ -182,8 +183,9 @@ class Engine:
             raise UsageError("enroll needs at least one recording")
         if labels is not None and len(labels) != len(files):
             raise UsageError(f"{len(labels)} labels for {len(files)} recordings")
-        items = []
-        for path, label in zip(files, labels or [str(f) for f in files]):
+
+        def check(job: tuple[int, str | Path, str]) -> tuple[EnrollmentInfo, dict[str, np.ndarray], float]:
+            _, path, label = job
             try:
                 check_file(path)
             except AudioError as exc:
@@ -212,9 +214,15 @@ class Engine:
                 now(),
                 self.backend.name,
             )
-            items.append((info, self.condition_embeddings(samples, analysis, seed=int(digest[:8], 16))))
+            return info, self.condition_embeddings(samples, analysis, seed=int(digest[:8], 16)), analysis.quality.duration_s
+
+        jobs = [(i, path, label) for i, (path, label) in enumerate(zip(files, labels or [str(f) for f in files]))]
+        checked = {}
+        for (i, _, label), (info, prints, duration_s) in each(check, jobs, self.settings.workers):
+            checked[i] = (info, prints)
             if progress:
-                progress(FileDone(label, len(items), len(files), analysis.quality.duration_s))
+                progress(FileDone(label, len(checked), len(files), duration_s))
+        items = [checked[i] for i in range(len(jobs))]
         self.store.add_enrollments(name, items, self.actor)
         return [info for info, _ in items]
 

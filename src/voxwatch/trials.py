@@ -17,6 +17,7 @@ from .embedding import DEFAULT_MODEL
 from .engine import Analysis, Engine
 from .errors import AudioError, UsageError, VoxwatchError
 from .metrics import Metrics, evaluate
+from .parallel import each
 from .plots import plot_det
 from .records import AudioChunk, Evidence, FileDone
 from .scoring import Watchlist, l2_normalise
@@ -76,30 +77,34 @@ def score_trials(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Score every trial the way the product does (the enrollment side as a multi-condition voiceprint, each file
     analysed once): scores, seconds of test speech, and target truth. ``progress`` hears of each file analysed."""
-    prints: dict[str, Watchlist] = {}
-    tests: dict[str, Analysis] = {}
-    scores, speech, labels = [], [], []
     calibration = engine.calibration(required=False)
-    total = len({t.enroll for t in trials}) + len({t.test for t in trials})
+    enrolls, tests = sorted({t.enroll for t in trials}), sorted({t.test for t in trials})
 
-    def report(path: str, analysis: Analysis) -> None:
+    def analyse(job: tuple[str, str]) -> tuple[Analysis, Watchlist | None]:
+        side, path = job
+        samples = load_audio(path)
+        analysis = engine.analyse_samples(samples, path)
+        if side == "test":
+            return analysis, None
+        rows = engine.condition_embeddings(samples, analysis)
+        if not rows:
+            raise AudioError(f"{path}: no speech to make a voiceprint from")
+        return analysis, Watchlist((path,) * len(rows), np.stack(list(rows.values())), calibration)
+
+    jobs = [("enroll", p) for p in enrolls] + [("test", p) for p in tests]
+    prints: dict[str, Watchlist] = {}
+    heard: dict[str, Analysis] = {}
+    for (_, path), (analysis, voice) in each(analyse, jobs, engine.settings.workers):
+        if voice is None:
+            heard[path] = analysis
+        else:
+            prints[path] = voice
         if progress:
-            progress(FileDone(path, len(prints) + len(tests), total, analysis.quality.duration_s))
-
+            progress(FileDone(path, len(prints) + len(heard), len(jobs), analysis.quality.duration_s))
+    scores, speech, labels = [], [], []
     for label, enroll, test, _, _ in trials:
-        if enroll not in prints:
-            samples = load_audio(enroll)
-            analysis = engine.analyse_samples(samples, enroll)
-            rows = engine.condition_embeddings(samples, analysis)
-            if not rows:
-                raise AudioError(f"{enroll}: no speech to make a voiceprint from")
-            prints[enroll] = Watchlist((enroll,) * len(rows), np.stack(list(rows.values())), calibration)
-            report(enroll, analysis)
-        if test not in tests:
-            tests[test] = engine.analyse(test)
-            report(test, tests[test])
-        scores.append(float(prints[enroll].scores(tests[test].embedding()[None])[0, 0]))
-        speech.append(tests[test].speech_s)
+        scores.append(float(prints[enroll].scores(heard[test].embedding()[None])[0, 0]))
+        speech.append(heard[test].speech_s)
         labels.append(label)
     return np.array(scores), np.array(speech), np.array(labels, bool)
 
