@@ -169,7 +169,7 @@ def stdin_audio(paths: Sequence[str]) -> Iterator[list[str]]:
     if STDIN not in paths:
         yield list(paths)
         return
-    stream = click.get_binary_stream("stdin")
+    stream = sys.stdin.buffer
     if stream.isatty():
         raise UsageError("'-' reads a recording from stdin, but stdin is a terminal; pipe one in (… < call.wav)")
     with tempfile.TemporaryDirectory(prefix="voxwatch-") as folder:  # mode 0700: the audio is personal data

@@ -5,10 +5,9 @@ keeps the results)."""
 from __future__ import annotations
 
 import json
+import sys
 import time
 from typing import Self, TextIO
-
-import click
 
 from .records import FileDone
 
@@ -28,7 +27,7 @@ class Progress:
     def __init__(self, verb: str, as_json: bool, stream: TextIO | None = None):
         self.verb = verb
         self.as_json = as_json
-        self.stream = stream or click.get_text_stream("stderr")
+        self.stream = stream or sys.stderr
         self.drawn = False
         self.audio_s = 0.0
         self.started = time.monotonic()
