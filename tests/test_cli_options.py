@@ -1,4 +1,4 @@
-"""The command line's shape, without models: global options anywhere, every --help example parses, the audit log."""
+"""The command line's shape: global options anywhere, every --help example parses (and, slow, runs), the audit log."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ import pytest
 from click.testing import CliRunner
 from test_cli import assert_clean_failure, run
 
+from voxwatch import load_audio
+from voxwatch.audio import RATE_HZ, write_wav
 from voxwatch.cli import main
 from voxwatch.store import Store
 
@@ -112,3 +114,77 @@ def test_a_folder_where_a_file_is_expected_is_one_clear_line(tmp_path: Path) -> 
         assert_clean_failure(run(tmp_path, *args), "calls: is a folder")
     assert_clean_failure(run(tmp_path, "compare", "calls", "--reference", "calls"), "calls: is a folder")
     assert_clean_failure(run(tmp_path, "enroll", "x", "-", "-"), "only once")
+
+
+# Examples not run by test_help_examples_run_on_real_speech, and why.
+NOT_RUN = {
+    "voxwatch watch radio.mp3 http://icecast.example/stream --pace realtime": "a network stream",
+    'voxwatch watch http://radio.example/live.mp3 --speaker "Jane Doe" --reconnect 10 --alerts-file alerts.jsonl': "network",
+    "voxwatch search /archive --speaker alice --rttm": "a user's archive folder",
+    "voxwatch index /archive/2026 --workers 4": "a user's archive folder",
+    'voxwatch search /archive/2026 --speaker "Jane Doe"': "a user's archive folder",
+    "voxwatch demo": "test_packaging runs it, from a fresh install",
+    "voxwatch demo --data ../shared/data/resemblyzer/audio_data/librispeech_test-other": "the demo again",
+    "voxwatch serve --allow-dir recordings/ --port 8686": "runs until stopped (test_service covers it)",
+}
+RUN_ORDER = [  # the others, in an order a user would take
+    "voxwatch token create alice",
+    "voxwatch token create operator-1",
+    "voxwatch token list",
+    "voxwatch token list --json",
+    'voxwatch enroll alice alice-ref1.wav alice-ref2.flac --note "consented 2026-11-01, interview"',
+    'voxwatch enroll "Jane Doe" jane1.wav jane2.mp3 --note "press conference 2026-03-02, public broadcast"',
+    'voxwatch enroll "Jane Doe" - --note "interview 2026-03-04"',
+    "voxwatch speakers --json",
+    'voxwatch verify questioned.wav --speaker "Jane Doe"',
+    "voxwatch identify caller.wav --top 3",
+    "voxwatch watch channel1.mp3 channel2.flac --pace realtime",
+    "voxwatch watch - --rate 8000",
+    "voxwatch eval trials.txt --p-target 0.01 --det det.png",
+    "voxwatch eval voxceleb1-o.txt --root wav/ --scores scores.txt",
+    "voxwatch calibrate our-trials.txt --out ours.json",
+    "voxwatch --calibration ours.json watch line1.wav",
+    "voxwatch compare intercept.wav --reference suspect-interview1.wav --reference suspect-interview2.flac --report case-17.html",
+    'voxwatch search --speaker "Jane Doe" --rttm',
+    'voxwatch audit --speaker "Jane Doe"',
+    "voxwatch audit --action search --since 2026-11-01 --json",
+    'voxwatch forget "Jane Doe"',
+]
+
+
+@pytest.mark.slow
+def test_help_examples_run_on_real_speech(tmp_path: Path, readers: dict[str, list[Path]]) -> None:
+    """Every example that needs no network, archive or server runs as written, on real speech named as it names it."""
+    assert set(EXAMPLES) == set(RUN_ORDER) | set(NOT_RUN), "a new example: run it here or say why not"
+    speech = {name: sorted(files, key=lambda f: -f.stat().st_size) for name, files in readers.items()}
+    staged = {
+        "alice-ref1.wav": speech["1688"][0],
+        "alice-ref2.flac": speech["1688"][1],
+        "jane1.wav": speech["2609"][0],
+        "jane2.mp3": speech["2609"][1],
+        "questioned.wav": speech["2609"][3],
+        "caller.wav": speech["3331"][0],
+        "intercept.wav": speech["2609"][4],
+        "suspect-interview1.wav": speech["2609"][5],
+        "suspect-interview2.flac": speech["2609"][6],
+        "wav/a.wav": speech["367"][0],
+        "wav/b.wav": speech["367"][1],
+        "wav/c.wav": speech["3005"][0],
+    }
+    for name, source in staged.items():  # the content is WAV whatever the name says: decoding probes it
+        write_wav(tmp_path / name, load_audio(source))
+    for name in ("channel1.mp3", "channel2.flac", "line1.wav"):
+        write_wav(tmp_path / name, load_audio(speech["2609"][2])[: 4 * RATE_HZ])
+    trials = "1 alice-ref1.wav alice-ref2.flac\n0 alice-ref1.wav jane1.wav\n1 jane1.wav jane2.mp3\n0 jane1.wav alice-ref2.flac\n"
+    (tmp_path / "trials.txt").write_text(trials)
+    (tmp_path / "our-trials.txt").write_text(trials + "1 jane1.wav questioned.wav\n0 alice-ref1.wav questioned.wav\n")
+    (tmp_path / "voxceleb1-o.txt").write_text("a.wav b.wav target\na.wav c.wav nontarget\n")
+    stdin = {
+        'voxwatch enroll "Jane Doe" - --note "interview 2026-03-04"': speech["2609"][7].read_bytes(),
+        "voxwatch watch - --rate 8000": (load_audio(speech["2609"][2])[: 4 * RATE_HZ : 2] * 32767).astype("<i2").tobytes(),
+    }
+    for example in RUN_ORDER:
+        result = run(tmp_path, *shlex.split(example)[1:], stdin=stdin.get(example))
+        assert result.returncode == 0, f"{example}: {result.stderr}"
+    assert (tmp_path / "det.png").is_file() and (tmp_path / "case-17.html").is_file()
+    assert len((tmp_path / "scores.txt").read_text().splitlines()) == 2 and (tmp_path / "ours.json").is_file()
