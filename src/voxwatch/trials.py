@@ -184,7 +184,7 @@ def enrollment_watchlist(engine: Engine, enrollment: dict[str, list[np.ndarray]]
         for condition in sorted(sums):
             labels.append(name)
             rows.append(l2_normalise(sums[condition]))
-    return Watchlist(tuple(labels), np.stack(rows), engine.calibration())
+    return Watchlist(tuple(labels), np.stack(rows), engine.calibration(required=False))  # scores for fitting one, too
 
 
 def spotting_evidence(
