@@ -25,7 +25,8 @@ system-deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $$missing; fi
 
-# The models ship inside two PyPI packages that are installed for their files only (--no-deps keeps torch out).
+# The models ship inside voxwatch; their sources, resemblyzer and silero-vad, are installed for their files only
+# (--no-deps keeps torch out): the tests check the shipped copies against them, and training starts from GE2E.
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import largest
+from conftest import TEST_OTHER, largest
 
 from voxwatch import load_audio
 from voxwatch.audio import RATE_HZ, write_wav
@@ -87,12 +87,15 @@ def test_end_to_end_session(tmp_path: Path, readers: dict[str, list[Path]], impo
     jane_end = jane_start + len(parts[2]) / RATE_HZ
     archive = tmp_path / "archive"
     write_wav(archive / "show.wav", np.concatenate(parts))
-    indexed = run(tmp_path, "--json", "index", str(archive))
+    indexed = run(tmp_path, "--json", "index", str(archive), "--workers", "2")
     assert indexed.returncode == 0 and json.loads(indexed.stdout)["segments"] >= 3
+    progress = json.loads(indexed.stderr)  # stderr: one progress line per finished file
+    assert (progress["type"], progress["done"], progress["total"], progress["error"]) == ("progress", 1, 1, None)
+    assert abs(progress["duration_s"] - len(np.concatenate(parts)) / RATE_HZ) < 0.1
     found = [json.loads(line) for line in run(tmp_path, "--json", "search", "--speaker", "Jane Reader").stdout.splitlines()]
     assert len(found) == 1 and abs(found[0]["start_s"] - jane_start) < 1.0 and abs(found[0]["end_s"] - jane_end) < 1.5
     rttm = run(tmp_path, "search", str(archive), "--rttm").stdout.split()
-    assert rttm[0] == "SPEAKER" and rttm[1] == "show" and rttm[7] == "Jane"  # RTTM fields are space-separated
+    assert rttm[:8] == ["SPEAKER", "show", "1", rttm[3], rttm[4], "<NA>", "<NA>", "Jane_Reader"] and len(rttm) == 10
 
     watched = run(tmp_path, "--json", "watch", str(archive / "show.wav"), "--pace", "fast", "--alerts-file", "alerts.jsonl")
     assert watched.returncode == 0, watched.stderr
@@ -116,18 +119,47 @@ def test_end_to_end_session(tmp_path: Path, readers: dict[str, list[Path]], impo
 
 
 def test_eval_on_a_trial_list(tmp_path: Path, readers: dict[str, list[Path]]) -> None:
+    """A Kaldi-order list ('enroll test target|nontarget') of paths under --root, with a score file."""
     lines = []
     names = ["1688", "2033", "3005", "367"]
+    root = TEST_OTHER
     for a in names:
         for b in names:
-            lines.append(f"{int(a == b)} {largest(readers[a], 1)[0]} {largest(readers[b], 3)[-1]}")
+            enroll, test = largest(readers[a], 1)[0].relative_to(root), largest(readers[b], 3)[-1].relative_to(root)
+            lines.append(f"{enroll} {test} {'target' if a == b else 'nontarget'}")
     (tmp_path / "trials.txt").write_text("\n".join(lines) + "\n")
-    result = run(tmp_path, "--json", "eval", "trials.txt", "--det", "det.png")
+    result = run(tmp_path, "--json", "eval", "trials.txt", "--root", str(root), "--det", "det.png", "--scores", "scores.txt")
     assert result.returncode == 0, result.stderr
     metrics = json.loads(result.stdout)
     assert metrics["n_target"] == 4 and metrics["n_nontarget"] == 12
     assert metrics["eer"] <= 0.1 and metrics["cllr"] < 1.0
     assert (tmp_path / "det.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    scored = [line.split() for line in (tmp_path / "scores.txt").read_text().splitlines()]
+    assert [s[:2] + s[4:] for s in scored] == [line.split() for line in lines]
+    target = np.array([float(s[3]) for s in scored if s[4] == "target"])
+    assert target.min() > max(float(s[3]) for s in scored if s[4] == "nontarget") - 5  # LLRs, targets on top
+    assert np.mean(target) > 0
+
+
+def test_a_model_without_a_calibration_decides_nothing_until_given_one(tmp_path: Path, readers: dict[str, list[Path]]) -> None:
+    from voxwatch.ge2e import export
+    from voxwatch.scoring import Calibration
+
+    model = str(export(tmp_path / "mine.onnx", name="mine"))  # GE2E's weights under a name with no shipped calibration
+    jane, other = largest(readers["2609"], 2), largest(readers["2609"], 3)[-1]
+    assert run(tmp_path, "enroll", "Jane", *map(str, jane), "--model", model).returncode == 0  # enrolling decides nothing
+    for args in (["verify", str(other), "--speaker", "Jane"], ["identify", str(other)], ["search", str(other)]):
+        assert_clean_failure(run(tmp_path, *args, "--model", model), "'mine' has no calibration", "voxwatch calibrate")
+    searched = run(tmp_path, "search", str(other), "--model", model, "--threshold", "2", "--json")
+    assert searched.returncode == 0 and json.loads(searched.stdout.splitlines()[-1])["speaker"] == "Jane"
+    ge2e = tmp_path / "ge2e-cal.json"
+    ge2e.write_text(json.dumps(Calibration.default("ge2e").to_json()))
+    refused = run(tmp_path, "verify", str(other), "--speaker", "Jane", "--model", model, "--calibration", str(ge2e))
+    assert_clean_failure(refused, "a calibration of model 'ge2e', not 'mine'")
+    own = tmp_path / "mine-cal.json"
+    own.write_text(json.dumps({**Calibration.default("ge2e").to_json(), "model": "mine"}))
+    verified = run(tmp_path, "verify", str(other), "--speaker", "Jane", "--model", model, "--calibration", str(own), "--json")
+    assert verified.returncode == 0 and json.loads(verified.stdout)["accepted"] is True
 
 
 def test_bad_input_fails_in_one_clear_line(tmp_path: Path, readers: dict[str, list[Path]]) -> None:
@@ -174,3 +206,15 @@ def test_calibrate_refits_on_own_trials_and_is_used(tmp_path: Path, readers: dic
     assert_clean_failure(
         run(tmp_path, "--calibration", "broken.json", "eval", "trials.txt"), "broken.json", "not a voxwatch calibration"
     )
+
+
+def test_recordings_on_stdin(tmp_path: Path, readers: dict[str, list[Path]]) -> None:
+    jane = largest(readers["2609"], 3)
+    enroll = run(tmp_path, "enroll", "Jane Reader", str(jane[0]), "-", "--json", stdin=jane[1].read_bytes())
+    assert enroll.returncode == 0, enroll.stderr
+    assert [json.loads(x)["file"] for x in enroll.stdout.splitlines()] == [str(jane[0]), "stdin"]
+    verify = run(tmp_path, "verify", "-", "--speaker", "Jane Reader", "--json", stdin=jane[2].read_bytes())
+    assert json.loads(verify.stdout)["accepted"] is True and json.loads(verify.stdout)["file"] == "-"
+    stranger = largest(readers["3331"], 1)[0].read_bytes()
+    assert "none of the above" in run(tmp_path, "identify", "-", stdin=stranger).stdout
+    assert_clean_failure(run(tmp_path, "enroll", "Jane Reader", "-", stdin=jane[1].read_bytes()), "stdin", "already enrolled")

@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 
 from voxwatch.calibration_fit import fit_logistic
-from voxwatch.errors import UsageError
+from voxwatch.errors import ModelError, UsageError
 from voxwatch.metrics import Metrics, _pav, cllr, det_curve, eer, evaluate, min_cllr, min_dcf
 from voxwatch.plots import plot_det, plot_tippett
-from voxwatch.trials import read_trials
+from voxwatch.testing import tone_engine, tone_voice
+from voxwatch.trials import enrollment_watchlist, read_trials, spotting_evidence
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -217,9 +218,22 @@ def test_read_trials_parses_and_resolves(tmp_path) -> None:  # type: ignore[no-u
         "# VoxCeleb1-O style\n1 id1/a.wav id1/b.wav\n\n0\tid1/a.wav   /data/id2/c.wav\ntarget x.wav y.wav\nimp x.wav z.wav\n"
     )
     parsed = read_trials(trials)
-    assert [label for label, _, _ in parsed] == [1, 0, 1, 0]
-    assert parsed[0] == (1, str(folder / "id1/a.wav"), str(folder / "id1/b.wav"))
-    assert parsed[1][2] == "/data/id2/c.wav"
+    assert [t.label for t in parsed] == [1, 0, 1, 0]
+    assert parsed[0] == (1, str(folder / "id1/a.wav"), str(folder / "id1/b.wav"), "id1/a.wav", "id1/b.wav")
+    assert parsed[1].test == "/data/id2/c.wav"
+
+
+def test_read_trials_in_kaldi_order_under_a_root(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    trials = tmp_path / "trials"
+    trials.write_text("id1/a.wav id1/b.wav target\nid1/a.wav id2/c.wav nontarget\n")
+    parsed = read_trials(trials, root="/corpus/wav")
+    assert parsed == [
+        (1, "/corpus/wav/id1/a.wav", "/corpus/wav/id1/b.wav", "id1/a.wav", "id1/b.wav"),
+        (0, "/corpus/wav/id1/a.wav", "/corpus/wav/id2/c.wav", "id1/a.wav", "id2/c.wav"),
+    ]
+    trials.write_text("id1/a.wav id1/b.wav maybe\n")
+    with pytest.raises(UsageError, match=r"trials:1: no label first or last"):
+        read_trials(trials)
 
 
 def test_read_trials_bad_line_names_file_and_line(tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -242,3 +256,13 @@ def test_read_trials_needs_trials_of_both_classes(tmp_path) -> None:  # type: ig
         read_trials(trials)
     with pytest.raises(UsageError, match="cannot read"):
         read_trials(tmp_path / "missing.txt")
+
+
+def test_a_model_without_a_calibration_still_gives_the_evidence_to_fit_one(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    engine = tone_engine(tmp_path, calibration=None)  # the tone model has no shipped calibration
+    with pytest.raises(ModelError, match="'tones' has no calibration.*voxwatch calibrate"):
+        engine.watchlist()
+    watchlist = enrollment_watchlist(engine, {"a4": [tone_voice(440.0, 4.0)], "c5": [tone_voice(523.0, 4.0, seed=2)]})
+    evidence = spotting_evidence(engine, watchlist, [("a4", tone_voice(440.0, 3.0, seed=1))])
+    assert evidence.target.any() and evidence.scores[evidence.target].min() > evidence.scores[~evidence.target].max()
+    engine.close()

@@ -170,10 +170,39 @@ def test_shipped_encoder_hears_voices_through_a_radio_channel_better_than_ge2e(
     assert gaps["voxwatch-enc", "clean"] > gaps["ge2e", "clean"] - 0.03, gaps
 
 
-def test_every_shipped_model_has_its_own_calibration(caplog: pytest.LogCaptureFixture) -> None:
+def test_every_shipped_model_has_its_own_calibration() -> None:
     from voxwatch.scoring import SHIPPED_CALIBRATIONS, Calibration
 
     assert {"voxwatch-enc", "ge2e"} <= set(SHIPPED_CALIBRATIONS)
     assert Calibration.default("voxwatch-enc") != Calibration.default("ge2e")
-    assert Calibration.default("someone-elses-model") == Calibration.default(DEFAULT_MODEL)
-    assert "no shipped calibration for model 'someone-elses-model'" in caplog.text
+    assert Calibration.default("voxwatch-enc").model == "voxwatch-enc"
+    assert Calibration.from_json(Calibration.default("ge2e").to_json()) == Calibration.default("ge2e")
+    with pytest.raises(ModelError, match="no shipped calibration for model 'someone-elses-model'.*voxwatch calibrate"):
+        Calibration.default("someone-elses-model")
+    borrowed = Calibration.borrowed("someone-elses-model")  # for scores that decide nothing
+    assert borrowed.llr(0.7, 3.0) == Calibration.default(DEFAULT_MODEL).llr(0.7, 3.0)
+
+
+def test_kaldi_fbank_matches_kaldi_native_fbank(data: Path) -> None:
+    """The features of plugged-in WeSpeaker models are Kaldi's fbank with WeSpeaker's settings (Hamming window)."""
+    knf = pytest.importorskip("kaldi_native_fbank", reason="kaldi-native-fbank is a test dependency")
+    from voxwatch.features import kaldi_fbank, log_fbank
+
+    audio = load_audio(data / "resemblyzer/audio_data/librispeech_test-other/1688/1688-142285-0000.flac")[: 3 * RATE_HZ]
+    options = knf.FbankOptions()
+    options.frame_opts.dither = 0.0
+    options.frame_opts.window_type = "hamming"  # WeSpeaker: kaldi.fbank(..., dither=0.0, window_type="hamming")
+    options.mel_opts.num_bins = 80
+    reference = knf.OnlineFbank(options)
+    reference.accept_waveform(RATE_HZ, (audio * 32768).tolist())
+    reference.input_finished()
+    expected = np.stack([reference.get_frame(i) for i in range(reference.num_frames_ready)])
+    ours = kaldi_fbank(audio)
+    assert ours.shape == expected.shape == (298, 80)
+    np.testing.assert_allclose(ours, expected, atol=0.005)  # log energies from about -3 to 26
+    np.testing.assert_allclose(log_fbank(audio), expected - expected.mean(axis=0), atol=0.005)
+    options.frame_opts.window_type = "povey"  # and the window matters: Povey's differs by more than the tolerance
+    povey = knf.OnlineFbank(options)
+    povey.accept_waveform(RATE_HZ, (audio * 32768).tolist())
+    povey.input_finished()
+    assert np.abs(np.stack([povey.get_frame(i) for i in range(povey.num_frames_ready)]) - ours).max() > 0.1

@@ -102,11 +102,19 @@ def _reason(exc: Exception) -> str:
     return text.split(": '")[0] if text else type(exc).__name__
 
 
+def check_file(path: str | Path) -> None:
+    """Raise :class:`AudioError` unless ``path`` is a file (a folder is named as such)."""
+    if Path(path).is_dir():
+        raise AudioError(f"{path}: is a folder, not an audio file; name the recordings in it")
+    if not Path(path).is_file():
+        raise AudioError(f"{path}: no such file")
+
+
 def load_audio(path: str | Path, *, max_s: float = 4 * 3600) -> np.ndarray:
     """The whole recording at ``path`` as 16 kHz mono float32; refuses empty and over-long files."""
     path = str(path)
-    if not Path(path).is_file() and "://" not in path:
-        raise AudioError(f"{path}: no such file")
+    if "://" not in path:
+        check_file(path)
     blocks, total = [], 0
     for block in decode(path):
         blocks.append(block)
@@ -139,8 +147,7 @@ def read_input(audio: AudioInput, rate_hz: int | None = None, *, max_s: float = 
         if "://" in str(audio):  # a recording behind a URL: identified by its decoded samples
             samples = load_audio(audio, max_s=max_s)
             return Clip(str(audio), samples, hashlib.sha256(samples.tobytes()).hexdigest())
-        if not Path(audio).is_file():
-            raise AudioError(f"{audio}: no such file" if not Path(audio).exists() else f"{audio}: not a file")
+        check_file(audio)
         return Clip(str(audio), load_audio(audio, max_s=max_s), sha256_file(audio))
     if rate_hz is None:
         raise UsageError("audio given as an array needs its sample rate (rate_hz=...)")
@@ -300,8 +307,7 @@ class FileSource(Source):
 
     def __init__(self, path: str, *, realtime: bool = False, loop: bool = False):
         super().__init__(path)
-        if not Path(path).is_file():
-            raise AudioError(f"{path}: no such file")
+        check_file(path)
         self.live = realtime  # played at real-time pace, as a live stream would arrive
         self.loop = loop
 

@@ -7,54 +7,26 @@ and an exit code (:mod:`.cli_context`)."""
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import click
-from click.core import ParameterSource
 
 from .cli_archive import index, search
-from .cli_context import Context
+from .cli_audit import audit
+from .cli_context import GIVEN, Context, global_options
 from .cli_forensic import calibrate, compare, evaluate_cmd
 from .cli_live import demo, serve, token, watch
 from .cli_voices import enroll, forget, identify, speakers, verify
-from .embedding import DEFAULT_MODEL
 
 __all__ = ["main"]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
-@click.option(
-    "--db",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Database file [default: user data dir].",
-)
-@click.option(
-    "--model",
-    default=DEFAULT_MODEL,
-    show_default=True,
-    help="Embedding model: voxwatch-enc, ge2e, a .onnx path, or hf:OWNER/REPO/FILE.onnx.",
-)
-@click.option(
-    "--calibration",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=None,
-    help="Calibration file from 'voxwatch calibrate' [default: the shipped one].",
-)
-@click.option(
-    "--config",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=None,
-    help="Settings file (TOML) [default: $VOXWATCH_CONFIG, else voxwatch.toml in the user config dir].",
-)
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per line.")
-@click.option("-v", "--verbose", count=True, help="More log output (-vv for debug).")
 @click.version_option(package_name="voxwatch")
 @click.pass_context
-def main(
-    ctx: click.Context, db: Path | None, model: str, calibration: Path | None, config: Path | None, as_json: bool, verbose: int
-) -> None:
+def main(ctx: click.Context) -> None:
     """voxwatch: enroll known voices, watch live streams for them, search archives.
+
+    The options below may also be given after the command: 'voxwatch speakers --json --db cases.db'.
 
     \b
     Example session:
@@ -62,15 +34,24 @@ def main(
       voxwatch watch radio.mp3 http://icecast.example/stream --pace realtime
       voxwatch search /archive --speaker alice --rttm
     """
+    given = ctx.meta.setdefault(GIVEN, {})
+    verbose = given.get("verbose", 0)
     logging.basicConfig(
         level=[logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)], format="%(levelname)s %(name)s: %(message)s"
     )
-    # Only options given on the command line override the settings file and the environment; --model's shown
-    # default is the built-in one.
-    given_model = model if ctx.get_parameter_source("model") is ParameterSource.COMMANDLINE else None
-    ctx.obj = Context(config, {"db": db, "model": given_model, "calibration": calibration}, as_json)
+    ctx.obj = Context(given)
 
 
+def _with_global_options(command: click.Command) -> None:
+    """Give ``command`` (and, for a group, each of its commands) the global options."""
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _with_global_options(sub)
+    else:
+        command.params.extend(global_options())
+
+
+main.params.extend(global_options())
 for _command in (
     enroll,
     speakers,
@@ -86,5 +67,7 @@ for _command in (
     serve,
     token,
     compare,
+    audit,
 ):
+    _with_global_options(_command)
     main.add_command(_command)

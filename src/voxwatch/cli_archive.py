@@ -4,22 +4,27 @@ from __future__ import annotations
 
 import click
 
-from .cli_context import Context, fail_on, guard, operating_point, progress
+from .cli_context import Context, fail_on, guard, operating_point, worker_count
+from .cli_progress import Progress
+from .rttm import file_ids, rttm_line
 from .sinks import clock
 
 
 @click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
+@worker_count
 @click.pass_obj
 @guard
-def index(obj: Context, paths: tuple[str, ...]) -> None:
-    """Index recordings once (skips files already indexed) so searches need not touch the audio again.
+def index(obj: Context, paths: tuple[str, ...], workers: int | None) -> None:
+    """Index recordings once (skips files already indexed) so searches need not touch the audio again. Shows progress
+    on a terminal; with --json, one progress line per file on stderr.
 
     \b
     Example:
-      voxwatch index /archive/2026
+      voxwatch index /archive/2026 --workers 4
     """
-    entries, errors = obj.engine().index(list(paths), progress(obj))
+    with Progress("indexing", obj.as_json) as progress:
+        entries, errors = obj.engine(workers=workers).index(list(paths), progress)
     for e in entries:
         obj.emit(
             {
@@ -38,11 +43,18 @@ def index(obj: Context, paths: tuple[str, ...]) -> None:
 @click.argument("paths", nargs=-1, type=click.Path())
 @click.option("--speaker", "speakers", multiple=True, help="Only this voice (repeatable) [default: all enrolled].")
 @operating_point
-@click.option("--rttm", is_flag=True, help="Print RTTM lines instead.")
+@click.option("--rttm", is_flag=True, help="Print RTTM lines instead (file ids: paths relative to the searched folder).")
+@worker_count
 @click.pass_obj
 @guard
 def search(
-    obj: Context, paths: tuple[str, ...], speakers: tuple[str, ...], threshold: float | None, fa_rate: float | None, rttm: bool
+    obj: Context,
+    paths: tuple[str, ...],
+    speakers: tuple[str, ...],
+    threshold: float | None,
+    fa_rate: float | None,
+    rttm: bool,
+    workers: int | None,
 ) -> None:
     """When does each enrolled voice speak? Searches FILES/DIRS (indexing them first), or the whole index.
 
@@ -51,13 +63,13 @@ def search(
       voxwatch search /archive/2026 --speaker "Jane Doe"
       voxwatch search --speaker "Jane Doe" --rttm > jane.rttm     # everything indexed so far
     """
-    result = obj.engine(threshold, fa_rate).search(
-        list(paths) or None, list(speakers) or None, progress=progress(obj) if paths else None
-    )
+    with Progress("indexing", obj.as_json) as progress:
+        result = obj.engine(threshold, fa_rate, workers).search(list(paths) or None, list(speakers) or None, progress=progress)
     found = result.detections
+    ids = file_ids((d.source for d in found), list(paths) or [r.path for r in result.recordings])
     for d in found:
         if rttm:
-            click.echo(d.rttm())
+            click.echo(rttm_line(d, ids[d.source]))
         else:
             obj.emit(
                 d.to_json(),

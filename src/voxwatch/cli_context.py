@@ -1,27 +1,49 @@
-"""What every ``voxwatch`` command shares: the context that resolves settings and builds the engine, the
-operating-point options, and the mapping of library errors to one line on stderr and an exit code."""
+"""What every ``voxwatch`` command shares: the global options (accepted before or after the command), the context
+that resolves settings and builds the engine, the operating-point options, and the mapping of library errors to one
+line on stderr and an exit code."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import logging
+import shutil
 import sys
-from collections.abc import Callable
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from functools import wraps
 from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
+from .embedding import DEFAULT_MODEL
 from .engine import Engine
 from .errors import UsageError, VoxwatchError
 from .settings import Settings, resolve_settings
 
 
 class Context:
-    """The group's options: the settings file, the settings given on the command line, and the output format."""
+    """The global options, wherever on the command line they were given (see :func:`global_options`): the settings
+    file, the settings given on the command line, and the output format."""
 
-    def __init__(self, config: Path | None, given: dict[str, object], as_json: bool):
-        self.config, self.given, self.as_json = config, given, as_json
+    def __init__(self, given: dict[str, Any]):
+        self._given = given  # shared with the option callbacks, which fill it while the command line is parsed
+
+    @property
+    def config(self) -> Path | None:
+        return self._given.get("config")
+
+    @property
+    def as_json(self) -> bool:
+        return bool(self._given.get("json"))
+
+    @property
+    def given(self) -> dict[str, object]:
+        """The settings given on the command line, keyed as :data:`.settings.KEYS`."""
+        return {key: self._given.get(key) for key in ("db", "model", "calibration")}
 
     def settings(
         self, threshold_llr: float | None = None, false_alarms_per_hour: float | None = None, retain_days: float | None = None
@@ -38,12 +60,60 @@ class Context:
         return resolve_settings(self.config, given)
 
     def engine(
-        self, threshold_llr: float | None = None, false_alarms_per_hour: float | None = None, retain_days: float | None = None
+        self,
+        threshold_llr: float | None = None,
+        false_alarms_per_hour: float | None = None,
+        retain_days: float | None = None,
+        workers: int | None = None,
     ) -> Engine:
-        return Engine(self.settings(threshold_llr, false_alarms_per_hour, retain_days))
+        settings = self.settings(threshold_llr, false_alarms_per_hour, retain_days)
+        return Engine(settings if workers is None else dataclasses.replace(settings, workers=workers))
 
     def emit(self, record: dict[str, Any], text: str) -> None:
         click.echo(json.dumps(record) if self.as_json else text)
+
+
+def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+    """Keep a global option's value if it was given on the command line (after the command, it wins)."""
+    if ctx.get_parameter_source(param.name or "") is not ParameterSource.COMMANDLINE:
+        return
+    given = ctx.meta.setdefault(GIVEN, {})  # ctx.meta is shared by the group's and the command's contexts
+    given[param.name] = value
+    if param.name == "verbose":
+        logging.getLogger().setLevel([logging.WARNING, logging.INFO, logging.DEBUG][min(value, 2)])
+
+
+GIVEN = "voxwatch.given"  # the key of the global options' values in ``click.Context.meta``
+
+
+def global_options() -> list[click.Option]:
+    """The options every command takes, before or after its name: ``voxwatch --json speakers`` and
+    ``voxwatch speakers --json`` are the same."""
+    common: dict[str, Any] = {"expose_value": False, "callback": _remember}
+    return [
+        click.Option(
+            ["--db"], type=click.Path(dir_okay=False, path_type=Path), help="Database file [default: user data dir].", **common
+        ),
+        click.Option(
+            ["--model"],
+            help=f"Embedding model: voxwatch-enc, ge2e, a .onnx path, or hf:OWNER/REPO/FILE.onnx [default: {DEFAULT_MODEL}].",
+            **common,
+        ),
+        click.Option(
+            ["--calibration"],
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            help="Calibration file from 'voxwatch calibrate' [default: the shipped one for the model].",
+            **common,
+        ),
+        click.Option(
+            ["--config"],
+            type=click.Path(dir_okay=False, path_type=Path),
+            help="Settings file (TOML) [default: $VOXWATCH_CONFIG, else voxwatch.toml in the user config dir].",
+            **common,
+        ),
+        click.Option(["--json"], is_flag=True, help="Print one JSON object per line.", **common),
+        click.Option(["-v", "--verbose"], count=True, help="More log output (-vv for debug).", **common),
+    ]
 
 
 def operating_point(fn: Callable[..., None]) -> Callable[..., None]:
@@ -64,6 +134,16 @@ def operating_point(fn: Callable[..., None]) -> Callable[..., None]:
     )(fn)
 
 
+def worker_count(fn: Callable[..., None]) -> Callable[..., None]:
+    """``--workers``: how many recordings are analysed at once."""
+    return click.option(
+        "--workers",
+        type=click.IntRange(min=1),
+        default=None,
+        help=f"How many recordings are analysed at once, each on a core [default: {Settings().workers}].",
+    )(fn)
+
+
 def guard(fn: Callable[..., None]) -> Callable[..., None]:
     """Map library errors to one clear line and an exit code; never a traceback."""
 
@@ -81,19 +161,30 @@ def guard(fn: Callable[..., None]) -> Callable[..., None]:
     return run
 
 
-def progress(obj: Context) -> Callable[[str, str | None], None]:
-    """Report each file as it is indexed or fails, on stderr (not with --json)."""
-
-    def report(path: str, error: str | None) -> None:
-        if not obj.as_json:
-            click.echo(f"  {'failed' if error else 'indexed'} {path}" + (f": {error}" if error else ""), err=True)
-
-    return report
-
-
 def fail_on(errors: list[str]) -> None:
     """Print each error on stderr, then exit with the audio error code if there were any."""
     for error in errors:
         click.echo(f"voxwatch: error: {error}", err=True)
     if errors:
         sys.exit(3)
+
+
+STDIN = "-"  # a file argument that means: the audio comes on stdin
+
+
+@contextmanager
+def stdin_audio(paths: Sequence[str]) -> Iterator[list[str]]:
+    """``paths`` with ``-`` replaced by a private temporary file holding the audio read from stdin (removed after)."""
+    if list(paths).count(STDIN) > 1:
+        raise UsageError("'-' (audio on stdin) can be given only once")
+    if STDIN not in paths:
+        yield list(paths)
+        return
+    stream = sys.stdin.buffer
+    if stream.isatty():
+        raise UsageError("'-' reads a recording from stdin, but stdin is a terminal; pipe one in (… < call.wav)")
+    with tempfile.TemporaryDirectory(prefix="voxwatch-") as folder:  # mode 0700: the audio is personal data
+        spooled = Path(folder) / "stdin"
+        with open(spooled, "wb") as out:
+            shutil.copyfileobj(stream, out)
+        yield [str(spooled) if p == STDIN else p for p in paths]

@@ -3,55 +3,84 @@ trial list, re-fit the calibration."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 
-from .cli_context import Context, guard
+from .cli_context import Context, guard, stdin_audio, worker_count
+from .cli_progress import Progress
 from .errors import UsageError
+
+
+def trial_root(fn: Callable[..., None]) -> Callable[..., None]:
+    """``--root``: where the recordings a trial list names are (default: beside the list)."""
+    return click.option(
+        "--root",
+        type=click.Path(exists=True, file_okay=False),
+        default=None,
+        help="Folder the trial list's relative paths start from [default: the list's folder].",
+    )(fn)
 
 
 @click.command("eval")
 @click.argument("trials", type=click.Path(exists=True, dir_okay=False))
+@trial_root
 @click.option("--p-target", type=float, default=0.01, show_default=True, help="Target prior of the detection cost function.")
 @click.option(
     "--det",
     "det_path",
     type=click.Path(dir_okay=False),
-    default="det.png",
-    show_default=True,
-    help="Where to write the DET plot.",
+    default=None,
+    help="Also draw the DET plot here (PNG; needs the plots extra).",
 )
+@click.option(
+    "--scores",
+    "scores_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Also write a score file: 'enroll test score llr target|nontarget' per trial.",
+)
+@worker_count
 @click.pass_obj
 @guard
-def evaluate_cmd(obj: Context, trials: str, p_target: float, det_path: str) -> None:
-    """Evaluate on a VoxCeleb-style trial list ("1 enroll.wav test.wav" per line): EER, minDCF, Cllr, DET plot.
+def evaluate_cmd(
+    obj: Context, trials: str, root: str | None, p_target: float, det_path: str, scores_path: str | None, workers: int | None
+) -> None:
+    """Evaluate on a trial list: EER, minDCF, Cllr, DET plot. Lines are "label enroll test" (VoxCeleb) or
+    "enroll test label" (Kaldi), the label 1/0, target/nontarget or tgt/imp.
 
     \b
-    Example:
+    Examples:
       voxwatch eval trials.txt --p-target 0.01 --det det.png
+      voxwatch eval voxceleb1-o.txt --root wav/ --scores scores.txt
     """
     from .trials import run_trials
 
-    metrics = run_trials(obj.engine(), trials, p_target, det_path)
+    with Progress("scoring", obj.as_json) as progress:
+        metrics = run_trials(obj.engine(workers=workers), trials, p_target, det_path, root, scores_path, progress)
     obj.emit(
         metrics.to_json(),
         f"EER {metrics.eer * 100:.2f} %   minDCF(P_target={p_target}) {metrics.min_dcf:.3f}   "
-        f"Cllr {metrics.cllr:.3f} bits (min {metrics.min_cllr:.3f})   {metrics.n_target} target / {metrics.n_nontarget} non-target trials\nDET plot: {det_path}",
+        f"Cllr {metrics.cllr:.3f} bits (min {metrics.min_cllr:.3f})   {metrics.n_target} target / {metrics.n_nontarget} non-target trials"
+        + (f"\nDET plot: {det_path}" if det_path else ""),
     )
 
 
 @click.command()
 @click.argument("trials", type=click.Path(exists=True, dir_okay=False))
+@trial_root
 @click.option(
     "--out", type=click.Path(dir_okay=False, path_type=Path), required=True, help="Where to write the calibration (JSON)."
 )
+@worker_count
 @click.pass_obj
 @guard
-def calibrate(obj: Context, trials: str, out: Path) -> None:
-    """Re-fit the score-to-LLR calibration on your own trial list ("1 enroll.wav test.wav" per line), then use it with
-    --calibration FILE (or $VOXWATCH_CALIBRATION).
+def calibrate(obj: Context, trials: str, root: str | None, out: Path, workers: int | None) -> None:
+    """Re-fit the score-to-LLR calibration of the model in use on your own trial list (as for 'voxwatch eval'), then
+    use it with --calibration FILE (or $VOXWATCH_CALIBRATION). A calibration belongs to its model.
 
     \b
     Example:
@@ -61,12 +90,14 @@ def calibrate(obj: Context, trials: str, out: Path) -> None:
 
     from .metrics import evaluate
     from .scoring import Calibration
-    from .trials import score_trials
+    from .trials import read_trials, score_trials
 
-    engine = obj.engine()
-    scores, speech, target = score_trials(engine, trials)
+    engine = obj.engine(workers=workers)
+    with Progress("scoring", obj.as_json) as progress:
+        scores, speech, target = score_trials(engine, read_trials(trials, root), progress)
     fitted = Calibration.fit(scores, speech, target, np.arange(len(scores)))  # each trial counts as one turn
-    old, new = engine.calibration().llr(scores, speech), fitted.llr(scores, speech)
+    fitted = dataclasses.replace(fitted, model=engine.backend.name)
+    old, new = engine.calibration(required=False).llr(scores, speech), fitted.llr(scores, speech)
     before, after = evaluate(old[target], old[~target]), evaluate(new[target], new[~target])
     try:
         out.write_text(json.dumps(fitted.to_json(), indent=1) + "\n")
@@ -102,7 +133,7 @@ def calibrate(obj: Context, trials: str, out: Path) -> None:
 @guard
 def compare(obj: Context, questioned: str, references: tuple[str, ...], report_path: str | None) -> None:
     """Forensic-style comparison of a QUESTIONED recording with reference recordings of a claimed speaker (nothing
-    needs to be enrolled): a calibrated likelihood ratio with its verbal scale, the quality of both sides, and a
+    needs to be enrolled; '-' reads one of them from stdin): a calibrated likelihood ratio with its verbal scale, the quality of both sides, and a
     warning for every condition outside what the calibration covers.
 
     \b
@@ -116,9 +147,15 @@ def compare(obj: Context, questioned: str, references: tuple[str, ...], report_p
         raise UsageError(f"cannot write report {report_path}: its folder does not exist")
     engine = obj.engine()
     try:
-        result = run_compare(engine, questioned, list(references))
+        with stdin_audio([questioned, *references]) as (spooled, *spooled_references):
+            result = run_compare(engine, spooled, spooled_references)
     finally:
         engine.close()
+    result = dataclasses.replace(
+        result,
+        questioned=dataclasses.replace(result.questioned, file=questioned),
+        references=tuple(dataclasses.replace(r, file=f) for r, f in zip(result.references, references)),
+    )
     command = reproduce_command(result, report_path, engine.settings.model)
     if report_path:
         write_report(result, report_path, command)

@@ -188,7 +188,7 @@ def serve(
     \b
     Example:
       voxwatch token create alice --role admin
-      voxwatch serve --allow-dir /srv/recordings --port 8686 --retain-days 30
+      voxwatch serve --allow-dir recordings/ --port 8686 --retain-days 30
     """
     from .api import serve as run_service
     from .service import Service, ServiceOptions
@@ -231,7 +231,7 @@ def token_create(obj: Context, name: str, role: str, expires_days: int | None) -
 
     \b
     Example:
-      voxwatch token create desk-1 --role viewer --expires-days 30
+      voxwatch token create desk-2 --role viewer --expires-days 30
       curl -H "Authorization: Bearer vxw_..." http://127.0.0.1:8686/api/alerts
     """
     engine = obj.engine()

@@ -15,6 +15,7 @@ from .features import HOP, log_fbank, mel_spectrogram
 TARGET_DBFS = -30.0
 DEFAULT_MODEL = "ge2e"
 SHIPPED_MODELS = {"voxwatch-enc": "models/voxwatch-enc.onnx"}  # trained by training/ (docs/model-card.md)
+GE2E_FILE = "weights/ge2e.onnx"  # resemblyzer's GE2E (Apache-2.0), see weights/README.md
 
 
 class EmbeddingBackend(Protocol):
@@ -95,18 +96,6 @@ def _fbank_features(batch: np.ndarray) -> np.ndarray:
 FEATURES = {"ge2e-mel": _ge2e_features, "fbank80": _fbank_features}
 
 
-class Ge2eBackend(_OnnxEmbedder):
-    """The GE2E encoder from ``resemblyzer`` (256-d, 1.6 s windows), run by onnxruntime without torch."""
-
-    def __init__(self, threads: int = 1):
-        from .ge2e import build_onnx, read_legacy_state, resemblyzer_weights
-
-        model = build_onnx(read_legacy_state(resemblyzer_weights()))
-        super().__init__(
-            model, name="ge2e", features="ge2e-mel", window_s=1.6, input_name="mels", output_name="embedding", threads=threads
-        )
-
-
 class OnnxBackend(_OnnxEmbedder):
     """Any ONNX speaker model with a sidecar ``<model>.json`` naming its features and window.
 
@@ -136,15 +125,28 @@ class OnnxBackend(_OnnxEmbedder):
         )
 
 
+class Ge2eBackend(OnnxBackend):
+    """The GE2E encoder of ``resemblyzer`` (256-d, 1.6 s windows), shipped in this package as an ONNX graph
+    (``weights/ge2e.onnx``, made by :func:`.ge2e.export`) and run by onnxruntime without torch."""
+
+    def __init__(self, threads: int = 1):
+        super().__init__(packaged(GE2E_FILE), threads)
+
+
+def packaged(name: str) -> Path:
+    """A model file shipped inside the package."""
+    from importlib import resources
+
+    return Path(str(resources.files("voxwatch").joinpath(name)))
+
+
 def load_backend(spec: str = DEFAULT_MODEL, threads: int = 1) -> EmbeddingBackend:
-    """``voxwatch-enc`` (shipped in this package), ``ge2e`` (shipped in resemblyzer), a path to an ``.onnx`` file, or
+    """``voxwatch-enc`` or ``ge2e`` (both shipped in this package), a path to an ``.onnx`` file, or
     ``hf:OWNER/REPO/FILE.onnx`` (downloaded with huggingface_hub when online)."""
     if spec == "ge2e":
         return Ge2eBackend(threads)
     if spec in SHIPPED_MODELS:
-        from importlib import resources
-
-        return OnnxBackend(Path(str(resources.files("voxwatch").joinpath(SHIPPED_MODELS[spec]))), threads)
+        return OnnxBackend(packaged(SHIPPED_MODELS[spec]), threads)
     if spec.startswith("hf:"):
         try:
             from huggingface_hub import hf_hub_download

@@ -9,23 +9,25 @@ from __future__ import annotations
 import dataclasses
 import getpass
 import logging
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 from typing import Self
 
 import numpy as np
 
-from .audio import RATE_HZ, AudioInput, Source, find_audio_files, load_audio, read_input, sha256_file
+from .audio import RATE_HZ, AudioInput, Source, check_file, find_audio_files, load_audio, read_input, sha256_file
 from .blas import blas_limited
 from .channels import simulate
 from .embedding import EmbeddingBackend, load_backend
-from .errors import AudioError, EnrollmentError, UsageError
+from .errors import AudioError, EnrollmentError, ModelError, UsageError
 from .indexing import merge_detections, segment_groups
+from .parallel import each
 from .pipeline import Event, Spotter, SpotterOptions
 from .quality import Quality, measure
-from .records import AudioChunk, Candidate, Detection, EnrollmentInfo, Segment, Verification
-from .scoring import Calibration, Watchlist, l2_normalise
+from .records import AudioChunk, Candidate, Detection, EnrollmentInfo, FileDone, Segment, Verification
+from .scoring import FIT_ONE, SHIPPED_CALIBRATIONS, Calibration, Watchlist, l2_normalise
 from .settings import Settings, default_db  # re-exported: Settings lived here
 from .store import IndexedRecording, Store, now
 from .streams import Multiplexer
@@ -35,6 +37,7 @@ from .watch import Sink, Watch, WatchSummary
 __all__ = ["Analysis", "Engine", "SearchResult", "Settings", "Sink", "Watch", "WatchSummary", "default_db"]
 
 log = logging.getLogger(__name__)
+_WARNED: set[str] = set()  # models already told that their LLRs are not calibrated
 
 
 @dataclass(frozen=True)
@@ -114,10 +117,31 @@ class Engine:
 
     # -- building blocks ------------------------------------------------------------------------------------------
 
-    def calibration(self) -> Calibration:
-        return (
-            Calibration.load(self.settings.calibration) if self.settings.calibration else Calibration.default(self.backend.name)
-        )
+    @property
+    def calibrated(self) -> bool:
+        """Whether this engine's model has a calibration (a file in the settings, or a shipped one)."""
+        return self.settings.calibration is not None or self.backend.name in SHIPPED_CALIBRATIONS
+
+    def calibration(self, required: bool = True) -> Calibration:
+        """The calibration of this engine's model: the settings' file, else the one shipped for the model.
+
+        A model with neither is refused for decisions (:class:`ModelError` naming ``voxwatch calibrate``) unless an LLR
+        threshold is given outright; with ``required`` False (scores that decide nothing) it borrows one."""
+        model = self.backend.name
+        if self.settings.calibration:
+            calibration = Calibration.load(self.settings.calibration)
+            if calibration.model not in (None, model):
+                raise ModelError(
+                    f"{self.settings.calibration}: a calibration of model {calibration.model!r}, not {model!r}; {FIT_ONE}"
+                )
+            return calibration
+        if self.calibrated:
+            return Calibration.default(model)
+        if required and self.settings.spotter.threshold_llr is None:
+            raise ModelError(
+                f"model {model!r} has no calibration, so its scores are no likelihood ratios; {FIT_ONE} (or --threshold)"
+            )
+        return Calibration.borrowed(model)
 
     def threshold(self, bandwidth_hz: float = 0.0) -> float:
         """The LLR an alert or a search hit needs on a channel whose band ends at ``bandwidth_hz`` (0: unknown)."""
@@ -130,7 +154,7 @@ class Engine:
         return Watchlist(tuple(found), matrix, self.calibration())
 
     def spotter(self, watchlist: Watchlist | None = None, options: SpotterOptions | None = None) -> Spotter:
-        wl = watchlist if watchlist is not None else Watchlist.empty(self.backend.dimension, self.calibration())
+        wl = watchlist if watchlist is not None else Watchlist.empty(self.backend.dimension, self.calibration(required=False))
         return Spotter(self.backend, self.vad, wl, options or self.settings.spotter)
 
     def analyse(self, audio: AudioInput, *, rate_hz: int | None = None) -> Analysis:
@@ -160,10 +184,18 @@ class Engine:
     # -- voices ---------------------------------------------------------------------------------------------------
 
     @blas_limited
-    def enroll(self, name: str, files: list[str | Path], note: str = "", labels: list[str] | None = None) -> list[EnrollmentInfo]:
+    def enroll(
+        self,
+        name: str,
+        files: list[str | Path],
+        note: str = "",
+        labels: list[str] | None = None,
+        progress: Callable[[FileDone], None] | None = None,
+    ) -> list[EnrollmentInfo]:
         """Enroll ``name`` from recordings of that voice alone. All files are checked before anything is stored.
 
-        ``labels`` name the recordings in the store and in errors (e.g. an upload's original file name)."""
+        ``labels`` name the recordings in the store and in errors (e.g. an upload's original file name); ``progress``
+        hears of each recording as it has been analysed."""
         name = name.strip()
         if not name or len(name) > 100 or any(c in name for c in "\n\r\t"):
             raise UsageError(f"invalid voice name {name!r}: 1 to 100 characters, no tabs or line breaks")
@@ -171,10 +203,13 @@ class Engine:
             raise UsageError("enroll needs at least one recording")
         if labels is not None and len(labels) != len(files):
             raise UsageError(f"{len(labels)} labels for {len(files)} recordings")
-        items = []
-        for path, label in zip(files, labels or [str(f) for f in files]):
-            if not Path(path).is_file():
-                raise AudioError(f"{label}: no such file")
+
+        def check(job: tuple[int, str | Path, str]) -> tuple[EnrollmentInfo, dict[str, np.ndarray], float]:
+            _, path, label = job
+            try:
+                check_file(path)
+            except AudioError as exc:
+                raise AudioError(str(exc).replace(str(path), label)) from exc
             digest = sha256_file(path)
             owner = self.store.enrolled_as(digest)
             if owner is not None:
@@ -199,7 +234,15 @@ class Engine:
                 now(),
                 self.backend.name,
             )
-            items.append((info, self.condition_embeddings(samples, analysis, seed=int(digest[:8], 16))))
+            return info, self.condition_embeddings(samples, analysis, seed=int(digest[:8], 16)), analysis.quality.duration_s
+
+        jobs = [(i, path, label) for i, (path, label) in enumerate(zip(files, labels or [str(f) for f in files]))]
+        checked = {}
+        for (i, _, label), (info, prints, duration_s) in each(check, jobs, self.settings.workers):
+            checked[i] = (info, prints)
+            if progress:
+                progress(FileDone(label, len(checked), len(files), duration_s))
+        items = [checked[i] for i in range(len(jobs))]
         self.store.add_enrollments(name, items, self.actor)
         return [info for info, _ in items]
 
@@ -265,43 +308,49 @@ class Engine:
 
     @blas_limited
     def index(
-        self, paths: list[str], progress: Callable[[str, str | None], None] | None = None
+        self, paths: list[str], progress: Callable[[FileDone], None] | None = None
     ) -> tuple[list[IndexedRecording], list[str]]:
         """Index recordings once (by content hash); returns the index entries and the errors of files that failed.
 
-        Files are segmented by ``settings.workers`` processes, each running several files at once as streams."""
+        Files are hashed as they are reached and segmented by ``settings.workers`` processes, each running several
+        files at once as streams; ``progress`` hears of each file as it finishes."""
         files = [str(f) for f in find_audio_files(paths)]
-        digests = {f: sha256_file(f) for f in files}
         entries: dict[str, IndexedRecording] = {}
-        todo = []
-        for f in files:
-            found = self.store.indexed(digests[f], self.backend.name)
-            if found is None:
-                todo.append(f)
-                continue
-            entries[f] = dataclasses.replace(found, path=f)
-            if progress:
-                progress(f, None)
+        digests: dict[str, str] = {}
         errors: list[str] = []
-        for path, duration_s, segments, error in self._segment_files(todo):
-            if error is None:
-                entries[path] = self.store.add_recording(path, digests[path], self.backend.name, duration_s, segments)
-            else:
+
+        def report(path: str, duration_s: float, error: str | None = None) -> None:
+            if error is not None:
                 errors.append(error)
             if progress:
-                progress(path, error)
+                progress(FileDone(path, len(entries) + len(errors), len(files), round(duration_s, 3), error))
+
+        def unindexed() -> Iterator[str]:
+            for f in files:
+                try:
+                    digests[f] = sha256_file(f)
+                except OSError as exc:
+                    report(f, 0.0, f"{f}: cannot read ({exc.strerror})")
+                    continue
+                found = self.store.indexed(digests[f], self.backend.name)
+                if found is None:
+                    yield f
+                else:
+                    entries[f] = dataclasses.replace(found, path=f)
+                    report(f, found.duration_s)
+
+        group = max(1, min(self.settings.max_parallel_files, len(files) // (4 * max(1, self.settings.workers))))
+        waiting = unindexed()
+        groups = iter(lambda: list(islice(waiting, group)), [])
+        for path, duration_s, segments, error in self._segment_files(groups):
+            if error is None:
+                entries[path] = self.store.add_recording(path, digests[path], self.backend.name, duration_s, segments)
+            report(path, duration_s, error)
         return [entries[f] for f in files if f in entries], errors
 
-    def _segment_files(self, paths: list[str]) -> Iterator[tuple[str, float, list[Segment], str | None]]:
+    def _segment_files(self, groups: Iterable[Sequence[str]]) -> Iterator[tuple[str, float, list[Segment], str | None]]:
         options = dataclasses.replace(self.settings.spotter, hop_s=self.settings.index_hop_s)
-        return segment_groups(
-            paths,
-            lambda: self.spotter(options=options),
-            self.settings.model,
-            options,
-            self.settings.workers,
-            self.settings.max_parallel_files,
-        )
+        return segment_groups(groups, lambda: self.spotter(options=options), self.settings.model, options, self.settings.workers)
 
     @blas_limited
     def search(
@@ -309,7 +358,7 @@ class Engine:
         paths: list[str] | None = None,
         speakers: list[str] | None = None,
         threshold_llr: float | None = None,
-        progress: Callable[[str, str | None], None] | None = None,
+        progress: Callable[[FileDone], None] | None = None,
     ) -> SearchResult:
         """Where enrolled voices speak: in ``paths`` (indexed first where needed) or in everything indexed so far.
 

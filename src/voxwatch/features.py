@@ -1,4 +1,5 @@
-"""Acoustic features: the mel power spectrogram GE2E was trained on (librosa's defaults, Slaney mel scale)."""
+"""Acoustic features: the mel power spectrogram GE2E was trained on (librosa's defaults, Slaney mel scale), and Kaldi's
+log mel filterbank that WeSpeaker models take."""
 
 from __future__ import annotations
 
@@ -64,8 +65,8 @@ def mel_spectrogram(samples: np.ndarray) -> np.ndarray:
 
 
 @lru_cache(maxsize=1)
-def _povey_window() -> np.ndarray:
-    return (0.5 - 0.5 * np.cos(2 * np.pi * np.arange(N_FFT) / (N_FFT - 1))) ** 0.85
+def _hamming_window() -> np.ndarray:
+    return 0.54 - 0.46 * np.cos(2 * np.pi * np.arange(N_FFT) / (N_FFT - 1))  # Kaldi's (symmetric) Hamming window
 
 
 @lru_cache(maxsize=1)
@@ -80,9 +81,10 @@ def _htk_filterbank(n_mels: int = 80, n_fft: int = 512) -> np.ndarray:
     return weights.T.astype(np.float32)
 
 
-def log_fbank(samples: np.ndarray, n_mels: int = 80) -> np.ndarray:
-    """Kaldi-style log mel filterbank (25 ms povey window, 10 ms hop, pre-emphasis 0.97, 512-point FFT),
-    mean-normalised over the window: the input of WeSpeaker's ONNX exports."""
+def kaldi_fbank(samples: np.ndarray, n_mels: int = 80) -> np.ndarray:
+    """Kaldi's log mel filterbank as WeSpeaker's recipe computes it (``window_type='hamming'``, 25 ms frames every
+    10 ms, DC offset removed, pre-emphasis 0.97, 512-point FFT, power, no dither): frames (n, n_mels) of 16 kHz audio
+    in [-1, 1] (scaled to 16-bit range, as Kaldi reads audio)."""
     x = samples.astype(np.float64) * 32768.0
     if len(x) < N_FFT:
         return np.zeros((0, n_mels), np.float32)
@@ -90,6 +92,11 @@ def log_fbank(samples: np.ndarray, n_mels: int = 80) -> np.ndarray:
     frames -= frames.mean(axis=1, keepdims=True)
     frames[:, 1:] -= 0.97 * frames[:, :-1]
     frames[:, 0] *= 0.03
-    power = np.abs(np.fft.rfft(frames * _povey_window(), n=512, axis=1)) ** 2
-    feats = np.log(np.maximum(power @ _htk_filterbank(n_mels), np.finfo(np.float32).eps))
-    return (feats - feats.mean(axis=0)).astype(np.float32)
+    power = np.abs(np.fft.rfft(frames * _hamming_window(), n=512, axis=1)) ** 2
+    return np.log(np.maximum(power @ _htk_filterbank(n_mels), np.finfo(np.float32).eps)).astype(np.float32)
+
+
+def log_fbank(samples: np.ndarray, n_mels: int = 80) -> np.ndarray:
+    """:func:`kaldi_fbank`, mean-normalised over the window: the input of WeSpeaker's ONNX exports."""
+    feats = kaldi_fbank(samples, n_mels)
+    return feats - feats.mean(axis=0) if len(feats) else feats

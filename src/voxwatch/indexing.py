@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from itertools import chain, islice
 
 import numpy as np
 
@@ -53,26 +54,35 @@ def segment_files(
 
 
 def segment_groups(
-    paths: list[str], spotter: Callable[[], Spotter], model: str, options: SpotterOptions, workers: int, max_parallel_files: int
+    groups: Iterable[Sequence[str]], spotter: Callable[[], Spotter], model: str, options: SpotterOptions, workers: int
 ) -> Iterator[tuple[str, float, list[Segment], str | None]]:
-    """Segment ``paths`` in small groups handed to whichever worker process is free, so uneven files still keep every
-    worker busy; results come back in the order they finish. With one worker (or one group) the files are segmented
-    here, by ``spotter()`` (so an injected model is used); worker processes load ``model`` themselves."""
-    workers = max(1, workers)
-    group = max(1, min(max_parallel_files, len(paths) // (4 * workers)))
-    groups = [paths[i : i + group] for i in range(0, len(paths), group)]
-    if workers == 1 or len(groups) <= 1:
-        local = spotter()
-        for g in groups:
-            yield from segment_files(local, g)
+    """Segment groups of files, each handed to whichever worker process is free, so uneven files still keep every
+    worker busy; results come back in the order they finish. Groups are taken from ``groups`` only as workers free up
+    (two per worker in flight), so whatever makes them (hashing, say) goes on alongside. With one worker (or one
+    group) the files are segmented here, by ``spotter()`` (so an injected model is used); worker processes load
+    ``model`` themselves."""
+    waiting = iter(groups)
+    first = list(islice(waiting, 2))
+    if max(1, workers) == 1 or len(first) <= 1:
+        if first:
+            local = spotter()
+            for g in chain(first, waiting):
+                yield from segment_files(local, list(g))
         return
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 
     context = multiprocessing.get_context("spawn")
+    waiting = chain(first, waiting)
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_start, initargs=(model, options)) as pool:
-        for done in as_completed([pool.submit(_worker_segment, g) for g in groups]):
-            yield from done.result()
+        running: set[Future] = set()  # type: ignore[type-arg]
+        while True:
+            running |= {pool.submit(_worker_segment, list(g)) for g in islice(waiting, 2 * workers - len(running))}
+            if not running:
+                return
+            finished, running = wait(running, return_when=FIRST_COMPLETED)
+            for done in finished:
+                yield from done.result()
 
 
 _WORKER: Spotter | None = None  # the spotter of one worker process, made by _worker_start
@@ -83,7 +93,7 @@ def _worker_start(model: str, options: SpotterOptions) -> None:
     limit_blas()  # for the life of this worker process
     backend = load_backend(model, threads=1)
     _WORKER = Spotter(
-        backend, SileroVad(threads=1), Watchlist.empty(backend.dimension, Calibration.default(backend.name)), options
+        backend, SileroVad(threads=1), Watchlist.empty(backend.dimension, Calibration.borrowed(backend.name)), options
     )
 
 

@@ -12,7 +12,7 @@ import numpy as np
 from .errors import UsageError
 from .metrics import det_curve, eer, score_pair
 
-__all__ = ["det_figure", "plot_det", "plot_tippett", "tippett_figure"]
+__all__ = ["det_figure", "new_figure", "plot_det", "plot_tippett", "tippett_figure"]
 
 _DET_TICKS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.4)
 _DET_LIMITS = (0.0005, 0.5)
@@ -23,11 +23,20 @@ def _probit(p: np.ndarray) -> np.ndarray:
     return inv_cdf(np.clip(np.asarray(p, dtype=np.float64), 1e-9, 1.0 - 1e-9))
 
 
-def _save(figure: Any, path: str | Path) -> Path:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    out = Path(path)
+def new_figure(width_in: float, height_in: float) -> Any:
+    """A matplotlib ``Figure`` on the Agg canvas (no global state, no display); matplotlib is the ``plots`` extra."""
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError as exc:
+        raise UsageError("plots need matplotlib, an optional extra: pip install 'voxwatch[plots]'") from exc
+    figure = Figure(figsize=(width_in, height_in))
     FigureCanvasAgg(figure)
+    return figure
+
+
+def _save(figure: Any, path: str | Path) -> Path:
+    out = Path(path)
     try:
         figure.savefig(out, format="png", dpi=120)
     except OSError as exc:
@@ -42,11 +51,9 @@ def plot_det(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: str | Path,
 
 def det_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str = "DET") -> Any:
     """The matplotlib figure of :func:`plot_det`."""
-    from matplotlib.figure import Figure
-
     if not curves:
         raise UsageError("plot_det needs at least one labelled (target, nontarget) pair")
-    figure = Figure(figsize=(6, 6))
+    figure = new_figure(6, 6)
     ax = figure.add_subplot()
     lo, hi = _probit(np.asarray(_DET_LIMITS))
     ax.plot([lo, hi], [lo, hi], color="0.7", linestyle=":", linewidth=1)
@@ -84,10 +91,8 @@ def tippett_figure(
     case_log10: float | None = None,
 ) -> Any:
     """The matplotlib figure of :func:`plot_tippett`, optionally with one case's log10 LR marked."""
-    from matplotlib.figure import Figure
-
     tar, non = score_pair(target_llr, nontarget_llr)
-    figure = Figure(figsize=(7, 4.5))
+    figure = new_figure(7, 4.5)
     ax = figure.add_subplot()
     log10 = math.log(10.0)
     for values, label, color in ((tar, labels[0], "tab:blue"), (non, labels[1], "tab:red")):

@@ -74,11 +74,6 @@ class Detection(_JsonRecord):
     score: float
     llr: float
 
-    def rttm(self) -> str:
-        """One RTTM ``SPEAKER`` line (file id, channel 1, onset, duration, speaker)."""
-        uri = self.source.rsplit("/", 1)[-1].rsplit(".", 1)[0].replace(" ", "_")
-        return f"SPEAKER {uri} 1 {self.start_s:.3f} {self.end_s - self.start_s:.3f} <NA> <NA> {self.speaker} <NA> <NA>"
-
 
 @dataclass(frozen=True)
 class Alert(_JsonRecord):
@@ -141,3 +136,15 @@ class SpeakerInfo(_JsonRecord):
     speech_s: float
     created_at: str
     notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class FileDone(_JsonRecord):
+    """Progress of a batch (indexing, enrollment, a trial list): file number ``done`` of ``total`` has finished, with
+    ``duration_s`` of audio, or failed with ``error``."""
+
+    file: str
+    done: int
+    total: int
+    duration_s: float
+    error: str | None = None

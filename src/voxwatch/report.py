@@ -19,7 +19,7 @@ from .comparison import DIFFERENT, SAME, CalibrationScores, Comparison, Limits, 
 from .embedding import DEFAULT_MODEL
 from .errors import UsageError
 from .metrics import Metrics, evaluate
-from .plots import det_figure, tippett_figure
+from .plots import det_figure, new_figure, tippett_figure
 from .scoring import band_name
 
 __all__ = ["reproduce_command", "write_report"]
@@ -27,16 +27,18 @@ __all__ = ["reproduce_command", "write_report"]
 _MIN_SIMILAR = 100  # calibration trials per class needed to show only those with net speech like the questioned side's
 
 
+def _absolute(file: str) -> str:
+    return file if file == "-" else str(Path(file).absolute())  # "-": the recording came on stdin
+
+
 def reproduce_command(comparison: Comparison, report: str | Path | None = None, model: str | None = None) -> str:
     """The shell command that repeats ``comparison`` (absolute paths; the model only when it is not the default)."""
     model = model or comparison.model
     parts = (
-        ["voxwatch"]
-        + (["--model", model] if model != DEFAULT_MODEL else [])
-        + ["compare", str(Path(comparison.questioned.file).absolute())]
+        ["voxwatch"] + (["--model", model] if model != DEFAULT_MODEL else []) + ["compare", _absolute(comparison.questioned.file)]
     )
     for r in comparison.references:
-        parts += ["--reference", str(Path(r.file).absolute())]
+        parts += ["--reference", _absolute(r.file)]
     if report is not None:
         parts += ["--report", str(Path(report).absolute())]
     return shlex.join(parts)
@@ -85,9 +87,6 @@ def write_report(
 
 
 def _png(figure: Any) -> str:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-
-    FigureCanvasAgg(figure)
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110)
     return base64.b64encode(buffer.getvalue()).decode("ascii")
@@ -124,14 +123,12 @@ def _density(values: np.ndarray, grid: np.ndarray) -> np.ndarray:
 
 
 def _score_plot(comparison: Comparison, scores: CalibrationScores, similar: tuple[np.ndarray, np.ndarray]) -> str:
-    from matplotlib.figure import Figure
-
     tar, non = similar
     everything = np.concatenate([tar, non, [comparison.score]])
     lo, hi = max(-1.0, float(everything.min()) - 0.05), min(1.0, float(everything.max()) + 0.05)
     grid = np.linspace(lo, hi, 400)
     bins = np.linspace(lo, hi, 60)
-    figure = Figure(figsize=(8, 4.2))
+    figure = new_figure(8, 4.2)
     ax = figure.add_subplot()
     for values, label, color in ((tar, "same speaker", "tab:blue"), (non, "different speakers", "tab:red")):
         ax.hist(values, bins=bins, density=True, color=color, alpha=0.25)

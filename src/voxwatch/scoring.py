@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import logging
@@ -13,7 +14,7 @@ import numpy as np
 
 from .calibration_fit import fit_logistic
 from .embedding import DEFAULT_MODEL
-from .errors import UsageError
+from .errors import ModelError, UsageError
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +29,7 @@ def _shipped() -> dict[str, dict]:
 
 
 SHIPPED_CALIBRATIONS = tuple(_shipped())  # the models the package has a calibration for
-_WARNED: set[str] = set()  # models already told that they have none
+FIT_ONE = "fit one on your own trials with 'voxwatch calibrate TRIALS --out FILE', then pass --calibration FILE"
 
 
 def band_name(bandwidth_hz: float) -> str:
@@ -55,6 +56,7 @@ class Calibration:
     fa_llr: tuple[float, ...] = ()
     fa_per_hour: tuple[float, ...] = ()
     narrowband: Calibration | None = None
+    model: str | None = None  # the embedding model whose scores it maps (None: a file written before this was kept)
 
     def for_band(self, bandwidth_hz: float) -> Calibration:
         """The calibration for audio whose channel band ends at ``bandwidth_hz`` (0: unknown, taken as wideband)."""
@@ -85,6 +87,8 @@ class Calibration:
         }
         if self.narrowband is not None:
             out["narrowband"] = self.narrowband.to_json()
+        if self.model is not None:
+            out["model"] = self.model
         return out
 
     @classmethod
@@ -99,6 +103,7 @@ class Calibration:
             tuple(map(float, table.get("llr", ()))),
             tuple(map(float, table.get("per_hour", ()))),
             narrow,
+            str(data["model"]) if "model" in data else None,
         )
 
     @classmethod
@@ -128,17 +133,17 @@ class Calibration:
 
     @classmethod
     def default(cls, model: str = DEFAULT_MODEL) -> Calibration:
-        """The calibration shipped with the package for ``model`` (fitted on public speech, numbers only). A model
-        without one of its own (a user's ``.onnx``) gets the default model's (or, before that has one, the first
-        shipped), with a warning: fit its own with ``voxwatch calibrate``."""
-        fits = _shipped()
-        if model not in fits:
-            fallback = DEFAULT_MODEL if DEFAULT_MODEL in fits else next(iter(fits))
-            if model not in _WARNED:
-                _WARNED.add(model)
-                log.warning("no shipped calibration for model %r: using %r's; fit one with 'voxwatch calibrate'", model, fallback)
-            model = fallback
-        return cls.from_json(fits[model])
+        """The calibration shipped with the package for ``model`` (fitted on public speech, numbers only)."""
+        if model not in _shipped():
+            known = ", ".join(SHIPPED_CALIBRATIONS)
+            raise ModelError(f"no shipped calibration for model {model!r} (there is one for {known}); {FIT_ONE}")
+        return dataclasses.replace(cls.from_json(_shipped()[model]), model=model)
+
+    @classmethod
+    def borrowed(cls, model: str) -> Calibration:
+        """For scores that decide nothing, or are held to an LLR threshold given outright: ``model``'s own shipped
+        calibration, else the default model's (whose LLRs then are not calibrated for ``model``)."""
+        return cls.default(model if model in _shipped() else DEFAULT_MODEL)
 
     @classmethod
     def load(cls, path: str | Path) -> Calibration:

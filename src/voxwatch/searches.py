@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import AudioError, NotFound, UsageError, VoxwatchError
+from .records import FileDone
 
 if TYPE_CHECKING:
     from .service import Service
@@ -37,13 +38,10 @@ class Searches:
 
     def _run(self, job_id: str, files: list[Path], speakers: list[str] | None, actor: str) -> None:
         engine = self.service.engine_as(actor)
-        done = 0
 
-        def progress(path: str, error: str | None) -> None:
-            nonlocal done
-            done += 1
-            self.service.store.search_progress(job_id, done)
-            self.service.feed.publish("search", {"id": job_id, "done": done, "total": len(files)})
+        def progress(file: FileDone) -> None:
+            self.service.store.search_progress(job_id, file.done)
+            self.service.feed.publish("search", {"id": job_id, "done": file.done, "total": file.total})
 
         try:
             names = [str(f) for f in files]

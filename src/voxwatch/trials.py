@@ -4,43 +4,66 @@ spotting evidence (the scores a live watch computes as a turn goes on), used to 
 from __future__ import annotations
 
 import dataclasses
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from .audio import RATE_HZ, load_audio
+from .embedding import DEFAULT_MODEL
 from .engine import Analysis, Engine
 from .errors import AudioError, UsageError, VoxwatchError
 from .metrics import Metrics, evaluate
+from .parallel import each
 from .plots import plot_det
-from .records import AudioChunk, Evidence
+from .records import AudioChunk, Evidence, FileDone
 from .scoring import Watchlist, l2_normalise
+
+log = logging.getLogger(__name__)
 
 _LABELS = {"1": 1, "target": 1, "tgt": 1, "0": 0, "nontarget": 0, "non-target": 0, "nontgt": 0, "imp": 0, "impostor": 0}
 
 
-def read_trials(path: str | Path) -> list[tuple[int, str, str]]:
-    """Read a VoxCeleb-style trial list: lines ``label enroll test`` (label 1/0, target/nontarget or tgt/imp);
-    blank lines and ``#`` comments are skipped; relative paths are resolved against the list's folder."""
+class Trial(NamedTuple):
+    """One line of a trial list: the truth, both recordings' paths, and their names as the list writes them."""
+
+    label: int
+    enroll: str
+    test: str
+    enroll_id: str
+    test_id: str
+
+
+def read_trials(path: str | Path, root: str | Path | None = None) -> list[Trial]:
+    """Read a trial list in VoxCeleb order (``label enroll test``) or Kaldi order (``enroll test label``), labels
+    1/0, target/nontarget or tgt/imp; blank lines and ``#`` comments are skipped; relative paths are resolved against
+    ``root``, else the list's folder."""
     source = Path(path)
     try:
         text = source.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise UsageError(f"cannot read trial list {source}: {exc}") from exc
-    folder = source.absolute().parent
-    trials: list[tuple[int, str, str]] = []
+    folder = Path(root).absolute() if root is not None else source.absolute().parent
+    trials: list[Trial] = []
     for number, line in enumerate(text.splitlines(), start=1):
         fields = line.split()
         if not fields or fields[0].startswith("#"):
             continue
         if len(fields) != 3:
             raise UsageError(f"{source}:{number}: expected 'label enroll test', got {len(fields)} field(s): {line.strip()!r}")
-        label = _LABELS.get(fields[0].lower())
-        if label is None:
-            raise UsageError(f"{source}:{number}: unknown label {fields[0]!r}; use 1/0, target/nontarget or tgt/imp")
-        trials.append((label, str(folder / fields[1]), str(folder / fields[2])))
-    n_tar = sum(label for label, _, _ in trials)
+        if fields[0].lower() in _LABELS:
+            label, enroll, test = fields
+        elif fields[2].lower() in _LABELS:
+            enroll, test, label = fields
+        else:
+            raise UsageError(
+                f"{source}:{number}: no label first or last in {line.strip()!r}; use 1/0, target/nontarget or tgt/imp"
+            )
+        trials.append(Trial(_LABELS[label.lower()], str(folder / enroll), str(folder / test), enroll, test))
+    n_tar = sum(t.label for t in trials)
     if not trials:
         raise UsageError(f"{source}: no trials found")
     if n_tar == 0 or n_tar == len(trials):
@@ -49,33 +72,78 @@ def read_trials(path: str | Path) -> list[tuple[int, str, str]]:
     return trials
 
 
-def score_trials(engine: Engine, trials_path: str | Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Score every trial of a VoxCeleb-style list the way the product does (the enrollment side as a multi-condition
-    voiceprint, each file analysed once): scores, seconds of test speech, and target truth."""
-    trials = read_trials(trials_path)
+def score_trials(
+    engine: Engine, trials: list[Trial], progress: Callable[[FileDone], None] | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Score every trial the way the product does (the enrollment side as a multi-condition voiceprint, each file
+    analysed once): scores, seconds of test speech, and target truth. ``progress`` hears of each file analysed."""
+    calibration = engine.calibration(required=False)
+    enrolls, tests = sorted({t.enroll for t in trials}), sorted({t.test for t in trials})
+
+    def analyse(job: tuple[str, str]) -> tuple[Analysis, Watchlist | None]:
+        side, path = job
+        samples = load_audio(path)
+        analysis = engine.analyse_samples(samples, path)
+        if side == "test":
+            return analysis, None
+        rows = engine.condition_embeddings(samples, analysis)
+        if not rows:
+            raise AudioError(f"{path}: no speech to make a voiceprint from")
+        return analysis, Watchlist((path,) * len(rows), np.stack(list(rows.values())), calibration)
+
+    jobs = [("enroll", p) for p in enrolls] + [("test", p) for p in tests]
     prints: dict[str, Watchlist] = {}
-    tests: dict[str, Analysis] = {}
+    heard: dict[str, Analysis] = {}
+    for (_, path), (analysis, voice) in each(analyse, jobs, engine.settings.workers):
+        if voice is None:
+            heard[path] = analysis
+        else:
+            prints[path] = voice
+        if progress:
+            progress(FileDone(path, len(prints) + len(heard), len(jobs), analysis.quality.duration_s))
     scores, speech, labels = [], [], []
-    for label, enroll, test in trials:
-        if enroll not in prints:
-            samples = load_audio(enroll)
-            rows = engine.condition_embeddings(samples, engine.analyse_samples(samples, enroll))
-            if not rows:
-                raise AudioError(f"{enroll}: no speech to make a voiceprint from")
-            prints[enroll] = Watchlist((enroll,) * len(rows), np.stack(list(rows.values())), engine.calibration())
-        if test not in tests:
-            tests[test] = engine.analyse(test)
-        scores.append(float(prints[enroll].scores(tests[test].embedding()[None])[0, 0]))
-        speech.append(tests[test].speech_s)
+    for label, enroll, test, _, _ in trials:
+        scores.append(float(prints[enroll].scores(heard[test].embedding()[None])[0, 0]))
+        speech.append(heard[test].speech_s)
         labels.append(label)
     return np.array(scores), np.array(speech), np.array(labels, bool)
 
 
-def run_trials(engine: Engine, trials_path: str | Path, p_target: float = 0.01, det_path: str | Path | None = None) -> Metrics:
-    """EER, minDCF and Cllr of a trial list, and its DET plot."""
-    scores, speech, target = score_trials(engine, trials_path)
-    llr = engine.calibration().llr(scores, speech)
+def write_scores(path: str | Path, trials: list[Trial], scores: np.ndarray, llrs: np.ndarray) -> None:
+    """A score file: per trial ``enroll test score llr target|nontarget``, the names as the trial list writes them."""
+    lines = [
+        f"{t.enroll_id} {t.test_id} {score:.6f} {llr:.4f} {'target' if t.label else 'nontarget'}\n"
+        for t, score, llr in zip(trials, scores, llrs)
+    ]
+    try:
+        Path(path).write_text("".join(lines))
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot write the scores ({exc.strerror})") from exc
+
+
+def run_trials(
+    engine: Engine,
+    trials_path: str | Path,
+    p_target: float = 0.01,
+    det_path: str | Path | None = None,
+    root: str | Path | None = None,
+    scores_path: str | Path | None = None,
+    progress: Callable[[FileDone], None] | None = None,
+) -> Metrics:
+    """EER, minDCF and Cllr of a trial list (recordings found under ``root``, else beside the list), its DET plot,
+    and its score file."""
+    trials = read_trials(trials_path, root)
+    scores, speech, target = score_trials(engine, trials, progress)
+    llr = engine.calibration(required=False).llr(scores, speech)
+    if not engine.calibrated:
+        log.warning(
+            "model %r has no calibration: Cllr is measured with %r's (EER and minDCF need none)",
+            engine.backend.name,
+            DEFAULT_MODEL,
+        )
     metrics = evaluate(llr[target], llr[~target], p_target=p_target, llr=True)
+    if scores_path is not None:
+        write_scores(scores_path, trials, scores, llr)
     if det_path is not None:
         plot_det({Path(trials_path).name: (scores[target], scores[~target])}, det_path, title=f"DET: {Path(trials_path).name}")
     return metrics
@@ -116,7 +184,7 @@ def enrollment_watchlist(engine: Engine, enrollment: dict[str, list[np.ndarray]]
         for condition in sorted(sums):
             labels.append(name)
             rows.append(l2_normalise(sums[condition]))
-    return Watchlist(tuple(labels), np.stack(rows), engine.calibration())
+    return Watchlist(tuple(labels), np.stack(rows), engine.calibration(required=False))  # scores for fitting one, too
 
 
 def spotting_evidence(

@@ -1,11 +1,10 @@
-"""Voice activity: Silero VAD (the ONNX model shipped in the ``silero-vad`` package), batched across streams,
+"""Voice activity: Silero VAD (the silero-vad project's ONNX model, shipped in this package), batched across streams,
 behind a cheap energy gate so silent frames never reach the network."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from importlib.util import find_spec
 from pathlib import Path
 from typing import Protocol
 
@@ -36,12 +35,12 @@ class VoiceActivity(Protocol):
 
 
 def silero_model_path() -> Path:
-    spec = find_spec("silero_vad")
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelError("Silero VAD ships in the 'silero-vad' package: pip install --no-deps silero-vad==6.2.3")
-    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "silero_vad.onnx"
+    """Silero VAD's streaming export, shipped in this package (MIT; see weights/README.md)."""
+    from .embedding import packaged
+
+    path = packaged("weights/silero_vad.onnx")
     if not path.is_file():
-        raise ModelError(f"{path}: Silero VAD model missing; reinstall silero-vad")
+        raise ModelError(f"{path}: Silero VAD model missing; reinstall voxwatch")
     return path
 
 

@@ -201,9 +201,32 @@ class StoreCore:
             "INSERT INTO audit (at, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)", (now(), actor, action, target, detail)
         )
 
-    def audit_log(self) -> list[dict[str, str]]:
-        rows = self._query("SELECT at, actor, action, target, detail FROM audit ORDER BY id")
-        return [dict(zip(("at", "actor", "action", "target", "detail"), r)) for r in rows]
+    def audit_log(
+        self,
+        actor: str | None = None,
+        action: str | None = None,
+        target: str | None = None,
+        since: str | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, str]]:
+        """Audit entries, oldest first: those by ``actor``, of ``action``, naming ``target`` (alone or in a list of
+        voices), at or after ``since`` (an ISO date or time, UTC); with ``limit``, only the newest that many."""
+        where, args = [], []  # type: ignore[var-annotated]
+        for column, value in (("actor", actor), ("action", action)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                args.append(value)
+        if target is not None:
+            where.append("(target = ? OR ',' || target || ',' LIKE ?)")
+            args += [target, f"%,{target},%"]
+        if since is not None:
+            where.append("at >= ?")
+            args.append(since)
+        sql = "SELECT at, actor, action, target, detail FROM audit" + (" WHERE " + " AND ".join(where) if where else "")
+        rows = self._query(
+            f"{sql} ORDER BY id DESC" + (" LIMIT ?" if limit is not None else ""), (*args, *([limit] if limit else []))
+        )
+        return [dict(zip(("at", "actor", "action", "target", "detail"), r)) for r in reversed(rows)]
 
     @staticmethod
     def _forget_in_audit(db: sqlite3.Connection, name: str, alias: str) -> None:
