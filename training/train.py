@@ -125,6 +125,7 @@ def main() -> None:
     parser.add_argument("--run", type=Path, required=True, help="folder for this run's checkpoint and log (outside git)")
     parser.add_argument("--steps", type=int, default=3000, help="total steps of the run (over all its chunks)")
     parser.add_argument("--minutes", type=float, default=60, help="stop this chunk after this long (resume later)")
+    parser.add_argument("--until", type=int, help="stop this chunk at this step (to repeat a chunk that stopped on time)")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--aam", type=float, default=0.2, help="weight of the speaker margin softmax (0: distillation only)")
@@ -184,7 +185,8 @@ def main() -> None:
 
     started = time.perf_counter()
     running: dict[str, float] = {}
-    while step < args.steps and time.perf_counter() - started < args.minutes * 60:
+    last = min(args.steps, args.until or args.steps)
+    while step < last and time.perf_counter() - started < args.minutes * 60:
         lr = args.lr * 0.5 * (1 + math.cos(math.pi * step / args.steps))  # cosine decay over the whole run
         for group in optimiser.param_groups:
             group["lr"] = lr
