@@ -118,7 +118,7 @@ def report(band: str, calibration: Calibration, evidence: EvidenceSet) -> None:
 
 def fit(model: str, rng: np.random.Generator, degrade: Degrader) -> tuple[dict[str, Calibration], dict[str, EvidenceSet]]:
     """One model's wideband and narrowband calibrations, and the running scores they were fitted on."""
-    engine = Engine(Settings(db=Path(f"/tmp/voxwatch-calibration-{model}.db"), model=model))
+    engine = Engine(Settings(db=Path(f"/tmp/voxwatch-calibration-{Path(model).stem}.db"), model=model))
     sets = {
         "librispeech-train-clean-100": {
             k: h

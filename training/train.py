@@ -27,10 +27,8 @@ try:
 except ImportError:
     sys.exit("training the encoder needs torch: pip install -e '.[train]' (torch==2.13.0, CPU)")
 
-from voxwatch import ge2e, perturb
-from voxwatch.audio import RATE_HZ
+from voxwatch import ge2e
 from voxwatch.embedding import _ge2e_features
-from voxwatch.features import HOP
 from voxwatch.ge2e import read_legacy_state, resemblyzer_weights
 
 from .prepare import WINDOW
@@ -74,11 +72,9 @@ class AamSoftmax(nn.Module):
 
 class Batches:
     """Training batches from a prepared cache: crops of degraded (or, with ``p_clean``, clean) audio, the teacher's
-    embedding of the same clean 1.6 s crop, and the speaker label. Each batch's crops last between ``shortest_s`` and
-    1.6 s (the runtime's first window is shorter than the rest); with ``p_resample`` a crop's pitch moves by
-    resampling (up to ±3 semitones: a shorter or longer vocal tract, as under strain)."""
+    embedding of the same clean crop, and the speaker label."""
 
-    def __init__(self, cache: Path, p_clean: float, shortest_s: float = WINDOW / RATE_HZ, p_resample: float = 0.0):
+    def __init__(self, cache: Path, p_clean: float):
         crops = np.load(cache / "crops.npz")
         self.start, self.speaker = crops["start"], crops["speaker"]
         self.teacher = crops["teacher"].astype(np.float32)
@@ -87,8 +83,6 @@ class Batches:
         self.clean = np.load(cache / "clean.npy", mmap_mode="r")
         self.versions = [np.load(cache / f"degraded{v}.npy", mmap_mode="r") for v in range(meta["versions"])]
         self.p_clean = p_clean
-        self.shortest = int(shortest_s * RATE_HZ)
-        self.p_resample = p_resample
 
     def centres(self) -> torch.Tensor:
         """Each speaker's mean teacher embedding (where the margin softmax starts)."""
@@ -99,16 +93,10 @@ class Batches:
     def draw(self, step: int, seed: int, size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         rng = np.random.default_rng([seed, step])
         pick = rng.integers(0, len(self.start), size)
-        length = int(rng.integers(self.shortest, WINDOW + 1)) // HOP * HOP
-        audio = np.empty((size, length), np.float32)
+        audio = np.empty((size, WINDOW), np.float32)
         for row, i in enumerate(pick):
             source = self.clean if rng.random() < self.p_clean else self.versions[int(rng.integers(len(self.versions)))]
-            crop = np.asarray(source[self.start[i] : self.start[i] + WINDOW], np.float32)
-            if rng.random() < self.p_resample:
-                highest = min(3.0, 12 * math.log2(WINDOW / length))  # the source must still hold ``length`` samples
-                crop = perturb.resample_pitch(crop, float(rng.uniform(-3.0, highest)))
-            offset = int(rng.integers(0, len(crop) - length + 1))
-            audio[row] = crop[offset : offset + length]
+            audio[row] = source[self.start[i] : self.start[i] + WINDOW]
         mels = torch.from_numpy(_ge2e_features(audio))
         return mels, torch.from_numpy(self.teacher[pick]), torch.from_numpy(self.speaker[pick].astype(np.int64))
 
@@ -125,14 +113,10 @@ def main() -> None:
     parser.add_argument("--run", type=Path, required=True, help="folder for this run's checkpoint and log (outside git)")
     parser.add_argument("--steps", type=int, default=3000, help="total steps of the run (over all its chunks)")
     parser.add_argument("--minutes", type=float, default=60, help="stop this chunk after this long (resume later)")
-    parser.add_argument("--until", type=int, help="stop this chunk at this step (to repeat a chunk that stopped on time)")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--aam", type=float, default=0.2, help="weight of the speaker margin softmax (0: distillation only)")
     parser.add_argument("--p-clean", type=float, default=0.15, help="share of crops left clean")
-    parser.add_argument("--shortest", type=float, default=WINDOW / RATE_HZ, help="shortest crop in seconds (1.6: fixed)")
-    parser.add_argument("--p-resample", type=float, default=0.0, help="share of crops pitch-shifted by resampling")
-    parser.add_argument("--init", type=Path, help="start from this run's checkpoint (weights and margin head)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--save-every", type=int, default=100)
@@ -151,13 +135,8 @@ def main() -> None:
         return
     if not (args.cache / "meta.json").is_file():
         sys.exit(f"{args.cache}: no prepared training data; run python -m training.prepare --cache {args.cache} first")
-    data = Batches(args.cache, args.p_clean, args.shortest, args.p_resample)
+    data = Batches(args.cache, args.p_clean)
     head = AamSoftmax(data.centres())
-    if args.init and not checkpoint.is_file():
-        start = torch.load(args.init / "checkpoint.pt")
-        model.load_state_dict(start["model"])
-        head.load_state_dict(start["head"])
-        print(f"started from {args.init} (step {start['step']})")
     params = list(model.parameters()) + list(head.parameters())
     optimiser = torch.optim.Adam(params, lr=args.lr)
     step = 0
@@ -176,8 +155,7 @@ def main() -> None:
                 "head": head.state_dict(),
                 "optimiser": optimiser.state_dict(),
                 "step": step,
-                "args": vars(args)
-                | {"cache": str(args.cache), "run": str(args.run), "export": None, "init": args.init and str(args.init)},
+                "args": vars(args) | {"cache": str(args.cache), "run": str(args.run), "export": None},
             },
             checkpoint.with_suffix(".tmp"),
         )
@@ -185,8 +163,7 @@ def main() -> None:
 
     started = time.perf_counter()
     running: dict[str, float] = {}
-    last = min(args.steps, args.until or args.steps)
-    while step < last and time.perf_counter() - started < args.minutes * 60:
+    while step < args.steps and time.perf_counter() - started < args.minutes * 60:
         lr = args.lr * 0.5 * (1 + math.cos(math.pi * step / args.steps))  # cosine decay over the whole run
         for group in optimiser.param_groups:
             group["lr"] = lr
