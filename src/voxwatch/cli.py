@@ -36,6 +36,11 @@ __all__ = ["main"]
     help="Embedding model: voxwatch-enc, ge2e, a .onnx path, or hf:OWNER/REPO/FILE.onnx.",
 )
 @click.option(
+    "--asr-model",
+    default=None,
+    help="Speech recognition model: a CTranslate2 Whisper folder [default: the shipped Whisper base].",
+)
+@click.option(
     "--calibration",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default=None,
@@ -52,7 +57,14 @@ __all__ = ["main"]
 @click.version_option(package_name="voxwatch")
 @click.pass_context
 def main(
-    ctx: click.Context, db: Path | None, model: str, calibration: Path | None, config: Path | None, as_json: bool, verbose: int
+    ctx: click.Context,
+    db: Path | None,
+    model: str,
+    asr_model: str | None,
+    calibration: Path | None,
+    config: Path | None,
+    as_json: bool,
+    verbose: int,
 ) -> None:
     """voxwatch: enroll known voices, watch live streams for them, search archives.
 
@@ -68,7 +80,7 @@ def main(
     # Only options given on the command line override the settings file and the environment; --model's shown
     # default is the built-in one.
     given_model = model if ctx.get_parameter_source("model") is ParameterSource.COMMANDLINE else None
-    ctx.obj = Context(config, {"db": db, "model": given_model, "calibration": calibration}, as_json)
+    ctx.obj = Context(config, {"db": db, "model": given_model, "asr_model": asr_model, "calibration": calibration}, as_json)
 
 
 for _command in (

@@ -9,6 +9,7 @@ import click
 from .audio import RATE_HZ, PcmFormat, open_source
 from .cli_context import Context, fail_on, guard, operating_point
 from .sinks import ConsoleSink, JsonLinesSink
+from .transcripts import TranscriptOptions
 
 
 @click.command()
@@ -39,6 +40,12 @@ from .sinks import ConsoleSink, JsonLinesSink
     "--reconnect", type=int, default=0, show_default=True, help="Reconnect attempts (with backoff) when a network stream drops."
 )
 @click.option("--detections", is_flag=True, help="Also print every detected turn when it ends.")
+@click.option(
+    "--transcripts/--no-transcripts",
+    default=True,
+    show_default=True,
+    help="Follow each alert with what was said in its turn, and in which language, once the turn ends.",
+)
 @click.pass_obj
 @guard
 def watch(
@@ -54,8 +61,10 @@ def watch(
     alerts_file: str | None,
     reconnect: int,
     detections: bool,
+    transcripts: bool,
 ) -> None:
-    """Watch live sources and alert the moment an enrolled voice speaks. Runs until the sources end or Ctrl-C.
+    """Watch live sources and alert the moment an enrolled voice speaks; when the turn ends, print what was said and
+    in which language under the alert. Runs until the sources end or Ctrl-C.
 
     SOURCES are files, network streams (http, icecast, hls, rtsp, rtp, udp), '-' for raw PCM on stdin, or a sound
     card as alsa:NAME / pulse:NAME.
@@ -68,11 +77,13 @@ def watch(
     """
     pcm = PcmFormat(encoding, rate, channels)
     engine = obj.engine(threshold, fa_rate)
+    if transcripts:
+        _ = engine.transcriber  # a missing model stops here, before any stream is opened
     srcs = [open_source(s, realtime=pace == "realtime", pcm=pcm, reconnects=reconnect) for s in sources]
     sinks: list = [ConsoleSink(obj.as_json, detections=detections)]  # type: ignore[type-arg]
     if alerts_file:
         sinks.append(JsonLinesSink(alerts_file))
-    summary = engine.watch(srcs, sinks, list(speakers) or None)
+    summary = engine.watch(srcs, sinks, list(speakers) or None, TranscriptOptions() if transcripts else None)
     if not obj.as_json:
         click.echo(f"{len(summary.alerts)} alert(s), {len(summary.detections)} detected turn(s)")
     fail_on([s.error or s.source for s in summary.streams if s.state == "failed"])

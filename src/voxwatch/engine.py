@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .asr import Transcriber, load_transcriber
 from .audio import RATE_HZ, Source, find_audio_files, load_audio, sha256_file
 from .channels import simulate
 from .embedding import EmbeddingBackend, load_backend
@@ -24,8 +25,10 @@ from .quality import Quality, measure
 from .records import AudioChunk, Candidate, Detection, EnrollmentInfo, Segment, Verification
 from .scoring import Calibration, Watchlist, l2_normalise
 from .settings import Settings, default_db  # re-exported: Settings lived here
+from .snippets import Tap
 from .store import IndexedRecording, Store, now
 from .streams import Multiplexer
+from .transcripts import Transcription, TranscriptOptions
 from .vad import SileroVad, VoiceActivity
 from .watch import Sink, Watch, WatchSummary
 
@@ -71,7 +74,7 @@ class SearchResult:
 
 
 class Engine:
-    """One store, one embedding model, one VAD."""
+    """One store, one embedding model, one VAD, one speech recogniser."""
 
     def __init__(
         self,
@@ -79,13 +82,16 @@ class Engine:
         actor: str | None = None,
         backend: EmbeddingBackend | None = None,
         vad: VoiceActivity | None = None,
+        transcriber: Transcriber | None = None,
     ):
-        """``backend`` and ``vad`` may be passed in to share loaded models; otherwise they load on first use."""
+        """``backend``, ``vad`` and ``transcriber`` may be passed in to share loaded models; otherwise they load on
+        first use."""
         self.settings = settings or Settings()
         self.actor = actor or getpass.getuser()
         self.store = Store(self.settings.db)
         self._backend = backend
         self._vad = vad
+        self._transcriber = transcriber
 
     @property
     def backend(self) -> EmbeddingBackend:
@@ -98,6 +104,12 @@ class Engine:
         if self._vad is None:
             self._vad = SileroVad(threads=self.settings.threads)
         return self._vad
+
+    @property
+    def transcriber(self) -> Transcriber:
+        if self._transcriber is None:
+            self._transcriber = load_transcriber(self.settings.asr_model, self.settings.threads)
+        return self._transcriber
 
     def close(self) -> None:
         self.store.close()
@@ -328,8 +340,20 @@ class Engine:
 
     # -- live -----------------------------------------------------------------------------------------------------
 
-    def watch(self, sources: list[Source], sinks: Iterable[Sink] = (), speakers: list[str] | None = None) -> WatchSummary:
-        """Watch sources until they all end; every alert is committed to the store before sinks see it."""
+    def watch(
+        self,
+        sources: list[Source],
+        sinks: Iterable[Sink] = (),
+        speakers: list[str] | None = None,
+        transcripts: TranscriptOptions | None = None,
+    ) -> WatchSummary:
+        """Watch sources until they all end; every alert is committed to the store before sinks see it. With
+        ``transcripts``, each alert is followed by the transcript of its turn (see :mod:`voxwatch.transcripts`)."""
         if not self.watchlist(speakers).names:
             raise UsageError("no voices are enrolled; use 'voxwatch enroll' first")
-        return Watch(self, Multiplexer(sources), sinks, speakers).run()
+        transcription = None
+        if transcripts is not None:
+            taps = {s.name: Tap(s, keep_s=transcripts.max_s + 30) for s in sources}
+            sources = list(taps.values())
+            transcription = Transcription(self.transcriber, lambda name, t0, t1: taps[name].cut(t0, t1)[1], transcripts)
+        return Watch(self, Multiplexer(sources), sinks, speakers, transcription=transcription).run()

@@ -1,0 +1,187 @@
+"""Transcripts of alerted turns, on their own thread, so that transcription never slows spotting.
+
+A watch tells :class:`AlertTranscripts` of each alert it has published and of each turn that ended; when an alerted
+turn ends, its audio (its first ``max_s`` seconds) is cut at once and queued. One worker thread transcribes the
+queue in order. The queue is bounded: when it is full the oldest waiting turn is dropped, counted, and published as
+a ``dropped`` transcript with the reason; alerts themselves never wait for transcription and are never dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+
+import numpy as np
+
+from .asr import Transcriber
+from .audio import RATE_HZ
+from .errors import UsageError
+from .records import Alert, AlertTranscript, Detection, TimedText
+
+log = logging.getLogger(__name__)
+
+AudioCutter = Callable[[str, float, float], np.ndarray]  # (source, start_s, end_s) → the audio kept of that stretch
+
+
+@dataclass(frozen=True)
+class TranscriptOptions:
+    """How much of an alerted turn is transcribed, how many turns may wait, and how long a finished watch waits."""
+
+    max_s: float = 30.0  # the first this-many seconds of a turn are transcribed (Whisper's own window)
+    depth: int = 8  # turns waiting for the worker; beyond that the oldest is dropped
+    drain_s: float = 120.0  # at the end of a watch, how long to wait for the transcripts still due
+    language: str | None = None  # transcribe in this language (ISO 639-1) instead of the detected one
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_s <= 120 or not 1 <= self.depth <= 1000 or self.drain_s < 0:
+            raise UsageError("need 1 <= max_s <= 120, 1 <= depth <= 1000 and drain_s >= 0 for alert transcripts")
+
+
+@dataclass(frozen=True)
+class Transcription:
+    """What a watch needs to transcribe its alerted turns: the model, where the streams' audio is kept, and options."""
+
+    transcriber: Transcriber
+    audio: AudioCutter
+    options: TranscriptOptions = field(default_factory=TranscriptOptions)
+
+
+@dataclass
+class _Job:
+    alert: Alert
+    start_s: float
+    end_s: float
+    samples: np.ndarray
+
+
+class AlertTranscripts:
+    """Transcribes alerted turns when they end, on one worker thread with a bounded queue, and hands every outcome
+    (done, dropped or failed) to ``publish`` (called on the worker thread, or on the caller's for drops)."""
+
+    def __init__(
+        self,
+        transcriber: Transcriber,
+        audio: AudioCutter,
+        publish: Callable[[AlertTranscript], None],
+        options: TranscriptOptions | None = None,
+    ):
+        self.transcriber = transcriber
+        self.audio = audio
+        self.publish = publish
+        self.options = options or TranscriptOptions()
+        self.dropped = 0  # turns dropped because the queue was full
+        self.done = 0
+        self._open: dict[tuple[str, str, float], Alert] = {}  # alerted turns not yet ended
+        self._queue: deque[_Job] = deque()
+        self._busy = False
+        self._closed = False
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._run, name="transcribe", daemon=True)
+        self._thread.start()
+
+    @property
+    def pending(self) -> int:
+        """Turns waiting or being transcribed."""
+        with self._cond:
+            return len(self._queue) + self._busy
+
+    def alert(self, alert: Alert) -> None:
+        """An alert was published: its turn is transcribed when it ends."""
+        self._open[(alert.source, alert.speaker, alert.segment_start_s)] = alert
+
+    def turn_ended(self, detection: Detection) -> None:
+        """A turn ended: if it was alerted, cut its audio now (the stream's buffer moves on) and queue it."""
+        alert = self._open.pop((detection.source, detection.speaker, detection.start_s), None)
+        if alert is None:
+            return
+        start = detection.start_s
+        end = min(detection.end_s, start + self.options.max_s)
+        samples = self.audio(detection.source, start, end)
+        job = _Job(alert, start, end, samples)
+        if len(samples) < RATE_HZ // 4:
+            self._give(job, "failed", "the turn's audio was no longer kept")
+            return
+        with self._cond:
+            dropped = self._queue.popleft() if len(self._queue) >= self.options.depth else None
+            self._queue.append(job)
+            if dropped is not None:
+                self.dropped += 1
+            self._cond.notify()
+        if dropped is not None:
+            log.warning("transcription cannot keep up: dropped the oldest waiting turn (alert %s)", dropped.alert.alert_id)
+            self._give(dropped, "dropped", f"transcription fell behind: more than {self.options.depth} turns waiting")
+
+    def stream_ended(self, source: str) -> None:
+        """A stream ended: alerted turns of it that never ended get no transcript."""
+        for key in [k for k in self._open if k[0] == source]:
+            alert = self._open.pop(key)
+            self._give(_Job(alert, alert.segment_start_s, alert.stream_time_s, np.zeros(0)), "failed", "the stream ended first")
+
+    def close(self) -> None:
+        """Wait (up to ``drain_s``) for the queued turns, then stop; turns still waiting are published as dropped."""
+        deadline = time.monotonic() + self.options.drain_s
+        with self._cond:
+            while (self._queue or self._busy) and self._thread.is_alive() and time.monotonic() < deadline:
+                self._cond.wait(0.2)
+            left, self._closed = list(self._queue), True
+            self._queue.clear()
+            self._cond.notify_all()
+        for job in left:
+            self._give(job, "dropped", "the watch ended before it was transcribed")
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue and not self._closed:
+                    self._cond.wait()
+                if self._closed:
+                    return
+                job, self._busy = self._queue.popleft(), True
+            try:
+                started = time.monotonic()
+                heard = self.transcriber.transcribe(job.samples, self.options.language)
+                outcome = replace(
+                    self._outcome(job, "done", ""),
+                    language=heard.language,
+                    language_probability=heard.language_probability,
+                    text=heard.text,
+                    segments=tuple(
+                        TimedText(round(s.start_s + job.start_s, 2), round(s.end_s + job.start_s, 2), s.text)
+                        for s in heard.segments
+                    ),
+                    transcribe_s=round(time.monotonic() - started, 3),
+                )
+                self.done += 1
+                self.publish(outcome)
+            except Exception as exc:  # the model or a sink failed: that turn says so, the worker goes on
+                log.exception("transcribing the turn of alert %s failed", job.alert.alert_id)
+                self._give(job, "failed", f"{type(exc).__name__}: {exc}")
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()
+
+    @staticmethod
+    def _outcome(job: _Job, status: str, reason: str) -> AlertTranscript:
+        a = job.alert
+        return AlertTranscript(
+            a.alert_id,
+            a.source,
+            a.speaker,
+            round(job.start_s, 3),
+            round(job.end_s, 3),
+            status,
+            reason=reason,
+            wall_time=datetime.now(UTC).isoformat(timespec="milliseconds"),
+        )
+
+    def _give(self, job: _Job, status: str, reason: str) -> None:
+        try:
+            self.publish(self._outcome(job, status, reason))
+        except Exception:
+            log.exception("could not publish the transcript outcome of alert %s", job.alert.alert_id)
