@@ -23,6 +23,7 @@ from voxwatch.records import Alert, AudioChunk, Detection, Segment
 from voxwatch.service import Service, ServiceOptions
 from voxwatch.streams import Multiplexer
 from voxwatch.testing import ArraySource, EnergyVad, ToneBackend, compose_tones, tone_engine, tone_voice
+from voxwatch.transcripts import TranscriptOptions
 from voxwatch.watch import Watch
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -188,7 +189,7 @@ def test_each_error_class_carries_its_http_status_and_exit_code() -> None:
 
 def test_cli_lists_and_forgets_voices_without_models(tones: Engine) -> None:
     db = str(tones.settings.db)
-    tones.watch([FileSource(str(RECORDING))])
+    tones.watch([FileSource(str(RECORDING))], transcripts=TranscriptOptions())
     runner = CliRunner()
     listed = runner.invoke(main, ["--db", db, "--json", "speakers"])
     assert listed.exit_code == 0, listed.output
@@ -200,6 +201,7 @@ def test_cli_lists_and_forgets_voices_without_models(tones: Engine) -> None:
         "enrollments": 1,
         "detections": 1,
         "snippets": 0,
+        "transcripts": 1,
         "search_hits": 0,
         "alerts": 1,
     }

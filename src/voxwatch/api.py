@@ -173,17 +173,21 @@ def create_app(service: Service) -> FastAPI:
         service.stop_stream(stream_id, who)
         return Response(status_code=204)
 
-    @api.get("/alerts", summary="Alerts, newest first, filtered by speaker, stream (id or source) and wall-time range")
+    @api.get(
+        "/alerts", summary="Alerts, newest first, filtered by speaker, stream (id or source), wall-time range, words and language"
+    )
     def list_alerts(
         speaker: str | None = None,
         stream: str | None = None,
         since: Annotated[str | None, Query(description="ISO 8601 time, inclusive")] = None,
         until: Annotated[str | None, Query(description="ISO 8601 time, inclusive")] = None,
         limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+        text: Annotated[str | None, Query(description='Words said in the turn (all must occur; "a phrase"; prefix*)')] = None,
+        language: Annotated[str | None, Query(description="Language of the turn, ISO 639-1 (en, nl, ar, ...)")] = None,
     ) -> list[dict[str, Any]]:
-        return service.alerts(speaker, stream, since, until, limit)
+        return service.alerts(speaker, stream, since, until, limit, text, language)
 
-    @api.get("/alerts/{alert_id}", summary="One alert")
+    @api.get("/alerts/{alert_id}", summary="One alert, with its transcript once its turn has been transcribed")
     def get_alert(alert_id: str) -> dict[str, Any]:
         return service.alert(alert_id)
 
@@ -243,7 +247,7 @@ def create_app(service: Service) -> FastAPI:
 
     @api.get(
         "/events",
-        summary="Live feed (Server-Sent Events): alert, ack, streams, stream_end, detection, speakers, search",
+        summary="Live feed (Server-Sent Events): alert, transcript, ack, streams, stream_end, detection, speakers, search",
         response_class=StreamingResponse,
         responses={200: {"content": {"text/event-stream": {}}}},
     )

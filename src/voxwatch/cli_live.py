@@ -153,6 +153,9 @@ def demo(obj: Context, data: str | None, out: str, pace: str, seconds: float, se
 @click.option(
     "--max-upload-mb", default=100.0, show_default=True, type=float, help="Largest enrollment upload (all files of one request)."
 )
+@click.option(
+    "--transcripts/--no-transcripts", default=True, show_default=True, help="Transcribe each alerted turn once it ends."
+)
 @operating_point
 @click.pass_obj
 @guard
@@ -162,6 +165,7 @@ def serve(
     port: int,
     allow_dirs: tuple[Path, ...],
     max_upload_mb: float,
+    transcripts: bool,
     threshold: float | None,
     fa_rate: float | None,
 ) -> None:
@@ -178,7 +182,10 @@ def serve(
     from .api import serve as run_service
     from .service import Service, ServiceOptions
 
-    service = Service(obj.engine(threshold, fa_rate), ServiceOptions(allow_dirs=allow_dirs, max_upload_mb=max_upload_mb))
+    options = ServiceOptions(
+        allow_dirs=allow_dirs, max_upload_mb=max_upload_mb, transcripts=TranscriptOptions() if transcripts else None
+    )
+    service = Service(obj.engine(threshold, fa_rate), options)
     run_service(service, host, port)
 
 

@@ -183,5 +183,8 @@ def tone_settings(folder: str | Path, **overrides: object) -> Settings:
 
 
 def tone_engine(folder: str | Path, actor: str = "tester", **overrides: object) -> Engine:
-    """An :class:`Engine` over a fresh database in ``folder`` with :class:`ToneBackend` and :class:`EnergyVad`."""
-    return Engine(tone_settings(folder, **overrides), actor=actor, backend=ToneBackend(), vad=EnergyVad())
+    """An :class:`Engine` over a fresh database in ``folder`` with :class:`ToneBackend`, :class:`EnergyVad` and
+    :class:`ToneTranscriber`."""
+    return Engine(
+        tone_settings(folder, **overrides), actor=actor, backend=ToneBackend(), vad=EnergyVad(), transcriber=ToneTranscriber()
+    )
