@@ -16,6 +16,7 @@ from .cli_archive import index, search
 from .cli_context import Context
 from .cli_forensic import calibrate, compare, evaluate_cmd
 from .cli_live import demo, serve, token, watch
+from .cli_transcripts import alerts, transcribe
 from .cli_voices import enroll, forget, identify, speakers, verify
 from .embedding import DEFAULT_MODEL
 
@@ -92,6 +93,8 @@ for _command in (
     index,
     search,
     watch,
+    alerts,
+    transcribe,
     evaluate_cmd,
     calibrate,
     demo,

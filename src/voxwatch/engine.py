@@ -20,9 +20,10 @@ from .channels import simulate
 from .embedding import EmbeddingBackend, load_backend
 from .errors import AudioError, EnrollmentError, UsageError
 from .indexing import merge_detections, segment_groups
+from .named_transcripts import named_turns
 from .pipeline import Event, Spotter, SpotterOptions
 from .quality import Quality, measure
-from .records import AudioChunk, Candidate, Detection, EnrollmentInfo, Segment, Verification
+from .records import AudioChunk, Candidate, Detection, EnrollmentInfo, NamedTurn, Segment, Verification
 from .scoring import Calibration, Watchlist, l2_normalise
 from .settings import Settings, default_db  # re-exported: Settings lived here
 from .snippets import Tap
@@ -337,6 +338,14 @@ class Engine:
         self.store.audit(self.actor, "search", ",".join(watchlist.names), f"{len(recordings)} recordings")
         found.sort(key=lambda d: (d.source, d.start_s, d.speaker))
         return SearchResult(found, recordings, errors)
+
+    def transcribe(self, path: str | Path, progress: Callable[[float], None] | None = None) -> Iterator[NamedTurn]:
+        """A named transcript of a recording, turn by turn as it is read: who spoke (an enrolled voice when its LLR
+        passes the search threshold, else ``unknown speaker N``) and what was said in which language. ``progress``
+        hears the fraction of the recording read so far."""
+        samples = load_audio(path)
+        self.store.audit(self.actor, "transcribe", ",".join(self.watchlist().names) or "*", str(path))
+        return named_turns(self, samples, str(path), progress)
 
     # -- live -----------------------------------------------------------------------------------------------------
 

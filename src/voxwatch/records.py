@@ -193,3 +193,33 @@ class AlertTranscript(_JsonRecord):
         values = {k: v for k, v in data.items() if k in names}
         values["segments"] = tuple(TimedText.from_json(s) for s in data.get("segments", ()))
         return cls(**values)
+
+
+@dataclass(frozen=True)
+class NamedTurn(_JsonRecord):
+    """One speech turn of a recording: who spoke (an enrolled voice, or ``unknown speaker N`` numbered within the
+    recording), the calibrated LLR of the best enrolled voice, and what was said in which language."""
+
+    source: str
+    start_s: float
+    end_s: float
+    speaker: str
+    enrolled: bool
+    llr: float
+    language: str
+    language_probability: float
+    text: str
+    segments: tuple[TimedText, ...] = ()
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Self:
+        names = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in names}
+        values["segments"] = tuple(TimedText.from_json(s) for s in data.get("segments", ()))
+        return cls(**values)
+
+    def rttm(self) -> str:
+        """One RTTM ``SPEAKER`` line (spaces in the speaker's name become underscores)."""
+        uri = self.source.rsplit("/", 1)[-1].rsplit(".", 1)[0].replace(" ", "_")
+        who = self.speaker.replace(" ", "_")
+        return f"SPEAKER {uri} 1 {self.start_s:.3f} {self.end_s - self.start_s:.3f} <NA> <NA> {who} <NA> <NA>"

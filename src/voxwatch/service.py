@@ -91,7 +91,8 @@ class _Stream:
     speech_s: float = 0.0
 
 
-def _utc_iso(value: str | None, name: str) -> str | None:
+def utc_iso(value: str | None, name: str) -> str | None:
+    """An ISO 8601 time given by a user, in UTC with milliseconds as the store keeps them (None: not given)."""
     if value is None or value == "":
         return None
     try:
@@ -355,8 +356,8 @@ class Service:
         records = self.store.alert_records(
             speaker or None,
             stream or None,
-            _utc_iso(since, "since"),
-            _utc_iso(until, "until"),
+            utc_iso(since, "since"),
+            utc_iso(until, "until"),
             limit=limit,
             text=text or None,
             language=language or None,
