@@ -100,6 +100,16 @@ def test_operator_enrolls_watches_sees_alert_live_plays_and_acknowledges(
         arg=alert_id,
         timeout=15_000,
     )
+    # the transcript and its language arrive beside the alert once the turn has ended, and the words filter finds it
+    said = page.wait_for_selector(f"tr[data-alert-id='{alert_id}'] td.said .text", timeout=90_000)
+    assert page.inner_text(f"tr[data-alert-id='{alert_id}'] td.said .language").lower() == "en"
+    word = max(said.inner_text().split(), key=len).strip(".,;:!?\"'")
+    page.fill("#filter-text", word)
+    page.click("#alert-filter button[type=submit]")
+    page.wait_for_selector(f"#alerts tbody tr[data-alert-id='{alert_id}']", timeout=10_000)
+    page.fill("#filter-text", "")
+    page.click("#alert-filter button[type=submit]")
+    target_row = page.wait_for_selector(f"#alerts tbody tr[data-alert-id='{alert_id}']", timeout=10_000)
     # acknowledge
     target_row.query_selector("button.ack-button").click()
     page.wait_for_selector(f"tr[data-alert-id='{alert_id}'] .acked-by:has-text('operator')", timeout=10_000)
