@@ -152,8 +152,17 @@ class TimedText(_JsonRecord):
     text: str
 
 
+class _WithSegments(_JsonRecord):
+    """``from_json`` for records whose ``segments`` are :class:`TimedText` values."""
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Self:
+        record = super().from_json(data)
+        return dataclasses.replace(record, segments=tuple(TimedText.from_json(s) for s in data.get("segments", ())))  # type: ignore[type-var]
+
+
 @dataclass(frozen=True)
-class Transcript(_JsonRecord):
+class Transcript(_WithSegments):
     """What was said in a stretch of audio and in which language (ISO 639-1 code, with the model's probability)."""
 
     language: str
@@ -161,14 +170,9 @@ class Transcript(_JsonRecord):
     text: str
     segments: tuple[TimedText, ...] = ()
 
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Self:
-        segments = tuple(TimedText.from_json(s) for s in data.get("segments", ()))
-        return cls(data["language"], data["language_probability"], data["text"], segments)
-
 
 @dataclass(frozen=True)
-class AlertTranscript(_JsonRecord):
+class AlertTranscript(_WithSegments):
     """The follow-up of an alert once its turn has ended: what the voice said (``status`` ``done``), or why there is
     no transcript (``dropped``: the transcription queue was full; ``failed``: the model failed), in ``reason``.
     ``start_s``/``end_s`` and the segment times are in the stream's clock."""
@@ -187,16 +191,9 @@ class AlertTranscript(_JsonRecord):
     transcribe_s: float = 0.0  # time the model took
     wall_time: str = ""
 
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Self:
-        names = {f.name for f in dataclasses.fields(cls)}
-        values = {k: v for k, v in data.items() if k in names}
-        values["segments"] = tuple(TimedText.from_json(s) for s in data.get("segments", ()))
-        return cls(**values)
-
 
 @dataclass(frozen=True)
-class NamedTurn(_JsonRecord):
+class NamedTurn(_WithSegments):
     """One speech turn of a recording: who spoke (an enrolled voice, or ``unknown speaker N`` numbered within the
     recording), the calibrated LLR of the best enrolled voice, and what was said in which language."""
 
@@ -210,13 +207,6 @@ class NamedTurn(_JsonRecord):
     language_probability: float
     text: str
     segments: tuple[TimedText, ...] = ()
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Self:
-        names = {f.name for f in dataclasses.fields(cls)}
-        values = {k: v for k, v in data.items() if k in names}
-        values["segments"] = tuple(TimedText.from_json(s) for s in data.get("segments", ()))
-        return cls(**values)
 
     def rttm(self) -> str:
         """One RTTM ``SPEAKER`` line (spaces in the speaker's name become underscores)."""
