@@ -232,11 +232,13 @@ def test_the_console_prints_the_text_under_the_alert() -> None:
     assert "no transcript (dropped): transcription fell behind" in lines[2]
 
 
-def test_detections_without_an_alert_are_not_transcribed(tones: Engine) -> None:
+def test_every_detected_turn_has_its_language_and_only_alerted_ones_are_transcribed(tones: Engine) -> None:
     counting = ToneTranscriber()
     tones._transcriber = counting
     sink = OrderSink()
     audio = compose_tones([(None, 1.0), (300.0, 3.0), (None, 4.0), (300.0, 3.0), (None, 4.0)], seed=5)  # cooldown: 1 alert
     tones.watch([ArraySource("ch1", audio)], [sink], transcripts=TranscriptOptions())
-    assert len(sink.alerts) == 1 and len(sink.detections) == 2 and counting.calls == 1
-    assert isinstance(sink.detections[0], Detection)
+    assert len(sink.alerts) == 1 and len(sink.detections) == 2 and counting.calls == 1 and counting.identified == 1
+    stored = tones.store.detection_languages()
+    assert [(d, language) for d, language, _ in stored] == [(d, "xx") for d in sink.detections]
+    assert isinstance(stored[0][0], Detection) and tones.store.detections() == sink.detections

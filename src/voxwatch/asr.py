@@ -41,6 +41,10 @@ class Transcriber(Protocol):
 
     def transcribe(self, samples: np.ndarray, language: str | None = None) -> Transcript: ...
 
+    def identify_language(self, samples: np.ndarray) -> tuple[str, float]:
+        """The language spoken (ISO 639-1) and its probability, without transcribing."""
+        ...
+
 
 def shipped_model_dir(cache: Path | None = None) -> Path:
     """The shipped Whisper model as a CTranslate2 directory: joined from the two packages' parts into ``cache``
@@ -119,6 +123,10 @@ class WhisperTranscriber:
         return Transcript(
             info.language, round(float(info.language_probability), 3), " ".join(t.text for t in timed).strip(), timed
         )
+
+    def identify_language(self, samples: np.ndarray) -> tuple[str, float]:
+        language, probability, _ = self._model.detect_language(np.ascontiguousarray(samples, np.float32))
+        return language, round(float(probability), 3)
 
 
 def load_transcriber(model: str | None = None, threads: int = 1) -> Transcriber:

@@ -437,7 +437,13 @@ class Service:
         worker = self._watch.transcripts if self._watch is not None else None
         if worker is None:
             return None
-        return {"model": worker.transcriber.name, "pending": worker.pending, "done": worker.done, "dropped": worker.dropped}
+        return {
+            "model": worker.transcriber.name,
+            "pending": worker.pending,
+            "done": worker.done,
+            "dropped": worker.dropped,
+            "languages_dropped": worker.languages_dropped,
+        }
 
 
 def _now() -> str:

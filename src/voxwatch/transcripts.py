@@ -1,9 +1,12 @@
-"""Transcripts of alerted turns, on their own thread, so that transcription never slows spotting.
+"""Transcripts of alerted turns, and the language of every detected turn, on their own thread, so that speech
+recognition never slows spotting.
 
 A watch tells :class:`AlertTranscripts` of each alert it has published and of each turn that ended; when an alerted
 turn ends, its audio (its first ``max_s`` seconds) is cut at once and queued. One worker thread transcribes the
 queue in order. The queue is bounded: when it is full the oldest waiting turn is dropped, counted, and published as
 a ``dropped`` transcript with the reason; alerts themselves never wait for transcription and are never dropped.
+Detected turns that raised no alert (a voice heard again within its cooldown) only have their language identified,
+from a second bounded queue that the worker serves when no transcript is waiting (drops counted too).
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from .records import Alert, AlertTranscript, Detection, TimedText
 log = logging.getLogger(__name__)
 
 AudioCutter = Callable[[str, float, float], np.ndarray]  # (source, start_s, end_s) → the audio kept of that stretch
+LANGUAGE_S = 10.0  # the first seconds of a turn its language is identified from
 
 
 @dataclass(frozen=True)
@@ -69,15 +73,20 @@ class AlertTranscripts:
         audio: AudioCutter,
         publish: Callable[[AlertTranscript], None],
         options: TranscriptOptions | None = None,
+        identified: Callable[[Detection, str, float], None] | None = None,
     ):
+        """``identified`` hears the language (and its probability) of each detected turn that raised no alert."""
         self.transcriber = transcriber
         self.audio = audio
         self.publish = publish
+        self.identified = identified
         self.options = options or TranscriptOptions()
         self.dropped = 0  # turns dropped because the queue was full
         self.done = 0
+        self.languages_dropped = 0
         self._open: dict[tuple[str, str, float], Alert] = {}  # alerted turns not yet ended
         self._queue: deque[_Job] = deque()
+        self._languages: deque[tuple[Detection, np.ndarray]] = deque()
         self._busy = False
         self._closed = False
         self._cond = threading.Condition()
@@ -88,16 +97,18 @@ class AlertTranscripts:
     def pending(self) -> int:
         """Turns waiting or being transcribed."""
         with self._cond:
-            return len(self._queue) + self._busy
+            return len(self._queue) + len(self._languages) + self._busy
 
     def alert(self, alert: Alert) -> None:
         """An alert was published: its turn is transcribed when it ends."""
         self._open[(alert.source, alert.speaker, alert.segment_start_s)] = alert
 
     def turn_ended(self, detection: Detection) -> None:
-        """A turn ended: if it was alerted, cut its audio now (the stream's buffer moves on) and queue it."""
+        """A turn ended: cut its audio now (the stream's buffer moves on) and queue it: for a transcript if it was
+        alerted, else for its language."""
         alert = self._open.pop((detection.source, detection.speaker, detection.start_s), None)
         if alert is None:
+            self._queue_language(detection)
             return
         start = detection.start_s
         end = min(detection.end_s, start + self.options.max_s)
@@ -116,6 +127,19 @@ class AlertTranscripts:
             log.warning("transcription cannot keep up: dropped the oldest waiting turn (alert %s)", dropped.alert.alert_id)
             self._give(dropped, "dropped", f"transcription fell behind: more than {self.options.depth} turns waiting")
 
+    def _queue_language(self, detection: Detection) -> None:
+        if self.identified is None:
+            return
+        samples = self.audio(detection.source, detection.start_s, min(detection.end_s, detection.start_s + LANGUAGE_S))
+        if len(samples) < RATE_HZ // 4:
+            return
+        with self._cond:
+            if len(self._languages) >= self.options.depth:
+                self._languages.popleft()
+                self.languages_dropped += 1
+            self._languages.append((detection, samples))
+            self._cond.notify()
+
     def stream_ended(self, source: str) -> None:
         """A stream ended: alerted turns of it that never ended get no transcript."""
         for key in [k for k in self._open if k[0] == source]:
@@ -126,10 +150,12 @@ class AlertTranscripts:
         """Wait (up to ``drain_s``) for the queued turns, then stop; turns still waiting are published as dropped."""
         deadline = time.monotonic() + self.options.drain_s
         with self._cond:
-            while (self._queue or self._busy) and self._thread.is_alive() and time.monotonic() < deadline:
+            while (self._queue or self._languages or self._busy) and self._thread.is_alive() and time.monotonic() < deadline:
                 self._cond.wait(0.2)
             left, self._closed = list(self._queue), True
+            self.languages_dropped += len(self._languages)
             self._queue.clear()
+            self._languages.clear()
             self._cond.notify_all()
         for job in left:
             self._give(job, "dropped", "the watch ended before it was transcribed")
@@ -137,34 +163,50 @@ class AlertTranscripts:
     def _run(self) -> None:
         while True:
             with self._cond:
-                while not self._queue and not self._closed:
+                while not self._queue and not self._languages and not self._closed:
                     self._cond.wait()
                 if self._closed:
                     return
-                job, self._busy = self._queue.popleft(), True
+                self._busy = True
+                job = self._queue.popleft() if self._queue else None
+                turn = self._languages.popleft() if job is None else None
             try:
-                started = time.monotonic()
-                heard = self.transcriber.transcribe(job.samples, self.options.language)
-                outcome = replace(
-                    self._outcome(job, "done", ""),
-                    language=heard.language,
-                    language_probability=heard.language_probability,
-                    text=heard.text,
-                    segments=tuple(
-                        TimedText(round(s.start_s + job.start_s, 2), round(s.end_s + job.start_s, 2), s.text)
-                        for s in heard.segments
-                    ),
-                    transcribe_s=round(time.monotonic() - started, 3),
-                )
-                self.done += 1
-                self.publish(outcome)
-            except Exception as exc:  # the model or a sink failed: that turn says so, the worker goes on
-                log.exception("transcribing the turn of alert %s failed", job.alert.alert_id)
-                self._give(job, "failed", f"{type(exc).__name__}: {exc}")
+                if job is not None:
+                    self._transcribe(job)
+                elif turn is not None:
+                    self._identify(*turn)
             finally:
                 with self._cond:
                     self._busy = False
                     self._cond.notify_all()
+
+    def _transcribe(self, job: _Job) -> None:
+        try:
+            started = time.monotonic()
+            heard = self.transcriber.transcribe(job.samples, self.options.language)
+            outcome = replace(
+                self._outcome(job, "done", ""),
+                language=heard.language,
+                language_probability=heard.language_probability,
+                text=heard.text,
+                segments=tuple(
+                    TimedText(round(s.start_s + job.start_s, 2), round(s.end_s + job.start_s, 2), s.text) for s in heard.segments
+                ),
+                transcribe_s=round(time.monotonic() - started, 3),
+            )
+            self.done += 1
+            self.publish(outcome)
+        except Exception as exc:  # the model or a sink failed: that turn says so, the worker goes on
+            log.exception("transcribing the turn of alert %s failed", job.alert.alert_id)
+            self._give(job, "failed", f"{type(exc).__name__}: {exc}")
+
+    def _identify(self, detection: Detection, samples: np.ndarray) -> None:
+        try:
+            language, probability = self.transcriber.identify_language(samples)
+            if self.identified is not None:
+                self.identified(detection, language, probability)
+        except Exception:  # only that turn's language is missing
+            log.exception("identifying the language of a turn of %s in %s failed", detection.speaker, detection.source)
 
     @staticmethod
     def _outcome(job: _Job, status: str, reason: str) -> AlertTranscript:

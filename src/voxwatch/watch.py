@@ -120,7 +120,7 @@ class Watch:
         decider = threading.Thread(target=body, name="watch-decide", daemon=True)
         if self._transcription is not None:
             t = self._transcription
-            self.transcripts = AlertTranscripts(t.transcriber, t.audio, self._publish_transcript, t.options)
+            self.transcripts = AlertTranscripts(t.transcriber, t.audio, self._publish_transcript, t.options, self._identified)
         decider.start()
         try:
             for items in self.mux:
@@ -221,10 +221,19 @@ class Watch:
                 if self.transcripts is not None:
                     self.transcripts.turn_ended(e)
 
+    def _identified(self, detection: Detection, language: str, probability: float) -> None:
+        """On the transcription worker: the language of a detected turn that raised no alert, kept with it."""
+        self.engine.store.set_language(detection.source, detection.speaker, detection.start_s, language, probability)
+
     def _publish_transcript(self, transcript: AlertTranscript) -> None:
         """On the transcription worker: commit the transcript, then tell every sink (none, if its voice was forgotten)."""
-        if not self.engine.store.add_transcript(transcript):
+        store = self.engine.store
+        if not store.add_transcript(transcript):
             return
+        if transcript.status == "done":
+            store.set_language(
+                transcript.source, transcript.speaker, transcript.start_s, transcript.language, transcript.language_probability
+            )
         self.summary.transcripts.append(transcript)
         with self._sinks_lock:
             for sink in self.sinks:

@@ -24,6 +24,20 @@ class Alerts(StoreCore):
                 [(d.source, d.speaker, d.start_s, d.end_s, d.score, d.llr, now()) for d in detections],
             )
 
+    def set_language(self, source: str, speaker: str, start_s: float, language: str, probability: float) -> None:
+        """Note the language spoken in the detected turn of ``speaker`` that began at ``start_s`` in ``source``."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE detections SET language = ?, language_probability = ? WHERE source = ? AND speaker = ? AND start_s = ?",
+                (language, probability, source, speaker, start_s),
+            )
+
+    def detection_languages(self, speaker: str | None = None) -> list[tuple[Detection, str, float]]:
+        """Detections in order with the language of their turn (``""`` and 0 while, or when, not identified)."""
+        sql = "SELECT source, speaker, start_s, end_s, score, llr, language, language_probability FROM detections"
+        rows = self._query(sql + (" WHERE speaker = ?" if speaker else "") + " ORDER BY id", (speaker,) if speaker else ())
+        return [(Detection(*r[:6]), r[6], r[7]) for r in rows]
+
     def detections(self, speaker: str | None = None) -> list[Detection]:
         sql = "SELECT source, speaker, start_s, end_s, score, llr FROM detections"
         rows = self._query(

@@ -85,9 +85,13 @@ MIGRATIONS = [
     ALTER TABLE recordings ADD COLUMN bandwidth_hz REAL NOT NULL DEFAULT 0;
     """,
     # 4: transcripts of alerted turns (one per alert: done, dropped or failed), their words indexed with FTS5 (kept in
-    # step by triggers, so a cascade from a forgotten voice's alerts empties it too), and webhook deliveries of either
-    # event of an alert: the delivery table is rebuilt with an ``event`` column in its key, rows kept in their order.
+    # step by triggers, so a cascade from a forgotten voice's alerts empties it too), the language of each detected
+    # turn, and webhook deliveries of either event of an alert: the delivery table is rebuilt with an ``event``
+    # column in its key, rows kept in their order.
     """
+    ALTER TABLE detections ADD COLUMN language TEXT NOT NULL DEFAULT '';
+    ALTER TABLE detections ADD COLUMN language_probability REAL NOT NULL DEFAULT 0;
+    CREATE INDEX detections_turn ON detections (source, speaker, start_s);
     CREATE TABLE transcripts (
         alert_id TEXT PRIMARY KEY REFERENCES alerts(alert_id) ON DELETE CASCADE,
         speaker TEXT NOT NULL, status TEXT NOT NULL, language TEXT NOT NULL, text TEXT NOT NULL, payload TEXT NOT NULL,
