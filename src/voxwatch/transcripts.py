@@ -146,9 +146,10 @@ class AlertTranscripts:
             alert = self._open.pop(key)
             self._give(_Job(alert, alert.segment_start_s, alert.stream_time_s, np.zeros(0)), "failed", "the stream ended first")
 
-    def close(self) -> None:
-        """Wait (up to ``drain_s``) for the queued turns, then stop; turns still waiting are published as dropped."""
-        deadline = time.monotonic() + self.options.drain_s
+    def close(self, wait: bool = True) -> None:
+        """Wait (up to ``drain_s``, if ``wait``) for the queued turns, then stop; turns still waiting are published
+        as dropped."""
+        deadline = time.monotonic() + (self.options.drain_s if wait else 0.0)
         with self._cond:
             while (self._queue or self._languages or self._busy) and self._thread.is_alive() and time.monotonic() < deadline:
                 self._cond.wait(0.2)

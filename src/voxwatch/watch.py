@@ -122,6 +122,7 @@ class Watch:
             t = self._transcription
             self.transcripts = AlertTranscripts(t.transcriber, t.audio, self._publish_transcript, t.options, self._identified)
         decider.start()
+        finished = False
         try:
             for items in self.mux:
                 chunks = [c for c in items if isinstance(c, AudioChunk)]
@@ -134,11 +135,12 @@ class Watch:
                     log.exception("VAD failed on %d chunk(s); continuing", len(chunks))
                     windows = []
                 handover.put(_Step(windows, chunks, ended))
+            finished = True
         finally:
             handover.put(None)
             decider.join()
-            if self.transcripts is not None:
-                self.transcripts.close()
+            if self.transcripts is not None:  # interrupted (Ctrl-C): the turns still waiting are dropped at once
+                self.transcripts.close(wait=finished)
         return self.summary
 
     def _decide_loop(self, handover: queue.Queue[_Step | None]) -> None:
