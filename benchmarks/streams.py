@@ -299,7 +299,7 @@ def run_step(
         options = TranscriptOptions()
         taps = {s.name: Tap(s, keep_s=options.max_s + 30) for s in sources}
         readers = list(taps.values())
-        transcription = Transcription(engine.transcriber, lambda name, t0, t1: taps[name].cut(t0, t1)[1], options)
+        transcription = Transcription(engine.transcriber, lambda name, t0, t1: taps[name].cut(t0, t1), options)
     watch = Watch(
         engine,
         Multiplexer(readers),

@@ -242,3 +242,15 @@ def test_every_detected_turn_has_its_language_and_only_alerted_ones_are_transcri
     stored = tones.store.detection_languages()
     assert [(d, language) for d, language, _ in stored] == [(d, "xx") for d in sink.detections]
     assert isinstance(stored[0][0], Detection) and tones.store.detections() == sink.detections
+
+
+def test_a_turn_longer_than_the_kept_audio_is_transcribed_from_its_last_seconds(tones: Engine) -> None:
+    sink = OrderSink()
+    audio = compose_tones([(None, 1.0), (300.0, 40.0), (None, 4.0)], seed=6)
+    # 2 s transcribed of each turn; the stream keeps 32 s: by the end of this turn its beginning is gone
+    tones.watch([ArraySource("ch1", audio)], [sink], transcripts=TranscriptOptions(max_s=2.0))
+    [alert], [said] = sink.alerts, sink.transcripts
+    [turn] = sink.detections
+    assert turn.end_s - turn.start_s > 35 and said.status == "done", said
+    assert said.end_s == pytest.approx(turn.end_s, abs=0.05) and said.end_s - said.start_s == pytest.approx(2.0, abs=0.05)
+    assert said.text == "tone 300 hertz tone 300 hertz" and said.alert_id == alert.alert_id

@@ -364,5 +364,5 @@ class Engine:
         if transcripts is not None:
             taps = {s.name: Tap(s, keep_s=transcripts.max_s + 30) for s in sources}
             sources = list(taps.values())
-            transcription = Transcription(self.transcriber, lambda name, t0, t1: taps[name].cut(t0, t1)[1], transcripts)
+            transcription = Transcription(self.transcriber, lambda name, t0, t1: taps[name].cut(t0, t1), transcripts)
         return Watch(self, Multiplexer(sources), sinks, speakers, transcription=transcription).run()

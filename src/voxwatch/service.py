@@ -321,11 +321,11 @@ class Service:
         if records:
             self.feed.publish("alert", self._alert_view(records[0]))
 
-    def _turn_audio(self, source: str, start_s: float, end_s: float) -> np.ndarray:
-        """The kept audio of a stretch of a watched stream (empty when that stream is gone)."""
+    def _turn_audio(self, source: str, start_s: float, end_s: float) -> tuple[float, np.ndarray]:
+        """What is kept of a stretch of a watched stream: its actual start and samples (none when the stream is gone)."""
         with self._lock:
             tap = next((s.tap for s in self._streams.values() if s.tap.name == source), None)
-        return np.zeros(0, np.float32) if tap is None else tap.cut(start_s, end_s)[1]
+        return (start_s, np.zeros(0, np.float32)) if tap is None else tap.cut(start_s, end_s)
 
     def on_transcript(self, transcript: AlertTranscript) -> None:
         """On the transcription worker, after the transcript is committed: tell the feed, wake delivery."""

@@ -28,7 +28,8 @@ from .records import Alert, AlertTranscript, Detection, TimedText
 
 log = logging.getLogger(__name__)
 
-AudioCutter = Callable[[str, float, float], np.ndarray]  # (source, start_s, end_s) → the audio kept of that stretch
+# (source, start_s, end_s) → (actual start_s, samples): what is still kept of that stretch of a stream
+AudioCutter = Callable[[str, float, float], tuple[float, np.ndarray]]
 LANGUAGE_S = 10.0  # the first seconds of a turn its language is identified from
 
 
@@ -36,7 +37,8 @@ LANGUAGE_S = 10.0  # the first seconds of a turn its language is identified from
 class TranscriptOptions:
     """How much of an alerted turn is transcribed, how many turns may wait, and how long a finished watch waits."""
 
-    max_s: float = 30.0  # the first this-many seconds of a turn are transcribed (Whisper's own window)
+    max_s: float = 30.0  # the first this-many seconds of a turn are transcribed (Whisper's window), or its last if
+    # its beginning is no longer kept
     depth: int = 8  # turns waiting for the worker; beyond that the oldest is dropped
     drain_s: float = 120.0  # at the end of a watch, how long to wait for the transcripts still due
     language: str | None = None  # transcribe in this language (ISO 639-1) instead of the detected one
@@ -110,10 +112,11 @@ class AlertTranscripts:
         if alert is None:
             self._queue_language(detection)
             return
-        start = detection.start_s
-        end = min(detection.end_s, start + self.options.max_s)
-        samples = self.audio(detection.source, start, end)
-        job = _Job(alert, start, end, samples)
+        d, longest = detection, self.options.max_s
+        start, samples = self.audio(d.source, d.start_s, min(d.end_s, d.start_s + longest))
+        if len(samples) < RATE_HZ // 4:  # a very long turn: its beginning is gone, so its last seconds
+            start, samples = self.audio(d.source, max(d.start_s, d.end_s - longest), d.end_s)
+        job = _Job(alert, start, start + len(samples) / RATE_HZ, samples)
         if len(samples) < RATE_HZ // 4:
             self._give(job, "failed", "the turn's audio was no longer kept")
             return
@@ -130,7 +133,7 @@ class AlertTranscripts:
     def _queue_language(self, detection: Detection) -> None:
         if self.identified is None:
             return
-        samples = self.audio(detection.source, detection.start_s, min(detection.end_s, detection.start_s + LANGUAGE_S))
+        _, samples = self.audio(detection.source, detection.start_s, min(detection.end_s, detection.start_s + LANGUAGE_S))
         if len(samples) < RATE_HZ // 4:
             return
         with self._cond:
