@@ -8,6 +8,7 @@ const KEY = "voxwatch-token";
 let token = sessionStorage.getItem(KEY) || "";
 let feedAbort = null;
 const alertRows = new Map();
+let transcribing = true;  // the service transcribes alerted turns (serve --no-transcripts: it does not)
 const COLORS = ["#c62828", "#1565c0", "#2e7d32", "#6a1b9a", "#ef6c00", "#00838f", "#ad1457", "#4e342e"];
 
 function el(tag, attrs = {}, ...children) {
@@ -69,6 +70,7 @@ async function signIn(candidate) {
     const status = await api("/api/status");
     sessionStorage.setItem(KEY, token);
     $("#who").textContent = status.actor.replace(/^token:/, "");
+    transcribing = status.transcripts !== null;
     $("#login").close();
     start();
   } catch (e) {
@@ -203,7 +205,7 @@ function addAlert(a, live) {
     el("td", { class: "num" }, Number(a.score).toFixed(3)),
     el("td", { class: "num" }, Number(a.llr).toFixed(1)),
     el("td", { class: "audio" }, el("button", { class: "play secondary", type: "button", onclick: (e) => play(a.alert_id, e.target) }, "▶ Play")),
-    el("td", { class: "said" }, el("span", { class: "pending" }, "transcribing…")),
+    el("td", { class: "said" }, el("span", { class: "pending" }, transcribing ? "transcribing…" : "")),
     el("td", { class: "ack" }),
   );
   alertRows.set(a.alert_id, row);
