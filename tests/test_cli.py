@@ -168,6 +168,7 @@ def test_demo_runs_on_a_fresh_database(tmp_path: Path) -> None:
     result = run(tmp_path, "demo", "--out", "demo", "--seconds", "60")
     assert result.returncode == 0, result.stderr
     assert "ALERT" in result.stdout and "summary: detected" in result.stdout
+    assert "  said (en" in result.stdout  # each alert is followed by what the synthetic voice said
 
 
 def test_calibrate_refits_on_own_trials_and_is_used(tmp_path: Path, readers: dict[str, list[Path]]) -> None:
