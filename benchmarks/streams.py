@@ -674,6 +674,9 @@ def main() -> None:
     parser.add_argument(
         "--transcripts", action="store_true", help="run each step without and then with alert transcripts (same session)"
     )
+    parser.add_argument(
+        "--enrolled", type=int, default=0, help="enroll only this many of the 10 readers (fewer alerts; default: all)"
+    )
     args = parser.parse_args()
     require_data()
     steps = [int(x) for x in args.steps.split(",") if x] or ([1, 50, 100] if args.quick else [1, 25, 50, 100, 150, 200, 250, 300])
@@ -685,6 +688,8 @@ def main() -> None:
         folder = Path(tmp)
         t = time.monotonic()
         enrollment, clips = build_clips(folder, duration, args.seed)
+        if args.enrolled:
+            enrollment = dict(sorted(enrollment.items())[: args.enrolled])
         profile_clips = clips
         if args.profile_n and abs(profile_s - duration) >= 1:
             (folder / "profile").mkdir()

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 # (source, start_s, end_s) → (actual start_s, samples): what is still kept of that stretch of a stream
 AudioCutter = Callable[[str, float, float], tuple[float, np.ndarray]]
 LANGUAGE_S = 10.0  # the first seconds of a turn its language is identified from
+WARN_EVERY_S = 60.0  # at most one warning a minute about dropped turns
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,7 @@ class AlertTranscripts:
         self.dropped = 0  # turns dropped because the queue was full
         self.done = 0
         self.languages_dropped = 0
+        self._warned = -WARN_EVERY_S
         self._open: dict[tuple[str, str, float], Alert] = {}  # alerted turns not yet ended
         self._queue: deque[_Job] = deque()
         self._languages: deque[tuple[Detection, np.ndarray]] = deque()
@@ -127,7 +129,9 @@ class AlertTranscripts:
                 self.dropped += 1
             self._cond.notify()
         if dropped is not None:
-            log.warning("transcription cannot keep up: dropped the oldest waiting turn (alert %s)", dropped.alert.alert_id)
+            if time.monotonic() - self._warned >= WARN_EVERY_S:
+                self._warned = time.monotonic()
+                log.warning("transcription cannot keep up: %d turn(s) dropped so far (the oldest waiting)", self.dropped)
             self._give(dropped, "dropped", f"transcription fell behind: more than {self.options.depth} turns waiting")
 
     def _queue_language(self, detection: Detection) -> None:
