@@ -9,6 +9,7 @@ import csv
 import io
 import json
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +27,7 @@ from voxwatch.sinks import CollectingSink, ConsoleSink, JsonLinesSink
 from voxwatch.store import Store
 from voxwatch.streams import StreamStatus
 from voxwatch.testing import ArraySource, ToneTranscriber, compose_tones, tone_engine, tone_voice
-from voxwatch.transcripts import TranscriptOptions
+from voxwatch.transcripts import AlertTranscripts, TranscriptOptions
 
 VOICES = {"low": 300.0, "high": 1200.0}
 
@@ -254,3 +255,27 @@ def test_a_turn_longer_than_the_kept_audio_is_transcribed_from_its_last_seconds(
     assert turn.end_s - turn.start_s > 35 and said.status == "done", said
     assert said.end_s == pytest.approx(turn.end_s, abs=0.05) and said.end_s - said.start_s == pytest.approx(2.0, abs=0.05)
     assert said.text == "tone 300 hertz tone 300 hertz" and said.alert_id == alert.alert_id
+
+
+def test_no_transcription_starts_while_spotting_falls_behind() -> None:
+    behind = threading.Event()
+    behind.set()
+    heard: list[AlertTranscript] = []
+    tones = ToneTranscriber()
+    worker = AlertTranscripts(
+        tones,
+        lambda source, t0, t1: (t0, tone_voice(300.0, t1 - t0)),
+        heard.append,
+        TranscriptOptions(depth=2),
+        yield_to=behind.is_set,
+    )
+    for i in range(3):
+        alert = Alert(f"a{i}", "ch1", "low", 10.0 * i + 1, 10.0 * i, 0.9, 7.0, 1.0, "")
+        worker.alert(alert)
+        worker.turn_ended(Detection("ch1", "low", 10.0 * i, 10.0 * i + 2, 0.9, 7.0))
+    time.sleep(0.6)
+    assert tones.calls == 0 and [(t.alert_id, t.status) for t in heard] == [("a0", "dropped")]  # the oldest of 3, depth 2
+    behind.clear()
+    worker.close()
+    assert tones.calls == 2 and [(t.alert_id, t.status) for t in heard[1:]] == [("a1", "done"), ("a2", "done")]
+    assert worker.dropped == 1 and worker.pending == 0

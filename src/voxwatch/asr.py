@@ -93,30 +93,48 @@ def shipped_model_dir(cache: Path | None = None) -> Path:
 
 
 class WhisperTranscriber:
-    """A CTranslate2 Whisper model run by faster-whisper (int8 on the CPU, greedy decoding, one turn at a time)."""
+    """A CTranslate2 Whisper model run by faster-whisper (int8 on the CPU, greedy decoding, one turn at a time).
+
+    The folder is checked at once; the model loads on first use, on the thread that first uses it (its compute
+    threads are started there, and share that thread's scheduling priority)."""
 
     def __init__(self, folder: str | Path, threads: int = 1, name: str | None = None):
-        folder = Path(folder)
-        if not (folder / "model.bin").is_file() or not (folder / "config.json").is_file():
-            raise ModelError(f"{folder}: not a CTranslate2 Whisper directory (model.bin and config.json expected)")
+        self.folder = Path(folder)
+        if not (self.folder / "model.bin").is_file() or not (self.folder / "config.json").is_file():
+            raise ModelError(f"{self.folder}: not a CTranslate2 Whisper directory (model.bin and config.json expected)")
         try:
-            from faster_whisper import WhisperModel
+            import faster_whisper  # noqa: F401
         except ImportError as exc:
             raise ModelError("speech recognition needs faster-whisper: pip install faster-whisper==1.2.1") from exc
-        try:
-            self._model = WhisperModel(
-                str(folder), device="cpu", compute_type="int8", cpu_threads=threads, num_workers=1, local_files_only=True
-            )
-        except Exception as exc:  # CTranslate2 raises RuntimeError/ValueError for unreadable or foreign models
-            raise ModelError(f"{folder}: cannot load the Whisper model ({exc})") from exc
-        self.name = name or folder.name
-        self.languages = frozenset(self._model.supported_languages)
+        self.name = name or self.folder.name
+        self.threads = threads
+        self._model = None
+        self._loading = threading.Lock()
+
+    def _loaded(self):  # type: ignore[no-untyped-def]
+        with self._loading:
+            if self._model is None:
+                from faster_whisper import WhisperModel
+
+                try:
+                    self._model = WhisperModel(
+                        str(self.folder),
+                        device="cpu",
+                        compute_type="int8",
+                        cpu_threads=self.threads,
+                        num_workers=1,
+                        local_files_only=True,
+                    )
+                except Exception as exc:  # CTranslate2 raises RuntimeError/ValueError for unreadable or foreign models
+                    raise ModelError(f"{self.folder}: cannot load the Whisper model ({exc})") from exc
+            return self._model
 
     def transcribe(self, samples: np.ndarray, language: str | None = None) -> Transcript:
-        if language is not None and language not in self.languages:
+        model = self._loaded()
+        if language is not None and language not in model.supported_languages:
             raise UsageError(f"language {language!r} is not one the model knows (ISO 639-1 codes such as en, nl, de, ar)")
         audio = np.ascontiguousarray(samples, np.float32)
-        segments, info = self._model.transcribe(
+        segments, info = model.transcribe(
             audio, language=language, beam_size=1, condition_on_previous_text=False, vad_filter=False
         )
         timed = tuple(TimedText(round(s.start, 2), round(s.end, 2), s.text.strip()) for s in segments if s.text.strip())
@@ -125,7 +143,7 @@ class WhisperTranscriber:
         )
 
     def identify_language(self, samples: np.ndarray) -> tuple[str, float]:
-        language, probability, _ = self._model.detect_language(np.ascontiguousarray(samples, np.float32))
+        language, probability, _ = self._loaded().detect_language(np.ascontiguousarray(samples, np.float32))
         return language, round(float(probability), 3)
 
 

@@ -7,11 +7,16 @@ queue in order. The queue is bounded: when it is full the oldest waiting turn is
 a ``dropped`` transcript with the reason; alerts themselves never wait for transcription and are never dropped.
 Detected turns that raised no alert (a voice heard again within its cooldown) only have their language identified,
 from a second bounded queue that the worker serves when no transcript is waiting (drops counted too).
+
+Spotting comes first: the worker runs at a lower scheduling priority (its model's threads, created on it, too) and
+starts nothing while ``yield_to()`` says the watch is falling behind; turns keep queueing meanwhile, and the oldest
+are dropped.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import deque
@@ -43,6 +48,7 @@ class TranscriptOptions:
     depth: int = 8  # turns waiting for the worker; beyond that the oldest is dropped
     drain_s: float = 120.0  # at the end of a watch, how long to wait for the transcripts still due
     language: str | None = None  # transcribe in this language (ISO 639-1) instead of the detected one
+    yield_lag_s: float = 1.0  # no transcription starts while a live stream's processing trails its audio by more
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_s <= 120 or not 1 <= self.depth <= 1000 or self.drain_s < 0:
@@ -77,12 +83,15 @@ class AlertTranscripts:
         publish: Callable[[AlertTranscript], None],
         options: TranscriptOptions | None = None,
         identified: Callable[[Detection, str, float], None] | None = None,
+        yield_to: Callable[[], bool] | None = None,
     ):
-        """``identified`` hears the language (and its probability) of each detected turn that raised no alert."""
+        """``identified`` hears the language (and its probability) of each detected turn that raised no alert;
+        while ``yield_to()`` is true (spotting is falling behind), no transcription starts."""
         self.transcriber = transcriber
         self.audio = audio
         self.publish = publish
         self.identified = identified
+        self.yield_to = yield_to
         self.options = options or TranscriptOptions()
         self.dropped = 0  # turns dropped because the queue was full
         self.done = 0
@@ -169,10 +178,13 @@ class AlertTranscripts:
             self._give(job, "dropped", "the watch ended before it was transcribed")
 
     def _run(self) -> None:
+        _lower_priority()
         while True:
             with self._cond:
-                while not self._queue and not self._languages and not self._closed:
-                    self._cond.wait()
+                while not self._closed and (
+                    not (self._queue or self._languages) or (self.yield_to is not None and self.yield_to())
+                ):
+                    self._cond.wait(0.25)
                 if self._closed:
                     return
                 self._busy = True
@@ -235,3 +247,13 @@ class AlertTranscripts:
             self.publish(self._outcome(job, status, reason))
         except Exception:
             log.exception("could not publish the transcript outcome of alert %s", job.alert.alert_id)
+
+
+def _lower_priority(step: int = 10) -> None:
+    """Make the calling thread (and the threads it starts) yield the CPU to the others: nice ``step`` more (Linux
+    keeps a nice value per thread); nothing where that is not possible."""
+    try:
+        me = threading.get_native_id()
+        os.setpriority(os.PRIO_PROCESS, me, min(19, os.getpriority(os.PRIO_PROCESS, me) + step))
+    except (AttributeError, OSError):  # no per-thread priority on this platform
+        pass

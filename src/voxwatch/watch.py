@@ -120,7 +120,14 @@ class Watch:
         decider = threading.Thread(target=body, name="watch-decide", daemon=True)
         if self._transcription is not None:
             t = self._transcription
-            self.transcripts = AlertTranscripts(t.transcriber, t.audio, self._publish_transcript, t.options, self._identified)
+            self.transcripts = AlertTranscripts(
+                t.transcriber,
+                t.audio,
+                self._publish_transcript,
+                t.options,
+                self._identified,
+                lambda: self.mux.live_lag_s() > t.options.yield_lag_s,
+            )
         decider.start()
         finished = False
         try:
