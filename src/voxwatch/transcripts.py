@@ -48,7 +48,8 @@ class TranscriptOptions:
     depth: int = 8  # turns waiting for the worker; beyond that the oldest is dropped
     drain_s: float = 120.0  # at the end of a watch, how long to wait for the transcripts still due
     language: str | None = None  # transcribe in this language (ISO 639-1) instead of the detected one
-    yield_lag_s: float = 1.0  # no transcription starts while a live stream's processing trails its audio by more
+    yield_lag_s: float = 0.75  # no transcription starts while a live stream's processing trails its audio by more,
+    yield_hold_s: float = 2.0  # nor this long after it last did
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_s <= 120 or not 1 <= self.depth <= 1000 or self.drain_s < 0:

@@ -78,6 +78,7 @@ class Watch:
         self.summary = WatchSummary()
         self._around_decide = around_decide
         self._transcription = transcription
+        self._behind_at = -float("inf")  # when spotting last fell behind (transcription waits a while after)
         self.transcripts: AlertTranscripts | None = None
         self._sinks_lock = threading.Lock()  # sinks hear the watch and the transcription worker one call at a time
 
@@ -126,7 +127,7 @@ class Watch:
                 self._publish_transcript,
                 t.options,
                 self._identified,
-                lambda: self.mux.live_lag_s() > t.options.yield_lag_s,
+                self._spotting_behind,
             )
         decider.start()
         finished = False
@@ -229,6 +230,15 @@ class Watch:
                         sink.detection(e)
                 if self.transcripts is not None:
                     self.transcripts.turn_ended(e)
+
+    def _spotting_behind(self) -> bool:
+        """Whether transcription should wait: a live stream's processing trails its audio by more than
+        ``yield_lag_s``, now or within the last ``yield_hold_s``."""
+        assert self._transcription is not None
+        options, now = self._transcription.options, time.monotonic()
+        if self.mux.live_lag_s() > options.yield_lag_s:
+            self._behind_at = now
+        return now - self._behind_at < options.yield_hold_s
 
     def _identified(self, detection: Detection, language: str, probability: float) -> None:
         """On the transcription worker: the language of a detected turn that raised no alert, kept with it."""
