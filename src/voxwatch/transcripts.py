@@ -8,9 +8,9 @@ a ``dropped`` transcript with the reason; alerts themselves never wait for trans
 Detected turns that raised no alert (a voice heard again within its cooldown) only have their language identified,
 from a second bounded queue that the worker serves when no transcript is waiting (drops counted too).
 
-Spotting comes first: the worker runs at a lower scheduling priority (its model's threads, created on it, too) and
-starts nothing while ``yield_to()`` says the watch is falling behind; turns keep queueing meanwhile, and the oldest
-are dropped.
+Spotting comes first: the worker runs at a lower scheduling priority (its model's threads, created on it, too),
+is busy at most ``cpu_share`` of the time, and starts nothing while ``yield_to()`` says the watch is falling behind;
+turns keep queueing meanwhile, and the oldest are dropped.
 """
 
 from __future__ import annotations
@@ -50,10 +50,13 @@ class TranscriptOptions:
     language: str | None = None  # transcribe in this language (ISO 639-1) instead of the detected one
     yield_lag_s: float = 0.75  # no transcription starts while a live stream's processing trails its audio by more,
     yield_hold_s: float = 2.0  # nor this long after it last did
+    cpu_share: float = 0.5  # after each turn the worker rests, so that it is busy at most this share of the time
 
     def __post_init__(self) -> None:
-        if not 1 <= self.max_s <= 120 or not 1 <= self.depth <= 1000 or self.drain_s < 0:
-            raise UsageError("need 1 <= max_s <= 120, 1 <= depth <= 1000 and drain_s >= 0 for alert transcripts")
+        if not 1 <= self.max_s <= 120 or not 1 <= self.depth <= 1000 or self.drain_s < 0 or not 0 < self.cpu_share <= 1:
+            raise UsageError(
+                "need 1 <= max_s <= 120, 1 <= depth <= 1000, drain_s >= 0 and 0 < cpu_share <= 1 for alert transcripts"
+            )
 
 
 @dataclass(frozen=True)
@@ -103,6 +106,7 @@ class AlertTranscripts:
         self._languages: deque[tuple[Detection, np.ndarray]] = deque()
         self._busy = False
         self._closed = False
+        self._draining = False  # the watch has ended: no more resting between turns
         self._cond = threading.Condition()
         self._thread = threading.Thread(target=self._run, name="transcribe", daemon=True)
         self._thread.start()
@@ -168,6 +172,8 @@ class AlertTranscripts:
         as dropped."""
         deadline = time.monotonic() + (self.options.drain_s if wait else 0.0)
         with self._cond:
+            self._draining = True
+            self._cond.notify_all()
             while (self._queue or self._languages or self._busy) and self._thread.is_alive() and time.monotonic() < deadline:
                 self._cond.wait(0.2)
             left, self._closed = list(self._queue), True
@@ -191,6 +197,7 @@ class AlertTranscripts:
                 self._busy = True
                 job = self._queue.popleft() if self._queue else None
                 turn = self._languages.popleft() if job is None else None
+            started = time.monotonic()
             try:
                 if job is not None:
                     self._transcribe(job)
@@ -200,6 +207,9 @@ class AlertTranscripts:
                 with self._cond:
                     self._busy = False
                     self._cond.notify_all()
+                    rest_until = time.monotonic() + (time.monotonic() - started) * (1 / self.options.cpu_share - 1)
+                    while not (self._closed or self._draining) and time.monotonic() < rest_until:
+                        self._cond.wait(rest_until - time.monotonic())
 
     def _transcribe(self, job: _Job) -> None:
         try:
