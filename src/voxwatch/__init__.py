@@ -2,10 +2,10 @@
 
 A watch in four lines:
 
-    from voxwatch import Engine, Settings, FileSource
+    from voxwatch import Engine, Settings, FileSource, TranscriptOptions
     engine = Engine(Settings(db="voxwatch.db"))
     engine.enroll("alice", ["alice.wav"], note="consented interview, 2026-11-01")
-    summary = engine.watch([FileSource("radio.mp3", realtime=True)])
+    summary = engine.watch([FileSource("radio.mp3", realtime=True)], transcripts=TranscriptOptions())
 """
 
 import os
@@ -15,17 +15,32 @@ import os
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
+from .asr import Transcriber, load_transcriber
 from .audio import FileSource, PcmFormat, PcmSource, Source, UrlSource, load_audio, open_source
 from .comparison import Comparison, compare
 from .embedding import EmbeddingBackend, load_backend
 from .engine import Analysis, Engine
 from .errors import AudioError, EnrollmentError, ModelError, StoreError, UnknownSpeakerError, UsageError, VoxwatchError
 from .pipeline import Spotter, SpotterOptions
-from .records import Alert, AudioChunk, Candidate, Detection, EnrollmentInfo, Segment, SpeakerInfo, Verification
+from .records import (
+    Alert,
+    AlertTranscript,
+    AudioChunk,
+    Candidate,
+    Detection,
+    EnrollmentInfo,
+    NamedTurn,
+    Segment,
+    SpeakerInfo,
+    TimedText,
+    Transcript,
+    Verification,
+)
 from .scoring import Calibration, Watchlist
 from .settings import Settings, resolve_settings
 from .sinks import CollectingSink, ConsoleSink, JsonLinesSink
 from .streams import StreamStatus
+from .transcripts import TranscriptOptions
 from .vad import SileroVad
 from .watch import Sink, WatchSummary
 
@@ -33,6 +48,7 @@ from .watch import Sink, WatchSummary
 # Everything else (the store, the multiplexer, evaluation and benchmark helpers) is imported from its module.
 __all__ = [
     "Alert",
+    "AlertTranscript",
     "Analysis",
     "AudioChunk",
     "AudioError",
@@ -49,6 +65,7 @@ __all__ = [
     "FileSource",
     "JsonLinesSink",
     "ModelError",
+    "NamedTurn",
     "PcmFormat",
     "PcmSource",
     "Segment",
@@ -61,6 +78,10 @@ __all__ = [
     "SpotterOptions",
     "StoreError",
     "StreamStatus",
+    "TimedText",
+    "Transcriber",
+    "Transcript",
+    "TranscriptOptions",
     "UnknownSpeakerError",
     "UrlSource",
     "UsageError",
@@ -71,6 +92,7 @@ __all__ = [
     "compare",
     "load_audio",
     "load_backend",
+    "load_transcriber",
     "open_source",
     "resolve_settings",
 ]
