@@ -57,16 +57,15 @@ def test_the_language_of_english_dutch_and_arabic_speech(whisper: Transcriber, d
         assert heard.language == clip.language and heard.language_probability >= 0.8, (clip.name, heard)
 
 
-def test_dutch_sentences_and_spoken_digits_are_recognised(whisper: Transcriber, data: Path) -> None:
+def test_dutch_sentences_are_recognised(whisper: Transcriber, data: Path) -> None:
     # measured with benchmarks/transcripts.py (see the README); floors leave room for other CPUs' int8 kernels
     assert word_error_rate(whisper, dutch_clips(data)) <= 0.45  # 27.7 % measured
-    assert word_error_rate(whisper, digit_clips(data, 1)) <= 0.6  # 0.4 measured: 0.2-0.6 s digits on an 8 kHz line
 
 
 @pytest.mark.slow
-def test_english_keywords_and_more_digits_are_recognised(whisper: Transcriber, data: Path) -> None:
+def test_english_keywords_and_spoken_digits_are_recognised(whisper: Transcriber, data: Path) -> None:
     assert word_error_rate(whisper, keyword_clips(data, 3)) <= 0.15  # 3.3 % measured
-    assert word_error_rate(whisper, digit_clips(data, 3)) <= 0.75  # 56.7 % measured
+    assert word_error_rate(whisper, digit_clips(data, 3)) <= 0.75  # 56.7 % measured: 0.2-0.6 s digits, 8 kHz line
 
 
 def test_a_forced_language_and_bad_models_fail_clearly(whisper: Transcriber, data: Path, tmp_path: Path) -> None:
@@ -93,10 +92,11 @@ def test_transcribe_names_the_enrolled_voice_and_numbers_the_stranger(
     runner = CliRunner()
     enrolled = runner.invoke(main, ["--db", db, "enroll", "Jane Doe", *map(str, mine[:2] + mine[3:5]), "--note", "test"])
     assert enrolled.exit_code == 0, enrolled.output
-    out = runner.invoke(main, ["--db", db, "transcribe", str(interview), "--format", "json"])
+    out = runner.invoke(main, ["--db", db, "transcribe", str(interview), "--format", "json", "--language", "en"])
     assert out.exit_code == 0, out.output
     turns = [NamedTurn.from_json(json.loads(line)) for line in out.stdout.splitlines()]
     who = [t.speaker for t in turns]
+    assert len(turns) >= 4, turns
     # Jane Doe's turns carry her name; the other reader is one unknown speaker throughout
     assert who[0] == "Jane Doe" and "Jane Doe" in who[2:], who
     assert {w for w in who if w != "Jane Doe"} == {"unknown speaker 1"}, who
@@ -107,7 +107,5 @@ def test_transcribe_names_the_enrolled_voice_and_numbers_the_stranger(
     assert srt[0] == "1" and " --> " in srt[1] and "," in srt[1] and srt[2].startswith("Jane Doe: ")
     assert as_vtt(turns[0]).splitlines()[1].startswith("<v Jane Doe>")
     assert turns[0].rttm().split()[7] == "Jane_Doe"
-    dutch = runner.invoke(main, ["--db", db, "transcribe", str(interview), "--language", "nl"])
-    assert dutch.exit_code == 0 and dutch.stdout == ""  # --language keeps only turns in that language
     missing = runner.invoke(main, ["--db", db, "transcribe", str(tmp_path / "none.wav")])
     assert missing.exit_code == 3 and "none.wav" in missing.output
