@@ -279,3 +279,18 @@ def test_no_transcription_starts_while_spotting_falls_behind() -> None:
     worker.close()
     assert tones.calls == 2 and [(t.alert_id, t.status) for t in heard[1:]] == [("a1", "done"), ("a2", "done")]
     assert worker.dropped == 1 and worker.pending == 0
+
+
+def test_search_keeps_only_hits_in_the_language_asked_for(tones: Engine, tmp_path: Path) -> None:
+    recording = write_wav(tmp_path / "archive" / "show.wav", stream(2))
+    every = tones.search([str(recording)])
+    assert [d.speaker for d in every.detections] == ["low", "high"]
+    assert tones.search([str(recording)], language="xx").detections == every.detections  # the tone doubles "speak" xx
+    assert tones.search([str(recording)], language="en").detections == []
+    recording.unlink()  # over the index alone, the audio is needed to tell the language: a clear error, no hits
+    gone = tones.search(language="xx")
+    assert gone.detections == [] and "needed to tell the language" in gone.errors[0]
+    bad = CliRunner().invoke(main, ["--db", str(tones.settings.db), "alerts", "--language", "English"])
+    assert bad.exit_code == 2 and bad.output.strip().splitlines() == [
+        "voxwatch: error: --language 'English' is not a language code; use ISO 639-1 codes such as en, nl, de, ar"
+    ]

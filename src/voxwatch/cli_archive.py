@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .cli_context import Context, fail_on, guard, operating_point, progress
+from .cli_context import Context, fail_on, guard, language_code, language_filter, operating_point, progress
 from .sinks import clock
 
 
@@ -39,10 +39,17 @@ def index(obj: Context, paths: tuple[str, ...]) -> None:
 @click.option("--speaker", "speakers", multiple=True, help="Only this voice (repeatable) [default: all enrolled].")
 @operating_point
 @click.option("--rttm", is_flag=True, help="Print RTTM lines instead.")
+@language_filter("hits")
 @click.pass_obj
 @guard
 def search(
-    obj: Context, paths: tuple[str, ...], speakers: tuple[str, ...], threshold: float | None, fa_rate: float | None, rttm: bool
+    obj: Context,
+    paths: tuple[str, ...],
+    speakers: tuple[str, ...],
+    threshold: float | None,
+    fa_rate: float | None,
+    rttm: bool,
+    language: str | None,
 ) -> None:
     """When does each enrolled voice speak? Searches FILES/DIRS (indexing them first), or the whole index.
 
@@ -50,9 +57,10 @@ def search(
     Examples:
       voxwatch search /archive/2026 --speaker "Jane Doe"
       voxwatch search --speaker "Jane Doe" --rttm > jane.rttm     # everything indexed so far
+      voxwatch search /archive/calls --language ar                # only where a voice speaks Arabic
     """
     result = obj.engine(threshold, fa_rate).search(
-        list(paths) or None, list(speakers) or None, progress=progress(obj) if paths else None
+        list(paths) or None, list(speakers) or None, progress=progress(obj) if paths else None, language=language_code(language)
     )
     found = result.detections
     for d in found:

@@ -4,6 +4,7 @@ operating-point options, and the mapping of library errors to one line on stderr
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Callable
 from functools import wraps
@@ -53,6 +54,18 @@ def operating_point(fn: Callable[..., None]) -> Callable[..., None]:
         default=None,
         help="Instead of --false-alarms-per-hour: the log-likelihood ratio a detection needs on every channel.",
     )(fn)
+
+
+def language_filter(what: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """``--language CODE``: keep only ``what`` spoken in that language (checked by :func:`language_code`)."""
+    return click.option("--language", default=None, help=f"Only {what} spoken in this language (en, nl, ar, ...).")
+
+
+def language_code(value: str | None) -> str | None:
+    """A ``--language`` value as the model names languages (ISO 639-1, lower case), or a usage error."""
+    if value is not None and not re.fullmatch(r"[a-z]{2,3}", value):
+        raise UsageError(f"--language {value!r} is not a language code; use ISO 639-1 codes such as en, nl, de, ar")
+    return value
 
 
 def guard(fn: Callable[..., None]) -> Callable[..., None]:

@@ -9,7 +9,7 @@ import sys
 import click
 
 from .audio import find_audio_files
-from .cli_context import Context, fail_on, guard, operating_point
+from .cli_context import Context, fail_on, guard, language_code, language_filter, operating_point
 from .errors import AudioError
 from .named_transcripts import as_srt, as_text, as_vtt
 from .service import utc_iso
@@ -21,7 +21,7 @@ FORMATS = ["text", "srt", "vtt", "json", "rttm"]
 @click.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path())
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True, help="Output format.")
-@click.option("--language", default=None, help="Only print turns spoken in this language (ISO 639-1: en, nl, ar, ...).")
+@language_filter("turns")
 @operating_point
 @click.pass_obj
 @guard
@@ -38,6 +38,7 @@ def transcribe(
       voxwatch transcribe hearing.flac --format srt > hearing.srt
       voxwatch transcribe /archive/call-0142.wav --format json --language nl
     """
+    language = language_code(language)
     engine = obj.engine(threshold, fa_rate)
     _ = engine.transcriber  # a missing model stops here, before any audio is read
     paths = [str(f) for f in find_audio_files(list(files))]
@@ -86,7 +87,7 @@ ALERT_COLUMNS = [
 @click.option("--since", default=None, help="Alerts at or after this time (ISO 8601, e.g. 2026-11-29T08:00:00Z).")
 @click.option("--until", default=None, help="Alerts at or before this time (ISO 8601).")
 @click.option("--text", default=None, help='Words said in the alerted turn (all must occur; "a phrase"; prefix*).')
-@click.option("--language", default=None, help="Language of the alerted turn (ISO 639-1: en, nl, ar, ...).")
+@language_filter("alerts whose turn was")
 @click.option("--limit", type=click.IntRange(1, 1_000_000), default=1000, show_default=True, help="Newest this many.")
 @click.option(
     "--format", "fmt", type=click.Choice(["text", "jsonl", "csv"]), default="text", show_default=True, help="Output format."
@@ -112,6 +113,7 @@ def alerts(
       voxwatch alerts --text "bridge" --language en
       voxwatch alerts --format csv > alerts.csv
     """
+    language = language_code(language)
     engine = obj.engine()
     if speaker:
         engine.store.enrollments(speaker)  # an unknown voice is an error, not an empty list

@@ -297,8 +297,10 @@ class Engine:
         speakers: list[str] | None = None,
         threshold_llr: float | None = None,
         progress: Callable[[str, str | None], None] | None = None,
+        language: str | None = None,
     ) -> SearchResult:
-        """Where enrolled voices speak: in ``paths`` (indexed first where needed) or in everything indexed so far.
+        """Where enrolled voices speak: in ``paths`` (indexed first where needed) or in everything indexed so far;
+        with ``language`` (ISO 639-1), only where they speak that language (identified on each hit's audio).
 
         Over the whole index, each recording's voice summaries are scored first; only recordings where a watched
         voice may speak have their segments scored."""
@@ -337,7 +339,27 @@ class Engine:
                 )
         self.store.audit(self.actor, "search", ",".join(watchlist.names), f"{len(recordings)} recordings")
         found.sort(key=lambda d: (d.source, d.start_s, d.speaker))
+        if language:
+            found = self._spoken_in(found, language, errors)
         return SearchResult(found, recordings, errors)
+
+    def _spoken_in(self, detections: list[Detection], language: str, errors: list[str]) -> list[Detection]:
+        """The detections (sorted by source) whose audio is in ``language``; a recording that can no longer be read
+        adds an error and keeps none of its detections."""
+        kept: list[Detection] = []
+        source, samples = None, np.zeros(0, np.float32)
+        for d in detections:
+            if d.source != source:
+                source = d.source
+                try:
+                    samples = load_audio(d.source)
+                except AudioError as exc:
+                    errors.append(f"{exc} (needed to tell the language spoken)")
+                    samples = np.zeros(0, np.float32)
+            turn = samples[int(d.start_s * RATE_HZ) : int(d.end_s * RATE_HZ)]
+            if len(turn) >= RATE_HZ // 4 and self.transcriber.identify_language(turn)[0] == language:
+                kept.append(d)
+        return kept
 
     def transcribe(self, path: str | Path, progress: Callable[[float], None] | None = None) -> Iterator[NamedTurn]:
         """A named transcript of a recording, turn by turn as it is read: who spoke (an enrolled voice when its LLR
