@@ -297,7 +297,7 @@ def run_step(
     readers: list = list(sources)  # type: ignore[type-arg]
     if transcribe:
         options = TranscriptOptions()
-        taps = {s.name: Tap(s, keep_s=options.max_s + 30) for s in sources}
+        taps = {s.name: Tap(s, keep_s=options.keep_s) for s in sources}
         readers = list(taps.values())
         transcription = Transcription(engine.transcriber, lambda name, t0, t1: taps[name].cut(t0, t1), options)
     watch = Watch(

@@ -248,7 +248,7 @@ def test_every_detected_turn_has_its_language_and_only_alerted_ones_are_transcri
 def test_a_turn_longer_than_the_kept_audio_is_transcribed_from_its_last_seconds(tones: Engine) -> None:
     sink = OrderSink()
     audio = compose_tones([(None, 1.0), (300.0, 40.0), (None, 4.0)], seed=6)
-    # 2 s transcribed of each turn; the stream keeps 32 s: by the end of this turn its beginning is gone
+    # 2 s transcribed of each turn; the stream keeps 12 s: by the end of this turn its beginning is gone
     tones.watch([ArraySource("ch1", audio)], [sink], transcripts=TranscriptOptions(max_s=2.0))
     [alert], [said] = sink.alerts, sink.transcripts
     [turn] = sink.detections

@@ -384,7 +384,7 @@ class Engine:
             raise UsageError("no voices are enrolled; use 'voxwatch enroll' first")
         transcription = None
         if transcripts is not None:
-            taps = {s.name: Tap(s, keep_s=transcripts.max_s + 30) for s in sources}
+            taps = {s.name: Tap(s, keep_s=transcripts.keep_s) for s in sources}
             sources = list(taps.values())
             transcription = Transcription(self.transcriber, lambda name, t0, t1: taps[name].cut(t0, t1), transcripts)
         return Watch(self, Multiplexer(sources), sinks, speakers, transcription=transcription).run()

@@ -244,7 +244,7 @@ class Service:
                 raise AudioError(f"{spec}: no such file")
             source = FileSource(str(path), realtime=realtime)
             kind = "file"
-        keep_s = max(self.options.snippet_max_s, self.options.transcripts.max_s if self.options.transcripts else 0) + 20
+        keep_s = max(self.options.snippet_max_s + 20, self.options.transcripts.keep_s if self.options.transcripts else 0)
         tap = Tap(source, keep_s=keep_s)
         with self._lock:
             running = {s.source for s in self.watch.status() if s.state == "running"}

@@ -52,6 +52,12 @@ class TranscriptOptions:
     yield_hold_s: float = 2.0  # nor this long after it last did
     cpu_share: float = 0.5  # after each turn the worker rests, so that it is busy at most this share of the time
 
+    @property
+    def keep_s(self) -> float:
+        """How much of each stream's latest audio must be kept: a turn of up to ``max_s``, the pause that ends it,
+        and some processing lag."""
+        return self.max_s + 10.0
+
     def __post_init__(self) -> None:
         if not 1 <= self.max_s <= 120 or not 1 <= self.depth <= 1000 or self.drain_s < 0 or not 0 < self.cpu_share <= 1:
             raise UsageError(
