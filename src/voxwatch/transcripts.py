@@ -55,8 +55,9 @@ class TranscriptOptions:
     @property
     def keep_s(self) -> float:
         """How much of each stream's latest audio must be kept: a turn of up to ``max_s``, the pause that ends it,
-        and some processing lag."""
-        return self.max_s + 10.0
+        and what a stream read as fast as it decodes may be ahead of its processing (the multiplexer's and the
+        watch's queues: about 30 s)."""
+        return self.max_s + 35.0
 
     def __post_init__(self) -> None:
         if not 1 <= self.max_s <= 120 or not 1 <= self.depth <= 1000 or self.drain_s < 0 or not 0 < self.cpu_share <= 1:
