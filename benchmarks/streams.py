@@ -20,12 +20,18 @@ Per step it prints:
   others    cores that other processes on the machine used meanwhile (the figures are only clean when ~0)
   RSS       peak resident memory during the step
 
+With ``--transcripts`` every step runs twice in the same session, without and then with alert transcripts (the
+shipped Whisper on its own worker, :mod:`voxwatch.transcripts`): the cost of transcription is the ratio of streams
+held and of CPU between the two, and each transcribed step also prints the alert rate, how many turns were
+transcribed or dropped, and how long transcripts followed their alerts.
+
 Then a trivial consumer takes the same N readers (how much the reader threads cost by themselves), and a profile of
 both watch threads at a high N (cProfile; with ``--py-spy BIN`` also a whole-process sample of every thread).
 
     .venv/bin/python benchmarks/streams.py                      # 1, 25, 50, 100, 150, 200, 250, 300 × 60 s
     .venv/bin/python benchmarks/streams.py --quick              # 1, 50, 100 × 30 s
     .venv/bin/python benchmarks/streams.py --steps 1,250,300 --duration 45 --profile-n 250
+    .venv/bin/python benchmarks/streams.py --transcripts --steps 1,50,100,150 --profile-n '' --readers-n 0
 """
 
 from __future__ import annotations
@@ -57,9 +63,11 @@ from voxwatch.audio import RATE_HZ, FileSource, write_wav
 from voxwatch.corpus import Turn, manifest, speaker_folders, spotting_task
 from voxwatch.embedding import DEFAULT_MODEL
 from voxwatch.engine import Engine, Settings, Watch
-from voxwatch.records import Alert, Detection
+from voxwatch.records import Alert, AlertTranscript, Detection
+from voxwatch.snippets import Tap
 from voxwatch.spotting_metrics import score_alerts
 from voxwatch.streams import Multiplexer, StreamStatus
+from voxwatch.transcripts import Transcription, TranscriptOptions
 
 BASE_STREAMS = 8  # distinct compositions
 CLIPS_PER_STREAM = 4  # distinct starting points in each
@@ -172,13 +180,17 @@ def make_sources(
 
 
 class Collector:
-    """A sink that notes when each alert reached it."""
+    """A sink that notes when each alert and each transcript reached it."""
 
     def __init__(self) -> None:
         self.alerts: list[tuple[Alert, float]] = []
+        self.transcripts: list[tuple[AlertTranscript, float]] = []
 
     def alert(self, alert: Alert) -> None:
         self.alerts.append((alert, time.monotonic()))
+
+    def transcript(self, transcript: AlertTranscript) -> None:
+        self.transcripts.append((transcript, time.monotonic()))
 
     def detection(self, detection: Detection) -> None:
         pass
@@ -227,6 +239,12 @@ class Step:
     tta_wall: list[float] = field(default_factory=list)
     delays: list[float] = field(default_factory=list)
     profile: pstats.Stats | None = None
+    transcribed: bool = False
+    alerts: int = 0
+    transcripts_done: int = 0
+    transcripts_dropped: int = 0
+    transcript_delays: list[float] = field(default_factory=list)  # wall s from an alert to its transcript
+    transcribe_s: list[float] = field(default_factory=list)  # model time per turn
 
     @property
     def held(self) -> bool:
@@ -242,11 +260,20 @@ class Step:
         return self.cpu_s / self.audio_s if self.audio_s else math.nan
 
 
-def run_step(engine: Engine, folder: Path, clips: list[Clip], n: int, args: argparse.Namespace, profile: bool = False) -> Step:
-    """Watch N real-time streams until their clips end (or the watch falls hopelessly behind)."""
+def run_step(
+    engine: Engine,
+    folder: Path,
+    clips: list[Clip],
+    n: int,
+    args: argparse.Namespace,
+    profile: bool = False,
+    transcribe: bool = False,
+) -> Step:
+    """Watch N real-time streams until their clips end (or the watch falls hopelessly behind); with ``transcribe``,
+    alerted turns are transcribed as in ``voxwatch watch``."""
     sources, truth = make_sources(folder, clips, n, np.random.default_rng(n), args.stagger)
     sink = Collector()
-    step = Step(n)
+    step = Step(n, transcribed=transcribe)
     thread_cpu: dict[str, float] = {}
     profiler = (cProfile.Profile(time.thread_time) if args.profile_clock == "cpu" else cProfile.Profile()) if profile else None
 
@@ -266,7 +293,20 @@ def run_step(engine: Engine, folder: Path, clips: list[Clip], n: int, args: argp
 
         return body
 
-    watch = Watch(engine, Multiplexer(sources), [sink], around_decide=measured(lambda body: body(), "decide", decider))
+    transcription = None
+    readers: list = list(sources)  # type: ignore[type-arg]
+    if transcribe:
+        options = TranscriptOptions()
+        taps = {s.name: Tap(s, keep_s=options.keep_s) for s in sources}
+        readers = list(taps.values())
+        transcription = Transcription(engine.transcriber, lambda name, t0, t1: taps[name].cut(t0, t1), options)
+    watch = Watch(
+        engine,
+        Multiplexer(readers),
+        [sink],
+        around_decide=measured(lambda body: body(), "decide", decider),
+        transcription=transcription,
+    )
     consume = measured(watch.run, "watch", profiler)
 
     gc.collect()
@@ -311,6 +351,15 @@ def run_step(engine: Engine, folder: Path, clips: list[Clip], n: int, args: argp
         done[s.source] = s.audio_s
     step.audio_s = sum(done.values())
     score(step, sink.alerts, sources, truth, done, set(engine.watchlist().names))
+    step.alerts = len(sink.alerts)
+    alerted_at = {a.alert_id: t for a, t in sink.alerts}
+    for t, at in sink.transcripts:
+        if t.status == "done":
+            step.transcripts_done += 1
+            step.transcript_delays.append(at - alerted_at[t.alert_id])
+            step.transcribe_s.append(t.transcribe_s)
+        elif t.status == "dropped":
+            step.transcripts_dropped += 1
     if profiler is not None:
         step.profile = pstats.Stats(profiler)
         step.profile.add(decider)
@@ -584,6 +633,22 @@ HEADER = (
 )
 
 
+def transcription_row(step: Step, without: Step | None) -> str:
+    """What transcription did in a step, and what it cost against the same N without it."""
+    minutes = step.wall_s / 60
+    text = (
+        f"     with transcripts: {step.alerts} alerts ({step.alerts / minutes:.1f}/min), {step.transcripts_done} transcribed,"
+        f" {step.transcripts_dropped} dropped; transcript after its alert: median {pct(step.transcript_delays, 50):.1f} s,"
+        f" p95 {pct(step.transcript_delays, 95):.1f} s; model {pct(step.transcribe_s, 50):.2f} s per turn"
+    )
+    if without is not None:
+        text += (
+            f"; CPU ×{step.core_h_per_audio_h / without.core_h_per_audio_h:.2f} and wall lag p95"
+            f" {pct(step.wall_lag, 95):.2f} s vs {pct(without.wall_lag, 95):.2f} s without"
+        )
+    return text
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="steps 1, 50, 100 of 30 s; shorter reader and profile runs")
@@ -606,6 +671,12 @@ def main() -> None:
         "--model", default=DEFAULT_MODEL, help="embedding model (compare two in the same session: the machine matters)"
     )
     parser.add_argument("--db", default="", help="keep the enrolled readers in this store and reuse them next time")
+    parser.add_argument(
+        "--transcripts", action="store_true", help="run each step without and then with alert transcripts (same session)"
+    )
+    parser.add_argument(
+        "--enrolled", type=int, default=0, help="enroll only this many of the 10 readers (fewer alerts; default: all)"
+    )
     args = parser.parse_args()
     require_data()
     steps = [int(x) for x in args.steps.split(",") if x] or ([1, 50, 100] if args.quick else [1, 25, 50, 100, 150, 200, 250, 300])
@@ -617,6 +688,8 @@ def main() -> None:
         folder = Path(tmp)
         t = time.monotonic()
         enrollment, clips = build_clips(folder, duration, args.seed)
+        if args.enrolled:
+            enrollment = dict(sorted(enrollment.items())[: args.enrolled])
         profile_clips = clips
         if args.profile_n and abs(profile_s - duration) >= 1:
             (folder / "profile").mkdir()
@@ -627,7 +700,7 @@ def main() -> None:
         for name, files in enrollment.items():
             if name not in known:
                 engine.enroll(name, [str(f) for f in files], note="benchmark")
-        _models = (engine.backend, engine.vad)  # loaded before the first step
+        _models = (engine.backend, engine.vad, engine.transcriber if args.transcripts else None)  # loaded before the first step
         targets = sum(t.speaker in enrollment for c in clips for t in c.turns)
         print(
             f"{len(clips)} clips of {np.mean([c.duration_s for c in clips]):.0f} s from {BASE_STREAMS} composed streams,"
@@ -637,11 +710,19 @@ def main() -> None:
         )
         print(HEADER, flush=True)
         done: list[Step] = []
+        with_asr: list[Step] = []
         for n in steps:
             step = run_step(engine, folder, clips, n, args)
             done.append(step)
             print(row(step), flush=True)
-            if not step.held and not args.keep_going:
+            if args.transcripts:
+                other = run_step(engine, folder, clips, n, args, transcribe=True)
+                with_asr.append(other)
+                print(row(other) + "   (with transcripts)\n" + transcription_row(other, step), flush=True)
+                if not other.held and not step.held and not args.keep_going:
+                    print(f"  stopped the ramp: N={n} did not hold real time")
+                    break
+            elif not step.held and not args.keep_going:
                 print(f"  stopped the ramp: N={n} did not hold real time")
                 break
 
@@ -662,6 +743,16 @@ def main() -> None:
             f" (wall TTA median {pct(best.tta_wall, 50) if best else math.nan:.2f} s vs {pct(base.tta_wall, 50) if base else math.nan:.2f} s)",
             flush=True,
         )
+
+        if args.transcripts:
+            asr_held = max((s.n for s in with_asr if s.held), default=0)
+            plain_held = max((s.n for s in done if s.held), default=0)
+            print(
+                f"RESULT with transcripts: largest N held {asr_held} against {plain_held} without in this session"
+                f" (ratio {asr_held / max(plain_held, 1):.2f});"
+                f" {sum(s.transcripts_done for s in with_asr)} turns transcribed, {sum(s.transcripts_dropped for s in with_asr)} dropped",
+                flush=True,
+            )
 
         if args.readers_n:
             r = run_readers_only(folder, clips, args.readers_n, args)

@@ -26,6 +26,8 @@ COMMANDS = [
     "index",
     "search",
     "watch",
+    "alerts",
+    "transcribe",
     "eval",
     "calibrate",
     "compare",
@@ -102,7 +104,18 @@ def test_end_to_end_session(tmp_path: Path, readers: dict[str, list[Path]], impo
     alerts = [json.loads(line) for line in watched.stdout.splitlines() if json.loads(line)["type"] == "alert"]
     assert len(alerts) == 1 and alerts[0]["speaker"] == "Jane Reader"
     assert jane_start <= alerts[0]["stream_time_s"] <= jane_start + 4
-    assert json.loads((tmp_path / "alerts.jsonl").read_text())["alert_id"] == alerts[0]["alert_id"]
+    # when Jane's turn has ended, what she said follows the alert, on the console and in the JSON-lines file
+    events = [json.loads(line) for line in watched.stdout.splitlines()]
+    said = [e for e in events if e["type"] == "transcript"]
+    assert len(said) == 1 and said[0]["alert_id"] == alerts[0]["alert_id"] and events.index(said[0]) > events.index(alerts[0])
+    assert said[0]["status"] == "done" and said[0]["language"] == "en" and len(said[0]["text"].split()) >= 3, said
+    lines = [json.loads(line) for line in (tmp_path / "alerts.jsonl").read_text().splitlines()]
+    assert [(x.get("type", "alert"), x["alert_id"]) for x in lines] == [
+        ("alert", alerts[0]["alert_id"]),
+        ("transcript", alerts[0]["alert_id"]),
+    ]
+    listed = run(tmp_path, "alerts", "--format", "jsonl")
+    assert json.loads(listed.stdout)["transcript"]["text"] == said[0]["text"]
 
     # 8 kHz raw PCM on stdin: a narrowband line, scored with the narrowband calibration, whose 0.1 false alarms per
     # voice-hour GE2E cannot reach on this turn (see benchmarks/accuracy.py); an operator sets the threshold outright
@@ -187,6 +200,7 @@ def test_demo_runs_on_a_fresh_database(tmp_path: Path) -> None:
     result = run(tmp_path, "demo", "--out", "demo", "--seconds", "60")
     assert result.returncode == 0, result.stderr
     assert "ALERT" in result.stdout and "summary: detected" in result.stdout
+    assert "  said (en" in result.stdout  # each alert is followed by what the synthetic voice said
 
 
 def test_calibrate_refits_on_own_trials_and_is_used(tmp_path: Path, readers: dict[str, list[Path]]) -> None:

@@ -100,8 +100,22 @@ def test_operator_enrolls_watches_sees_alert_live_plays_and_acknowledges(
         arg=alert_id,
         timeout=15_000,
     )
+    # the transcript and its language arrive beside the alert once the turn has ended, and the words filter finds it
+    said = page.wait_for_selector(f"tr[data-alert-id='{alert_id}'] td.said .text", timeout=90_000)
+    assert page.inner_text(f"tr[data-alert-id='{alert_id}'] td.said .language").lower() == "en"
+    word = max(said.inner_text().split(), key=len).strip(".,;:!?\"'")
+    row = f"#alerts tbody tr[data-alert-id='{alert_id}']"
+    page.fill("#filter-text", "zyzzyva")  # no alert said that: the list empties
+    page.click("#alert-filter button[type=submit]")
+    page.wait_for_selector(row, state="detached", timeout=10_000)
+    page.fill("#filter-text", word)
+    page.click("#alert-filter button[type=submit]")
+    page.wait_for_selector(row, timeout=10_000)
+    page.fill("#filter-text", "")
+    page.click("#alert-filter button[type=submit]")
+    page.wait_for_selector(f"#alerts tbody tr:has(td.speaker:text-is('{OTHER}'))", timeout=10_000)
     # acknowledge
-    target_row.query_selector("button.ack-button").click()
+    page.locator(f"{row} button.ack-button").click()
     page.wait_for_selector(f"tr[data-alert-id='{alert_id}'] .acked-by:has-text('operator')", timeout=10_000)
     with service.client() as c:
         assert c.get(f"/api/alerts/{alert_id}").json()["acknowledged_by"] == "token:operator"

@@ -1,6 +1,6 @@
 """Webhook delivery under faults, end to end on real speech: a receiver that is down and then comes up, and a
-service killed with SIGKILL mid-stream and restarted on the same database. Each alert must reach each webhook
-exactly once (by idempotency key), in commit order, with a valid signature."""
+service killed with SIGKILL mid-stream and restarted on the same database. Each alert, and then its transcript,
+must reach each webhook exactly once (by idempotency key), in commit order, with a valid signature."""
 
 from __future__ import annotations
 
@@ -95,6 +95,16 @@ def committed(c: httpx.Client) -> list[dict]:  # type: ignore[type-arg]
     return list(reversed(c.get("/api/alerts").json()))
 
 
+def alert_keys(keys: list[str]) -> list[str]:
+    """The alerts' idempotency keys among delivered keys (a transcript's is ``<alert_id>:transcript``)."""
+    return [k for k in keys if not k.endswith(":transcript")]
+
+
+def follows_its_alert(keys: list[str], alert_id: str) -> bool:
+    """The alert's transcript was delivered once, after the alert."""
+    return keys.count(f"{alert_id}:transcript") == 1 and keys.index(alert_id) < keys.index(f"{alert_id}:transcript")
+
+
 @pytest.fixture
 def service(tmp_path: Path, data: Path, readers: dict[str, list[Path]]) -> Iterator[Server]:
     """A running service with TARGET and OTHER enrolled through the API."""
@@ -141,21 +151,26 @@ def test_receiver_down_then_up_gets_every_alert_once_in_order(service: Server, r
             ids = [a["alert_id"] for a in alerts]
             target_ids = [a["alert_id"] for a in alerts if a["speaker"] == TARGET]
             wait_until(
-                lambda: receiver.accepted("/all") == ids and receiver.accepted("/target") == target_ids,
-                30,
-                "delivery after the receiver came up",
+                lambda: (
+                    len(receiver.accepted("/all")) == 2 * len(ids) and len(receiver.accepted("/target")) == 2 * len(target_ids)
+                ),
+                120,
+                "every alert and its transcript delivered after the receiver came up",
             )
             time.sleep(1.0)  # nothing more may follow
-            assert receiver.accepted("/all") == ids and receiver.accepted("/target") == target_ids
+            everything, target = receiver.accepted("/all"), receiver.accepted("/target")
+            assert alert_keys(everything) == ids and alert_keys(target) == target_ids
+            assert all(follows_its_alert(everything, i) for i in ids) and all(follows_its_alert(target, i) for i in target_ids)
             for r in receiver.requests:
-                assert r["body"]["event"] == "alert" and r["body"]["alert"]["alert_id"] == r["key"]
+                event = r["body"]["event"]
+                assert r["key"] == r["body"][event]["alert_id"] + ("" if event == "alert" else ":transcript")
                 if r["path"] == "/all":
                     assert r["signature"] == "sha256=" + hmac.new(SECRET.encode(), r["raw"], hashlib.sha256).hexdigest()
                 else:
-                    assert r["signature"] is None and r["body"]["alert"]["speaker"] == TARGET
+                    assert r["signature"] is None and r["body"][event]["speaker"] == TARGET
             counts = {w["url"]: w["deliveries"] for w in c.get("/api/webhooks").json()}
-            assert counts[receiver.url("/all")]["delivered"] == len(ids) and "pending" not in counts[receiver.url("/all")]
-            assert counts[receiver.url("/target")].get("filtered") == len(ids) - len(target_ids)
+            assert counts[receiver.url("/all")]["delivered"] == 2 * len(ids) and "pending" not in counts[receiver.url("/all")]
+            assert counts[receiver.url("/target")].get("filtered") == 2 * (len(ids) - len(target_ids))
         finally:
             receiver.down()
 
@@ -192,10 +207,19 @@ def test_sigkill_mid_stream_then_restart_loses_nothing_and_resends_nothing(
             after = committed(c)
             ids = [a["alert_id"] for a in after]
             assert before <= set(ids)  # no committed alert lost
-            wait_until(lambda: receiver.accepted("/hook") == ids, 40, "every committed alert delivered after the restart")
+            transcribed = [a["alert_id"] for a in after if a["transcript"]]  # committed before the kill
+            wait_until(
+                lambda: (
+                    alert_keys(receiver.accepted("/hook")) == ids
+                    and all(follows_its_alert(receiver.accepted("/hook"), i) for i in transcribed)
+                ),
+                60,
+                "every committed alert and transcript delivered after the restart",
+            )
             time.sleep(1.0)
         accepted = receiver.accepted("/hook")
-        assert accepted == ids  # in commit order, each once
+        assert alert_keys(accepted) == ids  # in commit order, each once
+        assert all(follows_its_alert(accepted, i) for i in transcribed)
         assert receiver.posts("/hook", first) == 1  # acknowledged before the kill: never sent again
         for r in receiver.requests:
             assert r["signature"] == sign(SECRET, r["raw"])

@@ -365,6 +365,19 @@ def test_stream_alert_arrives_live_with_audio_then_ack_and_forget(
         assert c.get("/api/alerts", params={"since": "2999-01-01T00:00:00Z"}).json() == []
         assert c.get("/api/alerts", params={"until": "2000-01-01T00:00:00Z"}).json() == []
 
+        # when the turn has ended, its transcript follows the alert on the feed and in the alert itself
+        said = feed.wait_for("transcript", 90, lambda e: e["alert_id"] == alert["alert_id"])
+        order = [(k, e.get("alert_id")) for k, e in feed.events if isinstance(e, dict)]
+        assert order.index(("alert", alert["alert_id"])) < order.index(("transcript", alert["alert_id"]))
+        assert said["status"] == "done" and said["language"] == "en" and said["stream"] == stream_id, said
+        assert said["start_s"] == alert["segment_start_s"] and said["segments"], said
+        assert c.get(f"/api/alerts/{alert['alert_id']}").json()["transcript"]["text"] == said["text"]
+        word = max(said["text"].split(), key=len).strip(".,;:!?\"'")
+        assert alert["alert_id"] in [a["alert_id"] for a in c.get("/api/alerts", params={"text": word}).json()]
+        assert c.get("/api/alerts", params={"text": "zyzzyva"}).json() == []
+        assert c.get("/api/alerts", params={"language": "ar"}).json() == []
+        assert c.get("/api/status").json()["transcripts"]["done"] >= 1
+
         assert c.delete(f"/api/streams/{stream_id}").status_code == 204
         assert c.get("/api/streams").json() == []
         forgotten = c.delete(f"/api/speakers/{TARGET}").json()
@@ -376,5 +389,8 @@ def test_stream_alert_arrives_live_with_audio_then_ack_and_forget(
         assert not [a for a in audit if TARGET in a["target"].split(",") or f"{TARGET}-" in a["detail"]]
     feed.close()
     with sqlite3.connect(server.db) as db:  # straight from the file: nothing of the voice is left behind
-        for table in ("alerts", "snippets", "acknowledgements", "deliveries"):
+        for table in ("alerts", "snippets", "acknowledgements", "deliveries", "transcripts"):
             assert db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] == 0, table
+        assert (
+            db.execute("SELECT COUNT(*) FROM transcript_words WHERE transcript_words MATCH ?", (f'"{word}"',)).fetchone()[0] == 0
+        )

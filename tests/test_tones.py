@@ -23,6 +23,7 @@ from voxwatch.records import Alert, AudioChunk, Detection, Segment
 from voxwatch.service import Service, ServiceOptions
 from voxwatch.streams import Multiplexer
 from voxwatch.testing import ArraySource, EnergyVad, ToneBackend, compose_tones, tone_engine, tone_voice
+from voxwatch.transcripts import TranscriptOptions
 from voxwatch.watch import Watch
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -156,11 +157,34 @@ def test_service_enrolls_watches_alerts_and_forgets(tmp_path: Path) -> None:
         audio = client.get(f"/api/alerts/{alerts[0]['alert_id']}/audio")
         assert audio.status_code == 200 and audio.content[:4] in (b"OggS", b"RIFF")
         assert client.post(f"/api/alerts/{alerts[0]['alert_id']}/ack").json()["acknowledged_by"] == "token:tester"
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and not client.get(f"/api/alerts/{alerts[0]['alert_id']}").json()["transcript"]:
+            time.sleep(0.1)
+        said = client.get(f"/api/alerts/{alerts[0]['alert_id']}").json()["transcript"]
+        assert said["status"] == "done" and said["text"].startswith(f"tone {int(TRUTH['voices']['low'])} hertz"), said
+        assert [a["speaker"] for a in client.get("/api/alerts", params={"text": "hertz", "language": "xx"}).json()]
         assert client.get("/api/alerts/nope").status_code == 404 and client.get("/api/search/nope").status_code == 404
         forgotten = client.delete("/api/speakers/low").json()
         assert forgotten["forgotten"] == "low" and forgotten["alerts"] == 1 and forgotten["enrollments"] == 1
         assert [a["speaker"] for a in client.get("/api/alerts").json()] == ["high"]
         assert client.get("/api/status").json()["watch"] == "running"
+
+
+def test_service_without_transcripts_alerts_only(tones: Engine, tmp_path: Path) -> None:
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    shutil.copy(RECORDING, allowed / "tones.flac")
+    token = create_token(tones.store, "tester", "admin")
+    service = Service(tones, ServiceOptions(allow_dirs=(allowed,), transcripts=None))
+    with TestClient(create_app(service), headers={"Authorization": f"Bearer {token}"}) as client:
+        assert client.get("/api/status").json()["transcripts"] is None
+        assert client.post("/api/streams", json={"source": "tones.flac", "realtime": False}).status_code == 201
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and client.get("/api/streams").json()[0]["state"] == "running":
+            time.sleep(0.1)
+        alerts = client.get("/api/alerts").json()
+        assert [a["speaker"] for a in alerts[::-1]] == ["low", "high"] and all(a["transcript"] is None for a in alerts)
+    assert tones.transcriber.calls == 0  # type: ignore[attr-defined]
 
 
 def test_each_error_class_carries_its_http_status_and_exit_code() -> None:
@@ -188,7 +212,7 @@ def test_each_error_class_carries_its_http_status_and_exit_code() -> None:
 
 def test_cli_lists_and_forgets_voices_without_models(tones: Engine) -> None:
     db = str(tones.settings.db)
-    tones.watch([FileSource(str(RECORDING))])
+    tones.watch([FileSource(str(RECORDING))], transcripts=TranscriptOptions())
     runner = CliRunner()
     listed = runner.invoke(main, ["--db", db, "--json", "speakers"])
     assert listed.exit_code == 0, listed.output
@@ -200,6 +224,7 @@ def test_cli_lists_and_forgets_voices_without_models(tones: Engine) -> None:
         "enrollments": 1,
         "detections": 1,
         "snippets": 0,
+        "transcripts": 1,
         "search_hits": 0,
         "alerts": 1,
     }

@@ -2,26 +2,41 @@
 
 A watch in four lines:
 
-    from voxwatch import Engine, Settings, FileSource
+    from voxwatch import Engine, Settings, FileSource, TranscriptOptions
     with Engine(Settings(db="voxwatch.db")) as engine:
         engine.enroll("alice", ["alice.wav"], note="consented interview, 2026-11-01")
-        summary = engine.watch([FileSource("radio.mp3", realtime=True)])
+        summary = engine.watch([FileSource("radio.mp3", realtime=True)], transcripts=TranscriptOptions())
 
 Recordings are paths or arrays: ``engine.verify(samples, "alice", rate_hz=8000)``, ``engine.embed(samples, 44100)``.
 BLAS threads are limited (threadpoolctl) only while voxwatch computes; importing voxwatch changes nothing else.
 """
 
+from .asr import Transcriber, load_transcriber
 from .audio import FileSource, PcmFormat, PcmSource, Source, UrlSource, load_audio, open_source
 from .comparison import Comparison, compare
 from .embedding import EmbeddingBackend, load_backend
 from .engine import Analysis, Engine
 from .errors import AudioError, EnrollmentError, ModelError, StoreError, UnknownSpeakerError, UsageError, VoxwatchError
 from .pipeline import Spotter, SpotterOptions
-from .records import Alert, AudioChunk, Candidate, Detection, EnrollmentInfo, Segment, SpeakerInfo, Verification
+from .records import (
+    Alert,
+    AlertTranscript,
+    AudioChunk,
+    Candidate,
+    Detection,
+    EnrollmentInfo,
+    NamedTurn,
+    Segment,
+    SpeakerInfo,
+    TimedText,
+    Transcript,
+    Verification,
+)
 from .scoring import Calibration, Watchlist
 from .settings import Settings, resolve_settings
 from .sinks import CollectingSink, ConsoleSink, JsonLinesSink
 from .streams import StreamStatus
+from .transcripts import TranscriptOptions
 from .vad import SileroVad
 from .watch import Sink, WatchSummary
 
@@ -29,6 +44,7 @@ from .watch import Sink, WatchSummary
 # Everything else (the store, the multiplexer, evaluation and benchmark helpers) is imported from its module.
 __all__ = [
     "Alert",
+    "AlertTranscript",
     "Analysis",
     "AudioChunk",
     "AudioError",
@@ -45,6 +61,7 @@ __all__ = [
     "FileSource",
     "JsonLinesSink",
     "ModelError",
+    "NamedTurn",
     "PcmFormat",
     "PcmSource",
     "Segment",
@@ -57,6 +74,10 @@ __all__ = [
     "SpotterOptions",
     "StoreError",
     "StreamStatus",
+    "TimedText",
+    "Transcriber",
+    "Transcript",
+    "TranscriptOptions",
     "UnknownSpeakerError",
     "UrlSource",
     "UsageError",
@@ -67,6 +88,7 @@ __all__ = [
     "compare",
     "load_audio",
     "load_backend",
+    "load_transcriber",
     "open_source",
     "resolve_settings",
 ]

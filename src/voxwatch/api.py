@@ -50,6 +50,7 @@ from .api_models import (
     Status,
     StreamView,
     TokenInfo,
+    TranscriptPayload,
     WebhookPayload,
     WebhookView,
 )
@@ -252,7 +253,7 @@ def create_app(service: Service) -> FastAPI:
 
     @api.get(
         "/alerts",
-        summary="Alerts, newest first, filtered by speaker, stream (id or source) and wall-time range",
+        summary="Alerts, newest first, filtered by speaker, stream (id or source), wall-time range, words and language",
         dependencies=VIEWER,
         response_model=list[AlertView],
     )
@@ -262,10 +263,17 @@ def create_app(service: Service) -> FastAPI:
         since: Annotated[str | None, Query(description="ISO 8601 time, inclusive")] = None,
         until: Annotated[str | None, Query(description="ISO 8601 time, inclusive")] = None,
         limit: Annotated[int, Query(ge=1, le=5000)] = 500,
+        text: Annotated[str | None, Query(description='Words said in the turn (all must occur; "a phrase"; prefix*)')] = None,
+        language: Annotated[str | None, Query(description="Language of the turn, ISO 639-1 (en, nl, ar, ...)")] = None,
     ) -> list[dict[str, Any]]:
-        return service.alerts(speaker, stream, since, until, limit)
+        return service.alerts(speaker, stream, since, until, limit, text, language)
 
-    @api.get("/alerts/{alert_id}", summary="One alert", dependencies=VIEWER, response_model=AlertView)
+    @api.get(
+        "/alerts/{alert_id}",
+        summary="One alert, with its transcript once its turn has been transcribed",
+        dependencies=VIEWER,
+        response_model=AlertView,
+    )
     def get_alert(alert_id: str) -> dict[str, Any]:
         return service.alert(alert_id)
 
@@ -354,7 +362,7 @@ def create_app(service: Service) -> FastAPI:
 
     @api.get(
         "/events",
-        summary="Live feed (Server-Sent Events): alert, ack, streams, stream_end, detection, speakers, search",
+        summary="Live feed (Server-Sent Events): alert, transcript, ack, streams, stream_end, detection, speakers, search",
         description=EVENTS_DESCRIPTION,
         response_class=StreamingResponse,
         responses={200: {"content": {"text/event-stream": {"schema": {"type": "string"}, "example": EVENTS_EXAMPLE}}}},
@@ -410,6 +418,15 @@ def create_app(service: Service) -> FastAPI:
         it; any other answer or no answer is retried with exponential backoff (1 s doubling up to 60 s), and the
         alerts behind it wait. Check the signature over the raw body before parsing it, e.g. in Python
         `hmac.compare_digest(header, "sha256=" + hmac.new(secret, body, "sha256").hexdigest())`."""
+
+    @app.webhooks.post("transcript", summary="An alert's transcript, POSTed after the alert to each webhook that had it")
+    def transcript_webhook(
+        body: TranscriptPayload,
+        idempotency_key: Annotated[str, Header(description="`ALERT_ID:transcript`: deduplicate on it.")],
+        x_voxwatch_signature: Annotated[str | None, Header(description="As for alerts.")] = None,
+    ) -> None:
+        """Sent once the alert's turn has been transcribed (``status`` ``done``) or could not be (``dropped``,
+        ``failed``, with the ``reason``), with the same ordering, retries and signature as alerts."""
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, bool]:

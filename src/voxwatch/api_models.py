@@ -9,7 +9,7 @@ from typing import Any, Literal, get_type_hints
 from pydantic import BaseModel, Field, create_model
 
 from .delivery import Webhook
-from .records import Alert, Detection, EnrollmentInfo, SpeakerInfo
+from .records import Alert, AlertTranscript, Detection, EnrollmentInfo, SpeakerInfo
 
 
 def model_of(record: type, **extra: Any) -> type[BaseModel]:
@@ -29,6 +29,7 @@ def model_of(record: type, **extra: Any) -> type[BaseModel]:
 
 
 AlertModel = model_of(Alert)
+TranscriptModel = model_of(AlertTranscript)
 DetectionModel = model_of(Detection)
 EnrollmentModel = model_of(EnrollmentInfo)
 
@@ -60,6 +61,7 @@ AlertView = model_of(
     time_to_alert_s=(float, Field(..., description="stream_time_s - segment_start_s")),
     stream=(str | None, Field(None, description="The id of the stream that raised it, while it is watched.")),
     audio_url=(str | None, None),
+    transcript=(TranscriptModel | None, Field(None, description="What was said in the turn, once it has been transcribed.")),
 )
 WebhookView = model_of(
     Webhook,
@@ -148,6 +150,16 @@ class TokenInfo(BaseModel):
     expires_at: str | None
 
 
+class TranscriptWorker(BaseModel):
+    """The transcription worker: its model, turns waiting, transcribed, and dropped because it fell behind."""
+
+    model: str
+    pending: int
+    done: int
+    dropped: int
+    languages_dropped: int
+
+
 class Status(BaseModel):
     """Who the caller is and how the service is doing."""
 
@@ -161,6 +173,7 @@ class Status(BaseModel):
     max_upload_mb: float
     retain_days: float | None
     uptime_s: float
+    transcripts: TranscriptWorker | None = Field(None, description="The transcription worker, when the service transcribes.")
 
 
 class WebhookPayload(BaseModel):
@@ -168,3 +181,10 @@ class WebhookPayload(BaseModel):
 
     event: Literal["alert"]
     alert: AlertModel  # type: ignore[valid-type]
+
+
+class TranscriptPayload(BaseModel):
+    """The body POSTed to a webhook for each alert's transcript, after the alert."""
+
+    event: Literal["transcript"]
+    transcript: TranscriptModel  # type: ignore[valid-type]

@@ -15,6 +15,7 @@ from .cli_audit import audit
 from .cli_context import GIVEN, Context, global_options
 from .cli_forensic import calibrate, compare, evaluate_cmd
 from .cli_live import demo, serve, token, watch
+from .cli_transcripts import alerts, transcribe
 from .cli_voices import enroll, forget, identify, speakers, verify
 
 __all__ = ["main"]
@@ -61,6 +62,8 @@ for _command in (
     index,
     search,
     watch,
+    alerts,
+    transcribe,
     evaluate_cmd,
     calibrate,
     demo,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from .cli_context import Context, fail_on, guard, operating_point, worker_count
+from .cli_context import Context, fail_on, guard, language_code, language_filter, operating_point, worker_count
 from .cli_progress import Progress
 from .rttm import file_ids, rttm_line
 from .sinks import clock
@@ -45,6 +45,7 @@ def index(obj: Context, paths: tuple[str, ...], workers: int | None) -> None:
 @operating_point
 @click.option("--rttm", is_flag=True, help="Print RTTM lines instead (file ids: paths relative to the searched folder).")
 @worker_count
+@language_filter("hits")
 @click.pass_obj
 @guard
 def search(
@@ -55,6 +56,7 @@ def search(
     fa_rate: float | None,
     rttm: bool,
     workers: int | None,
+    language: str | None,
 ) -> None:
     """When does each enrolled voice speak? Searches FILES/DIRS (indexing them first), or the whole index.
 
@@ -62,9 +64,12 @@ def search(
     Examples:
       voxwatch search /archive/2026 --speaker "Jane Doe"
       voxwatch search --speaker "Jane Doe" --rttm > jane.rttm     # everything indexed so far
+      voxwatch search /archive/calls --language ar                # only where a voice speaks Arabic
     """
     with Progress("indexing", obj.as_json) as progress:
-        result = obj.engine(threshold, fa_rate, workers).search(list(paths) or None, list(speakers) or None, progress=progress)
+        result = obj.engine(threshold, fa_rate, workers).search(
+            list(paths) or None, list(speakers) or None, progress=progress, language=language_code(language)
+        )
     found = result.detections
     ids = file_ids((d.source for d in found), list(paths) or [r.path for r in result.recordings])
     for d in found:

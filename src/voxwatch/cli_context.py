@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import re
 import shutil
 import sys
 import tempfile
@@ -43,7 +44,7 @@ class Context:
     @property
     def given(self) -> dict[str, object]:
         """The settings given on the command line, keyed as :data:`.settings.KEYS`."""
-        return {key: self._given.get(key) for key in ("db", "model", "calibration")}
+        return {key: self._given.get(key) for key in ("db", "model", "asr_model", "calibration")}
 
     def settings(
         self, threshold_llr: float | None = None, false_alarms_per_hour: float | None = None, retain_days: float | None = None
@@ -100,6 +101,11 @@ def global_options() -> list[click.Option]:
             **common,
         ),
         click.Option(
+            ["--asr-model"],
+            help="Speech recognition model: a CTranslate2 Whisper folder [default: the shipped Whisper base].",
+            **common,
+        ),
+        click.Option(
             ["--calibration"],
             type=click.Path(exists=True, dir_okay=False, path_type=Path),
             help="Calibration file from 'voxwatch calibrate' [default: the shipped one for the model].",
@@ -142,6 +148,18 @@ def worker_count(fn: Callable[..., None]) -> Callable[..., None]:
         default=None,
         help=f"How many recordings are analysed at once, each on a core [default: {Settings().workers}].",
     )(fn)
+
+
+def language_filter(what: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """``--language CODE``: keep only ``what`` spoken in that language (checked by :func:`language_code`)."""
+    return click.option("--language", default=None, help=f"Only {what} spoken in this language (en, nl, ar, ...).")
+
+
+def language_code(value: str | None) -> str | None:
+    """A ``--language`` value as the model names languages (ISO 639-1, lower case), or a usage error."""
+    if value is not None and not re.fullmatch(r"[a-z]{2,3}", value):
+        raise UsageError(f"--language {value!r} is not a language code; use ISO 639-1 codes such as en, nl, de, ar")
+    return value
 
 
 def guard(fn: Callable[..., None]) -> Callable[..., None]:

@@ -13,6 +13,7 @@ from .auth import MAX_EXPIRES_DAYS, Role, create_token
 from .cli_context import Context, fail_on, guard, operating_point
 from .retention import Retention
 from .sinks import ConsoleSink, JsonLinesSink
+from .transcripts import TranscriptOptions
 
 
 def retain_days_option(fn: Callable[..., None]) -> Callable[..., None]:
@@ -54,6 +55,12 @@ def retain_days_option(fn: Callable[..., None]) -> Callable[..., None]:
 )
 @click.option("--detections", is_flag=True, help="Also print every detected turn when it ends.")
 @retain_days_option
+@click.option(
+    "--transcripts/--no-transcripts",
+    default=True,
+    show_default=True,
+    help="Follow each alert with what was said in its turn, and in which language, once the turn ends.",
+)
 @click.pass_obj
 @guard
 def watch(
@@ -70,8 +77,10 @@ def watch(
     reconnect: int,
     detections: bool,
     retain_days: float | None,
+    transcripts: bool,
 ) -> None:
-    """Watch live sources and alert the moment an enrolled voice speaks. Runs until the sources end or Ctrl-C.
+    """Watch live sources and alert the moment an enrolled voice speaks; when the turn ends, print what was said and
+    in which language under the alert. Runs until the sources end or Ctrl-C.
 
     SOURCES are files, network streams (http, icecast, hls, rtsp, rtp, udp), '-' for raw PCM on stdin, or a sound
     card as alsa:NAME / pulse:NAME.
@@ -84,13 +93,15 @@ def watch(
     """
     pcm = PcmFormat(encoding, rate, channels)
     engine = obj.engine(threshold, fa_rate, retain_days)
+    if transcripts:
+        _ = engine.transcriber  # a missing model stops here, before any stream is opened
     srcs = [open_source(s, realtime=pace == "realtime", pcm=pcm, reconnects=reconnect) for s in sources]
     sinks: list = [ConsoleSink(obj.as_json, detections=detections)]  # type: ignore[type-arg]
     if alerts_file:
         sinks.append(JsonLinesSink(alerts_file))
     days = engine.settings.retain_days
     with Retention(engine.store, days) if days is not None else nullcontext():  # purges at once, then hourly
-        summary = engine.watch(srcs, sinks, list(speakers) or None)
+        summary = engine.watch(srcs, sinks, list(speakers) or None, TranscriptOptions() if transcripts else None)
     if not obj.as_json:
         click.echo(f"{len(summary.alerts)} alert(s), {len(summary.detections)} detected turn(s)")
     fail_on([s.error or s.source for s in summary.streams if s.state == "failed"])
@@ -166,6 +177,9 @@ def demo(obj: Context, data: str | None, out: str, pace: str, seconds: float, se
     help="Let webhooks and network streams reach loopback, link-local and private addresses [default: refused].",
 )
 @retain_days_option
+@click.option(
+    "--transcripts/--no-transcripts", default=True, show_default=True, help="Transcribe each alerted turn once it ends."
+)
 @operating_point
 @click.pass_obj
 @guard
@@ -177,6 +191,7 @@ def serve(
     max_upload_mb: float,
     allow_private_urls: bool,
     retain_days: float | None,
+    transcripts: bool,
     threshold: float | None,
     fa_rate: float | None,
 ) -> None:
@@ -193,7 +208,12 @@ def serve(
     from .api import serve as run_service
     from .service import Service, ServiceOptions
 
-    options = ServiceOptions(allow_dirs=allow_dirs, max_upload_mb=max_upload_mb, allow_private_urls=allow_private_urls)
+    options = ServiceOptions(
+        allow_dirs=allow_dirs,
+        max_upload_mb=max_upload_mb,
+        allow_private_urls=allow_private_urls,
+        transcripts=TranscriptOptions() if transcripts else None,
+    )
     service = Service(obj.engine(threshold, fa_rate, retain_days), options)
     run_service(service, host, port)
 

@@ -78,9 +78,14 @@ def check_url(url: str) -> str:
     return url
 
 
-def body_of(payload: str) -> bytes:
-    """The exact bytes POSTed for an alert's stored JSON payload (the same on every retry)."""
-    return json.dumps({"event": "alert", "alert": json.loads(payload)}, separators=(",", ":"), sort_keys=True).encode("utf-8")
+def body_of(payload: str, event: str = "alert") -> bytes:
+    """The exact bytes POSTed for an alert's (or its transcript's) stored JSON payload (the same on every retry)."""
+    return json.dumps({"event": event, event: json.loads(payload)}, separators=(",", ":"), sort_keys=True).encode("utf-8")
+
+
+def idempotency_key(alert_id: str, event: str) -> str:
+    """An alert's key is its id; its transcript's is the id and ``:transcript``."""
+    return alert_id if event == "alert" else f"{alert_id}:{event}"
 
 
 Vet = Callable[[str], None]  # raises VoxwatchError for a URL that must not be reached now
@@ -116,14 +121,18 @@ class _Worker:
         head = self.store.next_delivery(self.webhook_id)
         if head is None:
             return self.options.idle_poll_s
-        alert_id, payload, attempts, next_attempt_at = head
+        alert_id, event, payload, attempts, next_attempt_at = head
         due_in = next_attempt_at - time.time()
         if due_in > 0:
             # A new alert must not jump the queue: only the stop event may cut a backoff short.
             self.stopped.wait(due_in)
             return 0
-        body = body_of(payload)
-        headers = {"Content-Type": "application/json", "Idempotency-Key": alert_id, "User-Agent": "voxwatch-webhook/1"}
+        body = body_of(payload, event)
+        headers = {
+            "Content-Type": "application/json",
+            "Idempotency-Key": idempotency_key(alert_id, event),
+            "User-Agent": "voxwatch-webhook/1",
+        }
         if self.secret:
             headers[SIGNATURE_HEADER] = sign(self.secret, body)
         try:
@@ -137,11 +146,11 @@ class _Worker:
         if self.stopped.is_set() and error is not None:
             return 0
         if error is None:
-            self.store.delivery_done(self.webhook_id, alert_id)
+            self.store.delivery_done(self.webhook_id, alert_id, event)
             return 0
         backoff = self.options.backoff_s(attempts + 1)
-        log.warning("webhook %d: alert %s not delivered (%s); retrying in %.1f s", self.webhook_id, alert_id, error, backoff)
-        self.store.delivery_failed(self.webhook_id, alert_id, error, time.time() + backoff)
+        log.warning("webhook %d: %s %s not delivered (%s); retrying in %.1f s", self.webhook_id, event, alert_id, error, backoff)
+        self.store.delivery_failed(self.webhook_id, alert_id, error, time.time() + backoff, event)
         return 0
 
 

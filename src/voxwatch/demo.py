@@ -1,5 +1,5 @@
 """``voxwatch demo``: make (or take) audio, enroll some voices, watch a stream where they speak among others,
-and score the alerts against the known truth."""
+and score the alerts against the known truth; each alert is followed by what was said."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from .embedding import DEFAULT_MODEL
 from .engine import Engine, Settings
 from .sinks import ConsoleSink, JsonLinesSink
 from .spotting_metrics import score_alerts
+from .transcripts import TranscriptOptions
 
 
 def synthetic_task(out: Path, seconds: float, rng: np.random.Generator) -> SpottingTask:
@@ -59,7 +60,7 @@ def run_demo(
         f" enrolled: {', '.join(sorted(enrolled))}; also speaking: {', '.join(sorted({t.speaker for t in task.turns} - enrolled))}"
     )
     sinks = [ConsoleSink(as_json), JsonLinesSink(out / "alerts.jsonl")]
-    summary = engine.watch([FileSource(str(stream), realtime=realtime)], sinks)
+    summary = engine.watch([FileSource(str(stream), realtime=realtime)], sinks, transcripts=TranscriptOptions())
     result = score_alerts(summary.alerts, task.turns, enrolled, task.duration_s)
     if as_json:
         click.echo(json.dumps({"type": "summary", **result.to_json()}))

@@ -17,20 +17,24 @@ from typing import Self
 
 import numpy as np
 
+from .asr import Transcriber, load_transcriber
 from .audio import RATE_HZ, AudioInput, Source, check_file, find_audio_files, load_audio, read_input, sha256_file
 from .blas import blas_limited
 from .channels import simulate
 from .embedding import EmbeddingBackend, load_backend
 from .errors import AudioError, EnrollmentError, ModelError, UsageError
 from .indexing import merge_detections, segment_groups
+from .named_transcripts import named_turns
 from .parallel import each
 from .pipeline import Event, Spotter, SpotterOptions
 from .quality import Quality, measure
-from .records import AudioChunk, Candidate, Detection, EnrollmentInfo, FileDone, Segment, Verification
+from .records import AudioChunk, Candidate, Detection, EnrollmentInfo, FileDone, NamedTurn, Segment, Verification
 from .scoring import FIT_ONE, SHIPPED_CALIBRATIONS, Calibration, Watchlist, l2_normalise
 from .settings import Settings, default_db  # re-exported: Settings lived here
+from .snippets import Tap
 from .store import IndexedRecording, Store, now
 from .streams import Multiplexer
+from .transcripts import Transcription, TranscriptOptions
 from .vad import SileroVad, VoiceActivity
 from .watch import Sink, Watch, WatchSummary
 
@@ -77,8 +81,8 @@ class SearchResult:
 
 
 class Engine:
-    """One store, one embedding model, one VAD. A context manager: ``with Engine(settings) as engine:`` closes
-    the store on the way out."""
+    """One store, one embedding model, one VAD, one speech recogniser. A context manager: ``with Engine(settings) as
+    engine:`` closes the store on the way out."""
 
     def __init__(
         self,
@@ -86,13 +90,16 @@ class Engine:
         actor: str | None = None,
         backend: EmbeddingBackend | None = None,
         vad: VoiceActivity | None = None,
+        transcriber: Transcriber | None = None,
     ):
-        """``backend`` and ``vad`` may be passed in to share loaded models; otherwise they load on first use."""
+        """``backend``, ``vad`` and ``transcriber`` may be passed in to share loaded models; otherwise they load on
+        first use."""
         self.settings = settings or Settings()
         self.actor = actor or getpass.getuser()
         self.store = Store(self.settings.db)
         self._backend = backend
         self._vad = vad
+        self._transcriber = transcriber
 
     @property
     def backend(self) -> EmbeddingBackend:
@@ -105,6 +112,12 @@ class Engine:
         if self._vad is None:
             self._vad = SileroVad(threads=self.settings.threads)
         return self._vad
+
+    @property
+    def transcriber(self) -> Transcriber:
+        if self._transcriber is None:
+            self._transcriber = load_transcriber(self.settings.asr_model, self.settings.threads)
+        return self._transcriber
 
     def close(self) -> None:
         self.store.close()
@@ -359,8 +372,10 @@ class Engine:
         speakers: list[str] | None = None,
         threshold_llr: float | None = None,
         progress: Callable[[FileDone], None] | None = None,
+        language: str | None = None,
     ) -> SearchResult:
-        """Where enrolled voices speak: in ``paths`` (indexed first where needed) or in everything indexed so far.
+        """Where enrolled voices speak: in ``paths`` (indexed first where needed) or in everything indexed so far;
+        with ``language`` (ISO 639-1), only where they speak that language (identified on each hit's audio).
 
         Over the whole index, each recording's voice summaries are scored first; only recordings where a watched
         voice may speak have their segments scored."""
@@ -399,13 +414,53 @@ class Engine:
                 )
         self.store.audit(self.actor, "search", ",".join(watchlist.names), f"{len(recordings)} recordings")
         found.sort(key=lambda d: (d.source, d.start_s, d.speaker))
+        if language:
+            found = self._spoken_in(found, language, errors)
         return SearchResult(found, recordings, errors)
+
+    def _spoken_in(self, detections: list[Detection], language: str, errors: list[str]) -> list[Detection]:
+        """The detections (sorted by source) whose audio is in ``language``; a recording that can no longer be read
+        adds an error and keeps none of its detections."""
+        kept: list[Detection] = []
+        source, samples = None, np.zeros(0, np.float32)
+        for d in detections:
+            if d.source != source:
+                source = d.source
+                try:
+                    samples = load_audio(d.source)
+                except AudioError as exc:
+                    errors.append(f"{exc} (needed to tell the language spoken)")
+                    samples = np.zeros(0, np.float32)
+            turn = samples[int(d.start_s * RATE_HZ) : int(d.end_s * RATE_HZ)]
+            if len(turn) >= RATE_HZ // 4 and self.transcriber.identify_language(turn)[0] == language:
+                kept.append(d)
+        return kept
+
+    def transcribe(self, path: str | Path, progress: Callable[[float], None] | None = None) -> Iterator[NamedTurn]:
+        """A named transcript of a recording, turn by turn as it is read: who spoke (an enrolled voice when its LLR
+        passes the search threshold, else ``unknown speaker N``) and what was said in which language. ``progress``
+        hears the fraction of the recording read so far."""
+        samples = load_audio(path)
+        self.store.audit(self.actor, "transcribe", ",".join(self.watchlist().names) or "*", str(path))
+        return named_turns(self, samples, str(path), progress)
 
     # -- live -----------------------------------------------------------------------------------------------------
 
     @blas_limited
-    def watch(self, sources: list[Source], sinks: Iterable[Sink] = (), speakers: list[str] | None = None) -> WatchSummary:
-        """Watch sources until they all end; every alert is committed to the store before sinks see it."""
+    def watch(
+        self,
+        sources: list[Source],
+        sinks: Iterable[Sink] = (),
+        speakers: list[str] | None = None,
+        transcripts: TranscriptOptions | None = None,
+    ) -> WatchSummary:
+        """Watch sources until they all end; every alert is committed to the store before sinks see it. With
+        ``transcripts``, each alert is followed by the transcript of its turn (see :mod:`voxwatch.transcripts`)."""
         if not self.watchlist(speakers).names:
             raise UsageError("no voices are enrolled; use 'voxwatch enroll' first")
-        return Watch(self, Multiplexer(sources), sinks, speakers).run()
+        transcription = None
+        if transcripts is not None:
+            taps = {s.name: Tap(s, keep_s=transcripts.keep_s) for s in sources}
+            sources = list(taps.values())
+            transcription = Transcription(self.transcriber, lambda name, t0, t1: taps[name].cut(t0, t1), transcripts)
+        return Watch(self, Multiplexer(sources), sinks, speakers, transcription=transcription).run()

@@ -148,3 +148,75 @@ class FileDone(_JsonRecord):
     total: int
     duration_s: float
     error: str | None = None
+
+
+@dataclass(frozen=True)
+class TimedText(_JsonRecord):
+    """A stretch of recognised text and when it was said (seconds, in the clock of the audio it came from)."""
+
+    start_s: float
+    end_s: float
+    text: str
+
+
+class _WithSegments(_JsonRecord):
+    """``from_json`` for records whose ``segments`` are :class:`TimedText` values."""
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Self:
+        record = super().from_json(data)
+        return dataclasses.replace(record, segments=tuple(TimedText.from_json(s) for s in data.get("segments", ())))  # type: ignore[type-var]
+
+
+@dataclass(frozen=True)
+class Transcript(_WithSegments):
+    """What was said in a stretch of audio and in which language (ISO 639-1 code, with the model's probability)."""
+
+    language: str
+    language_probability: float
+    text: str
+    segments: tuple[TimedText, ...] = ()
+
+
+@dataclass(frozen=True)
+class AlertTranscript(_WithSegments):
+    """The follow-up of an alert once its turn has ended: what the voice said (``status`` ``done``), or why there is
+    no transcript (``dropped``: the transcription queue was full; ``failed``: the model failed), in ``reason``.
+    ``start_s``/``end_s`` and the segment times are in the stream's clock."""
+
+    alert_id: str
+    source: str
+    speaker: str
+    start_s: float
+    end_s: float
+    status: str
+    language: str = ""
+    language_probability: float = 0.0
+    text: str = ""
+    segments: tuple[TimedText, ...] = ()
+    reason: str = ""
+    transcribe_s: float = 0.0  # time the model took
+    wall_time: str = ""
+
+
+@dataclass(frozen=True)
+class NamedTurn(_WithSegments):
+    """One speech turn of a recording: who spoke (an enrolled voice, or ``unknown speaker N`` numbered within the
+    recording), the calibrated LLR of the best enrolled voice, and what was said in which language."""
+
+    source: str
+    start_s: float
+    end_s: float
+    speaker: str
+    enrolled: bool
+    llr: float
+    language: str
+    language_probability: float
+    text: str
+    segments: tuple[TimedText, ...] = ()
+
+    def rttm(self) -> str:
+        """One RTTM ``SPEAKER`` line (spaces in the speaker's name become underscores)."""
+        uri = self.source.rsplit("/", 1)[-1].rsplit(".", 1)[0].replace(" ", "_")
+        who = self.speaker.replace(" ", "_")
+        return f"SPEAKER {uri} 1 {self.start_s:.3f} {self.end_s - self.start_s:.3f} <NA> <NA> {who} <NA> <NA>"

@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import numpy as np
+
 from . import __version__
 from .audio import FileSource, Source, UrlSource, check_upload, find_audio_files
 from .auth import Guard, Principal
@@ -28,11 +30,12 @@ from .errors import AudioError, Conflict, Forbidden, NotFound, ServiceDown, Usag
 from .feed import Feed
 from .outbound import require_public
 from .quality import enrollment_quality
-from .records import Alert, Detection, EnrollmentInfo
+from .records import Alert, AlertTranscript, Detection, EnrollmentInfo
 from .retention import Retention
 from .searches import Searches
 from .snippets import SnippetKeeper, Tap
 from .streams import Multiplexer, StreamStatus
+from .transcripts import Transcription, TranscriptOptions
 from .watch import Watch
 
 log = logging.getLogger(__name__)
@@ -51,6 +54,7 @@ class ServiceOptions:
     delivery: DeliveryOptions = field(default_factory=DeliveryOptions)
     allow_private_urls: bool = False  # let webhooks and streams reach loopback, link-local and private addresses
     retention_interval_s: float = 3600.0  # how often alerts older than the engine's settings.retain_days are purged
+    transcripts: TranscriptOptions | None = field(default_factory=TranscriptOptions)  # None: alerts only
 
     def __post_init__(self) -> None:
         if not 0 < self.max_upload_mb <= 4096:
@@ -71,6 +75,9 @@ class _Sink:
     def alert(self, alert: Alert) -> None:
         self.service.on_alert(alert)
 
+    def transcript(self, transcript: AlertTranscript) -> None:
+        self.service.on_transcript(transcript)
+
     def detection(self, detection: Detection) -> None:
         self.service.feed.publish("detection", {**detection.to_json(), "stream": self.service.stream_id(detection.source)})
 
@@ -89,7 +96,8 @@ class _Stream:
     speech_s: float = 0.0
 
 
-def _utc_iso(value: str | None, name: str) -> str | None:
+def utc_iso(value: str | None, name: str) -> str | None:
+    """An ISO 8601 time given by a user, in UTC with milliseconds as the store keeps them (None: not given)."""
     if value is None or value == "":
         return None
     try:
@@ -128,10 +136,13 @@ class Service:
 
     def start(self) -> None:
         _ = self.engine.backend, self.engine.vad  # load the models before the first request needs them
+        transcription = None
+        if self.options.transcripts is not None:
+            transcription = Transcription(self.engine.transcriber, self._turn_audio, self.options.transcripts)
         interrupted = self.store.interrupt_search_jobs()
         if interrupted:
             log.warning("%d search job(s) were interrupted by the previous shutdown", interrupted)
-        self._watch = Watch(self.engine, Multiplexer([], persistent=True), [_Sink(self)])
+        self._watch = Watch(self.engine, Multiplexer([], persistent=True), [_Sink(self)], transcription=transcription)
         self._thread = threading.Thread(target=self._run_watch, name="watch", daemon=True)
         self._thread.start()
         self.deliverer.start()
@@ -251,7 +262,8 @@ class Service:
                 raise AudioError(f"{spec}: no such file")
             source = FileSource(str(path), realtime=realtime)
             kind = "file"
-        tap = Tap(source, keep_s=self.options.snippet_max_s + 20)
+        keep_s = max(self.options.snippet_max_s + 20, self.options.transcripts.keep_s if self.options.transcripts else 0)
+        tap = Tap(source, keep_s=keep_s)
         with self._lock:
             running = {s.source for s in self.watch.status() if s.state == "running"}
             if tap.name in running:
@@ -327,6 +339,17 @@ class Service:
         if records:
             self.feed.publish("alert", self._alert_view(records[0]))
 
+    def _turn_audio(self, source: str, start_s: float, end_s: float) -> tuple[float, np.ndarray]:
+        """What is kept of a stretch of a watched stream: its actual start and samples (none when the stream is gone)."""
+        with self._lock:
+            tap = next((s.tap for s in self._streams.values() if s.tap.name == source), None)
+        return (start_s, np.zeros(0, np.float32)) if tap is None else tap.cut(start_s, end_s)
+
+    def on_transcript(self, transcript: AlertTranscript) -> None:
+        """On the transcription worker, after the transcript is committed: tell the feed, wake delivery."""
+        self.deliverer.wake()
+        self.feed.publish("transcript", {**transcript.to_json(), "stream": self.stream_id(transcript.source)})
+
     def _alert_view(self, record: dict[str, Any]) -> dict[str, Any]:
         record["time_to_alert_s"] = round(float(record["stream_time_s"]) - float(record["segment_start_s"]), 2)
         record["stream"] = self.stream_id(str(record["source"]))
@@ -334,14 +357,28 @@ class Service:
         return record
 
     def alerts(
-        self, speaker: str | None, stream: str | None, since: str | None, until: str | None, limit: int
+        self,
+        speaker: str | None,
+        stream: str | None,
+        since: str | None,
+        until: str | None,
+        limit: int,
+        text: str | None = None,
+        language: str | None = None,
     ) -> list[dict[str, Any]]:
+        """Alerts newest first; ``text`` finds them by the words of their transcripts, ``language`` by its language."""
         if stream is not None:
             with self._lock:
                 known = self._streams.get(stream)
             stream = known.tap.name if known else stream
         records = self.store.alert_records(
-            speaker or None, stream or None, _utc_iso(since, "since"), _utc_iso(until, "until"), limit=limit
+            speaker or None,
+            stream or None,
+            utc_iso(since, "since"),
+            utc_iso(until, "until"),
+            limit=limit,
+            text=text or None,
+            language=language or None,
         )
         return [self._alert_view(r) for r in records]
 
@@ -416,6 +453,20 @@ class Service:
             "max_upload_mb": self.options.max_upload_mb,
             "retain_days": self.engine.settings.retain_days,
             "uptime_s": round(time.time() - self.started_at, 1),
+            "transcripts": self._transcript_status(),
+        }
+
+    def _transcript_status(self) -> dict[str, Any] | None:
+        """The transcription worker: turns waiting, transcribed, and dropped because it fell behind."""
+        worker = self._watch.transcripts if self._watch is not None else None
+        if worker is None:
+            return None
+        return {
+            "model": worker.transcriber.name,
+            "pending": worker.pending,
+            "done": worker.done,
+            "dropped": worker.dropped,
+            "languages_dropped": worker.languages_dropped,
         }
 
 

@@ -41,6 +41,7 @@ class Settings:
 
     db: Path = field(default_factory=default_db)
     model: str = DEFAULT_MODEL
+    asr_model: str | None = None  # a CTranslate2 Whisper directory; None: the shipped Whisper base
     threads: int = 1
     spotter: SpotterOptions = field(default_factory=SpotterOptions)
     calibration: Path | None = None  # a file from 'voxwatch calibrate'; None: the shipped calibration
@@ -92,6 +93,7 @@ class _Key:
 KEYS: dict[str, _Key] = {
     "db": _Key(_text, "a file name", '"voxwatch.db"'),
     "model": _Key(_text, "a model name or file", '"voxwatch-enc"'),
+    "asr_model": _Key(_text, "a CTranslate2 Whisper folder", '"whisper-small-ct2"'),
     "calibration": _Key(_text, "a file from 'voxwatch calibrate'", '"ours.json"'),
     "threads": _Key(_whole, "a whole number of 1 or more", "2"),
     "false_alarms_per_hour": _Key(_rate, "a positive number", "0.1"),
@@ -204,6 +206,7 @@ def resolve_settings(
         defaults,
         db=Path(str(values.get("db", defaults.db))),
         model=str(values.get("model", defaults.model)),
+        asr_model=str(values["asr_model"]) if "asr_model" in values else None,
         threads=int(values.get("threads", defaults.threads)),  # type: ignore[call-overload]
         calibration=Path(str(calibration)) if calibration is not None else None,
         spotter=spotter,

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TextIO
 
 from .errors import UsageError
-from .records import Alert, Detection
+from .records import Alert, AlertTranscript, Detection
 from .streams import StreamStatus
 
 
@@ -42,6 +42,14 @@ class ConsoleSink:
             f"  (turn began {clock(alert.segment_start_s)}, alerted after {delay:.1f} s)",
         )
 
+    def transcript(self, transcript: AlertTranscript) -> None:
+        t = transcript
+        if t.status == "done":
+            text = f"  said ({t.language} {t.language_probability:.2f}, {clock(t.start_s)}-{clock(t.end_s)}): {t.text or '(no words)'}"
+        else:
+            text = f"  no transcript ({t.status}): {t.reason}"
+        self._emit("transcript", t.to_json(), f"{text}   [{t.speaker}, {t.source}]")
+
     def detection(self, detection: Detection) -> None:
         if self.detections:
             d = detection
@@ -57,7 +65,8 @@ class ConsoleSink:
 
 
 class JsonLinesSink:
-    """Appends each alert to a file as one JSON line, flushed and fsynced before the alert counts as delivered."""
+    """Appends each alert to a file as one JSON line, flushed and fsynced before the alert counts as delivered; each
+    alert's transcript follows later as a line with ``"type": "transcript"``."""
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -67,7 +76,13 @@ class JsonLinesSink:
             raise UsageError(f"{self.path}: cannot open for appending alerts ({exc.strerror})") from exc
 
     def alert(self, alert: Alert) -> None:
-        self._file.write(json.dumps(alert.to_json()) + "\n")
+        self._append(alert.to_json())
+
+    def transcript(self, transcript: AlertTranscript) -> None:
+        self._append({"type": "transcript", **transcript.to_json()})
+
+    def _append(self, record: dict) -> None:  # type: ignore[type-arg]
+        self._file.write(json.dumps(record) + "\n")
         self._file.flush()
         os.fsync(self._file.fileno())
 
@@ -88,9 +103,13 @@ class CollectingSink:
     alerts: list[Alert] = field(default_factory=list)
     detections: list[Detection] = field(default_factory=list)
     ended: list[StreamStatus] = field(default_factory=list)
+    transcripts: list[AlertTranscript] = field(default_factory=list)
 
     def alert(self, alert: Alert) -> None:
         self.alerts.append(alert)
+
+    def transcript(self, transcript: AlertTranscript) -> None:
+        self.transcripts.append(transcript)
 
     def detection(self, detection: Detection) -> None:
         self.detections.append(detection)

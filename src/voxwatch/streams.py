@@ -147,6 +147,12 @@ class Multiplexer:
     def stop(self) -> None:
         self._stop.set()
 
+    def live_lag_s(self) -> float:
+        """How far processing trails the audio of the furthest-behind running live source (0 when none runs)."""
+        with self._lock:
+            live = [n for n, s in self._sources.items() if s.live and self._state[n][0] == "running"]
+            return max((self._arrived[n] - self._done[n] for n in live), default=0.0)
+
     def status(self) -> list[StreamStatus]:
         out = []
         with self._lock:

@@ -1,4 +1,5 @@
-"""Test doubles shipped with the package: a tone embedding backend, an energy VAD, an array source and tone voices.
+"""Test doubles shipped with the package: a tone embedding backend, an energy VAD, a tone "transcriber", an array
+source and tone voices.
 
 They make the spotter, the watch, the store, the service and the CLI testable in milliseconds, without model files
 or real speech. A "voice" here is a tone: :class:`ToneBackend` embeds a window by where its energy lies on a
@@ -21,6 +22,7 @@ from .audio import RATE_HZ, Source
 from .engine import Engine, Settings
 from .errors import UsageError
 from .pipeline import SpotterOptions
+from .records import TimedText, Transcript
 from .scoring import Calibration
 from .vad import VadState
 
@@ -86,6 +88,37 @@ class EnergyVad:
             raise ValueError(f"{len(frames)} frames but {len(states)} states")
         level = 10 * np.log10(np.mean(np.asarray(frames, np.float64) ** 2, axis=1) + 1e-12)
         return (1 / (1 + np.exp(-(level - self.threshold_dbfs) / self.width_db))).astype(np.float32)
+
+
+class ToneTranscriber:
+    """A transcriber double: "says" the tone it hears, in words, e.g. ``"tone 300 hertz"``: the strongest
+    frequency of each second of audio, rounded to 50 Hz, as one segment per second (language ``"xx"``). Optional
+    ``delay_s`` per call stands in for a slow model."""
+
+    name = "tone-words"
+
+    def __init__(self, delay_s: float = 0.0):
+        self.delay_s = delay_s
+        self.calls = 0  # transcriptions
+        self.identified = 0  # language identifications
+
+    def transcribe(self, samples: np.ndarray, language: str | None = None) -> Transcript:
+        import time
+
+        self.calls += 1
+        time.sleep(self.delay_s)
+        segments = []
+        for start in range(0, len(samples) - RATE_HZ // 4 + 1, RATE_HZ):
+            part = samples[start : start + RATE_HZ]
+            spectrum = np.abs(np.fft.rfft(part * np.hanning(len(part))))
+            peak = np.fft.rfftfreq(len(part), 1 / RATE_HZ)[int(np.argmax(spectrum))]
+            words = f"tone {int(round(peak / 50) * 50)} hertz"
+            segments.append(TimedText(start / RATE_HZ, (start + len(part)) / RATE_HZ, words))
+        return Transcript(language or "xx", 1.0, " ".join(s.text for s in segments), tuple(segments))
+
+    def identify_language(self, samples: np.ndarray) -> tuple[str, float]:
+        self.identified += 1
+        return "xx", 1.0
 
 
 class ArraySource(Source):
@@ -155,5 +188,8 @@ def tone_settings(folder: str | Path, **overrides: object) -> Settings:
 
 
 def tone_engine(folder: str | Path, actor: str = "tester", **overrides: object) -> Engine:
-    """An :class:`Engine` over a fresh database in ``folder`` with :class:`ToneBackend` and :class:`EnergyVad`."""
-    return Engine(tone_settings(folder, **overrides), actor=actor, backend=ToneBackend(), vad=EnergyVad())
+    """An :class:`Engine` over a fresh database in ``folder`` with :class:`ToneBackend`, :class:`EnergyVad` and
+    :class:`ToneTranscriber`."""
+    return Engine(
+        tone_settings(folder, **overrides), actor=actor, backend=ToneBackend(), vad=EnergyVad(), transcriber=ToneTranscriber()
+    )

@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Protocol
 
 from .audio import Source
 from .pipeline import Event, Window
-from .records import Alert, AudioChunk, Detection
+from .records import Alert, AlertTranscript, AudioChunk, Detection
 from .streams import Multiplexer, StreamEnd, StreamStatus
+from .transcripts import AlertTranscripts, Transcription
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -22,9 +23,12 @@ log = logging.getLogger(__name__)
 
 
 class Sink(Protocol):
-    """Receives what a watch produces, in order. Alerts arrive already committed to the store."""
+    """Receives what a watch produces, in order, one call at a time. Alerts and transcripts arrive already committed
+    to the store; an alert's transcript follows it once its turn has ended and been transcribed."""
 
     def alert(self, alert: Alert) -> None: ...
+
+    def transcript(self, transcript: AlertTranscript) -> None: ...
 
     def detection(self, detection: Detection) -> None: ...
 
@@ -36,6 +40,7 @@ class WatchSummary:
     alerts: list[Alert] = field(default_factory=list)
     detections: list[Detection] = field(default_factory=list)
     streams: list[StreamStatus] = field(default_factory=list)
+    transcripts: list[AlertTranscript] = field(default_factory=list)
 
 
 @dataclass
@@ -60,9 +65,11 @@ class Watch:
         sinks: Iterable[Sink] = (),
         speakers: list[str] | None = None,
         around_decide: Callable[[Callable[[], None]], None] | None = None,
+        transcription: Transcription | None = None,
     ):
         """``around_decide``, if given, runs the second thread's body (it must call it once): a hook for profiling
-        and CPU accounting of that thread."""
+        and CPU accounting of that thread. With ``transcription``, alerted turns are transcribed on a third thread
+        (:mod:`voxwatch.transcripts`) and each alert is followed by its transcript."""
         self.engine = engine
         self.mux = mux
         self.sinks = list(sinks)
@@ -70,6 +77,10 @@ class Watch:
         self.spotter = engine.spotter(engine.watchlist(speakers))
         self.summary = WatchSummary()
         self._around_decide = around_decide
+        self._transcription = transcription
+        self._behind_at = -float("inf")  # when spotting last fell behind (transcription waits a while after)
+        self.transcripts: AlertTranscripts | None = None
+        self._sinks_lock = threading.Lock()  # sinks hear the watch and the transcription worker one call at a time
 
     def add(self, source: Source, speakers: set[str] | None = None) -> None:
         """Watch one more source, for ``speakers`` only or for every watched voice."""
@@ -108,7 +119,18 @@ class Watch:
         around = self._around_decide
         body = (lambda: around(lambda: self._decide_loop(handover))) if around else (lambda: self._decide_loop(handover))
         decider = threading.Thread(target=body, name="watch-decide", daemon=True)
+        if self._transcription is not None:
+            t = self._transcription
+            self.transcripts = AlertTranscripts(
+                t.transcriber,
+                t.audio,
+                self._publish_transcript,
+                t.options,
+                self._identified,
+                self._spotting_behind,
+            )
         decider.start()
+        finished = False
         try:
             for items in self.mux:
                 chunks = [c for c in items if isinstance(c, AudioChunk)]
@@ -121,9 +143,12 @@ class Watch:
                     log.exception("VAD failed on %d chunk(s); continuing", len(chunks))
                     windows = []
                 handover.put(_Step(windows, chunks, ended))
+            finished = True
         finally:
             handover.put(None)
             decider.join()
+            if self.transcripts is not None:  # interrupted (Ctrl-C): the turns still waiting are dropped at once
+                self.transcripts.close(wait=finished)
         return self.summary
 
     def _decide_loop(self, handover: queue.Queue[_Step | None]) -> None:
@@ -170,9 +195,12 @@ class Watch:
                 status[worst].lag_s,
             )
         for end in ended:
+            if self.transcripts is not None:
+                self.transcripts.stream_ended(end.source)
             self.summary.streams.append(status[end.source])
-            for sink in self.sinks:
-                sink.stream_end(status[end.source])
+            with self._sinks_lock:
+                for sink in self.sinks:
+                    sink.stream_end(status[end.source])
         return time.monotonic(), behind
 
     def _publish(self, events: list[Event]) -> None:
@@ -184,15 +212,51 @@ class Watch:
                     continue
                 self.summary.alerts.append(e)
                 delivered = True
-                for sink in self.sinks:
-                    try:
-                        sink.alert(e)
-                    except Exception:  # a failing sink must not stop the watch; the alert stays in the outbox
-                        log.exception("sink %s could not take alert %s", type(sink).__name__, e.alert_id)
-                        delivered = False
+                with self._sinks_lock:
+                    for sink in self.sinks:
+                        try:
+                            sink.alert(e)
+                        except Exception:  # a failing sink must not stop the watch; the alert stays in the outbox
+                            log.exception("sink %s could not take alert %s", type(sink).__name__, e.alert_id)
+                            delivered = False
                 if delivered:
                     store.mark_delivered(e.alert_id)
+                if self.transcripts is not None:
+                    self.transcripts.alert(e)
             elif isinstance(e, Detection):
                 self.summary.detections.append(e)
-                for sink in self.sinks:
-                    sink.detection(e)
+                with self._sinks_lock:
+                    for sink in self.sinks:
+                        sink.detection(e)
+                if self.transcripts is not None:
+                    self.transcripts.turn_ended(e)
+
+    def _spotting_behind(self) -> bool:
+        """Whether transcription should wait: a live stream's processing trails its audio by more than
+        ``yield_lag_s``, now or within the last ``yield_hold_s``."""
+        assert self._transcription is not None
+        options, now = self._transcription.options, time.monotonic()
+        if self.mux.live_lag_s() > options.yield_lag_s:
+            self._behind_at = now
+        return now - self._behind_at < options.yield_hold_s
+
+    def _identified(self, detection: Detection, language: str, probability: float) -> None:
+        """On the transcription worker: the language of a detected turn that raised no alert, kept with it."""
+        self.engine.store.set_language(detection.source, detection.speaker, detection.start_s, language, probability)
+
+    def _publish_transcript(self, transcript: AlertTranscript) -> None:
+        """On the transcription worker: commit the transcript, then tell every sink (none, if its voice was forgotten)."""
+        store = self.engine.store
+        if not store.add_transcript(transcript):
+            return
+        if transcript.status == "done":
+            store.set_language(
+                transcript.source, transcript.speaker, transcript.start_s, transcript.language, transcript.language_probability
+            )
+        self.summary.transcripts.append(transcript)
+        with self._sinks_lock:
+            for sink in self.sinks:
+                try:
+                    sink.transcript(transcript)
+                except Exception:  # as for alerts: the transcript is stored, the watch goes on
+                    log.exception("sink %s could not take the transcript of %s", type(sink).__name__, transcript.alert_id)

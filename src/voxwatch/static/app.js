@@ -8,6 +8,7 @@ const KEY = "voxwatch-token";
 let token = sessionStorage.getItem(KEY) || "";
 let feedAbort = null;
 const alertRows = new Map();
+let transcribing = true;  // the service transcribes alerted turns (serve --no-transcripts: it does not)
 const COLORS = ["#c62828", "#1565c0", "#2e7d32", "#6a1b9a", "#ef6c00", "#00838f", "#ad1457", "#4e342e"];
 
 function el(tag, attrs = {}, ...children) {
@@ -69,6 +70,7 @@ async function signIn(candidate) {
     const status = await api("/api/status");
     sessionStorage.setItem(KEY, token);
     $("#who").textContent = `${status.actor.replace(/^token:/, "")} (${status.role})`;
+    transcribing = status.transcripts !== null;
     $("#login").close();
     start();
   } catch (e) {
@@ -122,6 +124,7 @@ function dispatch(block) {
   if (!data) return;
   const payload = JSON.parse(data);
   if (kind === "alert") addAlert(payload, true);
+  else if (kind === "transcript") showTranscript(payload.alert_id, payload);
   else if (kind === "ack") markAcked(payload.alert_id, payload.acknowledged_at, payload.acknowledged_by);
   else if (kind === "streams") renderStreams(payload);
   else if (kind === "speakers") { loadVoices(); loadAlerts(); }
@@ -172,6 +175,8 @@ function alertFilter() {
   if ($("#filter-speaker").value.trim()) q.set("speaker", $("#filter-speaker").value.trim());
   if ($("#filter-stream").value.trim()) q.set("stream", $("#filter-stream").value.trim());
   if ($("#filter-since").value) q.set("since", new Date($("#filter-since").value).toISOString());
+  if ($("#filter-text").value.trim()) q.set("text", $("#filter-text").value.trim());
+  if ($("#filter-language").value.trim()) q.set("language", $("#filter-language").value.trim().toLowerCase());
   return q;
 }
 
@@ -184,7 +189,9 @@ async function loadAlerts() {
 
 function matchesFilter(a) {
   const sp = $("#filter-speaker").value.trim(), st = $("#filter-stream").value.trim();
-  return (!sp || a.speaker === sp) && (!st || a.source === st || a.stream === st);
+  // a live alert has no transcript yet: with a words or language filter, only a reload finds it
+  const byTranscript = $("#filter-text").value.trim() || $("#filter-language").value.trim();
+  return (!sp || a.speaker === sp) && (!st || a.source === st || a.stream === st) && (!byTranscript || !!a.transcript);
 }
 
 function addAlert(a, live) {
@@ -198,13 +205,25 @@ function addAlert(a, live) {
     el("td", { class: "num" }, Number(a.score).toFixed(3)),
     el("td", { class: "num" }, Number(a.llr).toFixed(1)),
     el("td", { class: "audio" }, el("button", { class: "play secondary", type: "button", onclick: (e) => play(a.alert_id, e.target) }, "▶ Play")),
+    el("td", { class: "said" }, el("span", { class: "pending" }, transcribing ? "transcribing…" : "")),
     el("td", { class: "ack" }),
   );
   alertRows.set(a.alert_id, row);
+  if (a.transcript) showTranscript(a.alert_id, a.transcript);
   $("#alerts tbody").prepend(row);
   if (a.acknowledged_at) markAcked(a.alert_id, a.acknowledged_at, a.acknowledged_by);
   else $(".ack", row).append(el("button", { class: "ack-button", type: "button", onclick: () => acknowledge(a.alert_id) }, "Acknowledge"));
   $("#alert-count").textContent = `(${alertRows.size})`;
+}
+
+function showTranscript(id, t) {
+  const row = alertRows.get(id);
+  if (!row) return;
+  const cell = $(".said", row);
+  if (t.status !== "done") { cell.replaceChildren(el("span", { class: "pending", title: t.reason }, `no transcript: ${t.reason}`)); return; }
+  cell.replaceChildren(
+    el("span", { class: "language", title: `language probability ${Number(t.language_probability).toFixed(2)}` }, t.language),
+    " ", el("span", { class: "text" }, t.text || "(no words)"));
 }
 
 function markAcked(id, at, by) {

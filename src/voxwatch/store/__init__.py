@@ -23,8 +23,9 @@ class Store(Voices, Archive, Alerts, ServiceState):
 
     def forget(self, name: str, actor: str) -> dict[str, int]:
         """Delete every trace of a voice, in one transaction: enrollments, voiceprints, detections, alerts with their
-        audio snippets, acknowledgements and webhook deliveries, search hits, and its name in the audit log, search
-        jobs and webhook filters. Returns how many enrollments, detections, snippets, search hits and alerts went."""
+        audio snippets, transcripts (and their words in the full-text index), acknowledgements and webhook
+        deliveries, search hits, and its name in the audit log, search jobs and webhook filters. Returns how many
+        enrollments, detections, snippets, transcripts, search hits and alerts went."""
         self._require(name)
         with self._tx() as db:
             speaker_id, enrollments = self._forget_voice(db, name)
@@ -34,6 +35,7 @@ class Store(Voices, Archive, Alerts, ServiceState):
                 "enrollments": enrollments,
                 "detections": dropped["detections"],
                 "snippets": dropped["snippets"],
+                "transcripts": dropped["transcripts"],
                 "search_hits": search_hits,
                 "alerts": dropped["alerts"],
             }

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 from datetime import UTC, datetime
 
 from ..errors import NotFound
-from ..records import Alert, Detection
+from ..records import Alert, AlertTranscript, Detection
 from .core import StoreCore, now
 
 # Tables with one row per alert, dropped with their alert when it ages out (:meth:`Alerts.purge_before`).
-PER_ALERT_TABLES = ("snippets", "acknowledgements", "deliveries")
+PER_ALERT_TABLES = ("snippets", "acknowledgements", "deliveries", "transcripts")
 
 
 class Alerts(StoreCore):
-    """Tables ``detections``, ``alerts``, ``acknowledgements``, ``snippets`` and ``deliveries``."""
+    """Tables ``detections``, ``alerts``, ``acknowledgements``, ``snippets``, ``transcripts`` (with their FTS5 index
+    ``transcript_words``) and ``deliveries``."""
 
     def add_detections(self, detections: list[Detection]) -> None:
         if not detections:
@@ -25,6 +27,20 @@ class Alerts(StoreCore):
                 "INSERT INTO detections (source, speaker, start_s, end_s, score, llr, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 [(d.source, d.speaker, d.start_s, d.end_s, d.score, d.llr, now()) for d in detections],
             )
+
+    def set_language(self, source: str, speaker: str, start_s: float, language: str, probability: float) -> None:
+        """Note the language spoken in the detected turn of ``speaker`` that began at ``start_s`` in ``source``."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE detections SET language = ?, language_probability = ? WHERE source = ? AND speaker = ? AND start_s = ?",
+                (language, probability, source, speaker, start_s),
+            )
+
+    def detection_languages(self, speaker: str | None = None) -> list[tuple[Detection, str, float]]:
+        """Detections in order with the language of their turn (``""`` and 0 while, or when, not identified)."""
+        sql = "SELECT source, speaker, start_s, end_s, score, llr, language, language_probability FROM detections"
+        rows = self._query(sql + (" WHERE speaker = ?" if speaker else "") + " ORDER BY id", (speaker,) if speaker else ())
+        return [(Detection(*r[:6]), r[6], r[7]) for r in rows]
 
     def detections(self, speaker: str | None = None) -> list[Detection]:
         sql = "SELECT source, speaker, start_s, end_s, score, llr FROM detections"
@@ -86,6 +102,24 @@ class Alerts(StoreCore):
             )
         return True
 
+    def add_transcript(self, transcript: AlertTranscript) -> bool:
+        """Commit an alert's transcript (one per alert); False (nothing stored) when the alert no longer exists."""
+        t = transcript
+        with self._tx() as db:
+            if not db.execute("SELECT 1 FROM alerts WHERE alert_id = ?", (t.alert_id,)).fetchone():
+                return False
+            db.execute(
+                "INSERT OR REPLACE INTO transcripts (alert_id, speaker, status, language, text, payload, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (t.alert_id, t.speaker, t.status, t.language, t.text, json.dumps(t.to_json()), now()),
+            )
+        return True
+
+    def transcripts(self, speaker: str | None = None) -> list[AlertTranscript]:
+        """Stored transcripts in commit order."""
+        sql = "SELECT payload FROM transcripts" + (" WHERE speaker = ?" if speaker else "") + " ORDER BY rowid"
+        return [AlertTranscript.from_json(json.loads(p)) for (p,) in self._query(sql, (speaker,) if speaker else ())]
+
     def snippet(self, alert_id: str) -> tuple[str, float, float, bytes] | None:
         """``(media_type, start_s, end_s, audio)`` of an alert's snippet."""
         rows = self._query("SELECT media_type, start_s, end_s, audio FROM snippets WHERE alert_id = ?", (alert_id,))
@@ -99,8 +133,12 @@ class Alerts(StoreCore):
         until: str | None = None,
         alert_id: str | None = None,
         limit: int = 500,
+        text: str | None = None,
+        language: str | None = None,
     ) -> list[dict[str, object]]:
-        """Alerts newest first with their acknowledgement and snippet span; ``since``/``until`` compare ISO wall times."""
+        """Alerts newest first with their acknowledgement, snippet span and transcript; ``since``/``until`` compare ISO
+        wall times, ``text`` is a full-text query on the transcripts (words; "a phrase"; prefix*), ``language`` an
+        ISO 639-1 code."""
         clauses, args = [], []
         for column, value in (
             ("a.speaker = ?", speaker),
@@ -108,14 +146,17 @@ class Alerts(StoreCore):
             ("a.wall_time >= ?", since),
             ("a.wall_time <= ?", until),
             ("a.alert_id = ?", alert_id),
+            ("tr.language = ?", language),
+            ("tr.rowid IN (SELECT rowid FROM transcript_words WHERE transcript_words MATCH ?)", fts_query(text)),
         ):
             if value is not None:
                 clauses.append(column)
                 args.append(value)
         where = " WHERE " + " AND ".join(clauses) if clauses else ""
         rows = self._query(
-            "SELECT a.payload, k.acknowledged_at, k.actor, s.start_s, s.end_s FROM alerts a"
+            "SELECT a.payload, k.acknowledged_at, k.actor, s.start_s, s.end_s, tr.payload FROM alerts a"
             " LEFT JOIN acknowledgements k ON k.alert_id = a.alert_id LEFT JOIN snippets s ON s.alert_id = a.alert_id"
+            " LEFT JOIN transcripts tr ON tr.alert_id = a.alert_id"
             f"{where} ORDER BY a.rowid DESC LIMIT ?",
             (*args, limit),
         )
@@ -125,16 +166,18 @@ class Alerts(StoreCore):
                 "acknowledged_at": at,
                 "acknowledged_by": by,
                 "audio": None if s0 is None else {"start_s": s0, "end_s": s1},
+                "transcript": None if tr is None else json.loads(tr),
             }
-            for p, at, by, s0, s1 in rows
+            for p, at, by, s0, s1, tr in rows
         ]
 
     # -- webhook deliveries -----------------------------------------------------------------------------------------
 
     def queue_deliveries(self, webhook_id: int) -> int:
-        """Give every alert without a delivery row for this webhook one: pending, or filtered out by its speakers."""
+        """Give every alert and every transcript without a delivery row for this webhook one: pending, or filtered
+        out by its speakers (a transcript goes where its alert went: skipped or filtered with it)."""
         with self._tx() as db:
-            return db.execute(
+            alerts = db.execute(
                 "INSERT INTO deliveries (alert_id, webhook_id, status)"
                 " SELECT a.alert_id, w.id, CASE WHEN w.speakers IS NULL OR a.speaker IN (SELECT value FROM json_each(w.speakers))"
                 " THEN 'pending' ELSE 'filtered' END FROM alerts a JOIN webhooks w ON w.id = ?"
@@ -142,29 +185,43 @@ class Alerts(StoreCore):
                 " ORDER BY a.rowid",
                 (webhook_id,),
             ).rowcount
+            transcripts = db.execute(
+                "INSERT INTO deliveries (alert_id, event, webhook_id, status)"
+                " SELECT t.alert_id, 'transcript', d.webhook_id,"
+                " CASE WHEN d.status IN ('skipped', 'filtered') THEN d.status ELSE 'pending' END"
+                " FROM transcripts t JOIN deliveries d ON d.alert_id = t.alert_id AND d.webhook_id = ? AND d.event = 'alert'"
+                " WHERE NOT EXISTS (SELECT 1 FROM deliveries e WHERE e.webhook_id = d.webhook_id AND e.alert_id = t.alert_id"
+                " AND e.event = 'transcript') ORDER BY t.rowid",
+                (webhook_id,),
+            ).rowcount
+            return alerts + transcripts
 
-    def next_delivery(self, webhook_id: int) -> tuple[str, str, int, float] | None:
-        """The oldest pending delivery (in alert commit order): ``(alert_id, payload, attempts, next_attempt_at)``."""
+    def next_delivery(self, webhook_id: int) -> tuple[str, str, str, int, float] | None:
+        """The oldest pending delivery (in commit order; an alert before its transcript):
+        ``(alert_id, event, payload, attempts, next_attempt_at)``, ``event`` being ``alert`` or ``transcript``."""
         rows = self._query(
-            "SELECT d.alert_id, a.payload, d.attempts, d.next_attempt_at FROM deliveries d JOIN alerts a ON a.alert_id = d.alert_id"
-            " WHERE d.webhook_id = ? AND d.status = 'pending' ORDER BY a.rowid LIMIT 1",
+            "SELECT d.alert_id, d.event, CASE d.event WHEN 'transcript' THEN t.payload ELSE a.payload END, d.attempts,"
+            " d.next_attempt_at FROM deliveries d JOIN alerts a ON a.alert_id = d.alert_id"
+            " LEFT JOIN transcripts t ON t.alert_id = d.alert_id"
+            " WHERE d.webhook_id = ? AND d.status = 'pending' ORDER BY d.rowid LIMIT 1",
             (webhook_id,),
         )
         return rows[0] if rows else None
 
-    def delivery_done(self, webhook_id: int, alert_id: str) -> None:
+    def delivery_done(self, webhook_id: int, alert_id: str, event: str = "alert") -> None:
         with self._tx() as db:
             db.execute(
                 "UPDATE deliveries SET status = 'delivered', attempts = attempts + 1, delivered_at = ?, last_error = NULL"
-                " WHERE webhook_id = ? AND alert_id = ?",
-                (now(), webhook_id, alert_id),
+                " WHERE webhook_id = ? AND alert_id = ? AND event = ?",
+                (now(), webhook_id, alert_id, event),
             )
 
-    def delivery_failed(self, webhook_id: int, alert_id: str, error: str, next_attempt_at: float) -> None:
+    def delivery_failed(self, webhook_id: int, alert_id: str, error: str, next_attempt_at: float, event: str = "alert") -> None:
         with self._tx() as db:
             db.execute(
-                "UPDATE deliveries SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE webhook_id = ? AND alert_id = ?",
-                (error[:500], next_attempt_at, webhook_id, alert_id),
+                "UPDATE deliveries SET attempts = attempts + 1, last_error = ?, next_attempt_at = ?"
+                " WHERE webhook_id = ? AND alert_id = ? AND event = ?",
+                (error[:500], next_attempt_at, webhook_id, alert_id, event),
             )
 
     def delivery_counts(self, webhook_id: int) -> dict[str, object]:
@@ -174,8 +231,8 @@ class Alerts(StoreCore):
             for s, n in self._query("SELECT status, COUNT(*) FROM deliveries WHERE webhook_id = ? GROUP BY status", (webhook_id,))
         }
         head = self._query(
-            "SELECT d.attempts, d.last_error, d.next_attempt_at FROM deliveries d JOIN alerts a ON a.alert_id = d.alert_id"
-            " WHERE d.webhook_id = ? AND d.status = 'pending' ORDER BY a.rowid LIMIT 1",
+            "SELECT attempts, last_error, next_attempt_at FROM deliveries"
+            " WHERE webhook_id = ? AND status = 'pending' ORDER BY rowid LIMIT 1",
             (webhook_id,),
         )
         if head:
@@ -201,10 +258,30 @@ class Alerts(StoreCore):
 
     @staticmethod
     def _forget_alerts(db: sqlite3.Connection, name: str) -> dict[str, int]:
-        """Within a forget transaction: delete the voice's detections, snippets and alerts (acknowledgements and
-        deliveries cascade); returns how many of each."""
-        return {
+        """Within a forget transaction: delete the voice's detections, snippets, transcripts and alerts
+        (acknowledgements and deliveries cascade), and rewrite the full-text index so that none of its words remain
+        in it; returns how many of each."""
+        counts = {
             "detections": db.execute("DELETE FROM detections WHERE speaker = ?", (name,)).rowcount,
             "snippets": db.execute("DELETE FROM snippets WHERE speaker = ?", (name,)).rowcount,
+            "transcripts": db.execute("DELETE FROM transcripts WHERE speaker = ?", (name,)).rowcount,
             "alerts": db.execute("DELETE FROM alerts WHERE speaker = ?", (name,)).rowcount,
         }
+        db.execute("INSERT INTO transcript_words (transcript_words) VALUES ('optimize')")
+        return counts
+
+
+def fts_query(text: str | None) -> str | None:
+    """A user's words as an FTS5 query: each word must occur (prefix with a trailing ``*``; ``"..."`` a phrase);
+    FTS5 operators and punctuation in the words are taken literally."""
+    if text is None or not text.strip():
+        return None
+    parts = re.findall(r'"([^"]+)"|(\S+)', text)
+    terms = []
+    for phrase, word in parts:
+        body = (phrase or word).replace('"', "")
+        prefix = word.endswith("*") and len(word) > 1
+        body = body.rstrip("*") if prefix else body
+        if body:
+            terms.append(f'"{body}"' + ("*" if prefix else ""))
+    return " ".join(terms) or None

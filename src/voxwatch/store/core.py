@@ -92,6 +92,38 @@ MIGRATIONS = [
     CREATE INDEX detections_created ON detections (created_at);
     CREATE INDEX alerts_wall_time ON alerts (wall_time);
     """,
+    # 5: transcripts of alerted turns (one per alert: done, dropped or failed), their words indexed with FTS5 (kept in
+    # step by triggers, so a cascade from a forgotten voice's alerts empties it too), the language of each detected
+    # turn, and webhook deliveries of either event of an alert: the delivery table is rebuilt with an ``event``
+    # column in its key, rows kept in their order.
+    """
+    ALTER TABLE detections ADD COLUMN language TEXT NOT NULL DEFAULT '';
+    ALTER TABLE detections ADD COLUMN language_probability REAL NOT NULL DEFAULT 0;
+    CREATE INDEX detections_turn ON detections (source, speaker, start_s);
+    CREATE TABLE transcripts (
+        alert_id TEXT PRIMARY KEY REFERENCES alerts(alert_id) ON DELETE CASCADE,
+        speaker TEXT NOT NULL, status TEXT NOT NULL, language TEXT NOT NULL, text TEXT NOT NULL, payload TEXT NOT NULL,
+        created_at TEXT NOT NULL);
+    CREATE INDEX transcripts_speaker ON transcripts (speaker);
+    CREATE INDEX transcripts_language ON transcripts (language);
+    CREATE VIRTUAL TABLE transcript_words USING fts5(text, content='transcripts', content_rowid='rowid');
+    CREATE TRIGGER transcripts_added AFTER INSERT ON transcripts BEGIN
+        INSERT INTO transcript_words (rowid, text) VALUES (new.rowid, new.text); END;
+    CREATE TRIGGER transcripts_removed AFTER DELETE ON transcripts BEGIN
+        INSERT INTO transcript_words (transcript_words, rowid, text) VALUES ('delete', old.rowid, old.text); END;
+    CREATE TABLE deliveries_by_event (
+        alert_id TEXT NOT NULL REFERENCES alerts(alert_id) ON DELETE CASCADE,
+        event TEXT NOT NULL DEFAULT 'alert',
+        webhook_id INTEGER NOT NULL REFERENCES webhooks(id) ON DELETE CASCADE,
+        status TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at REAL NOT NULL DEFAULT 0,
+        delivered_at TEXT, last_error TEXT, PRIMARY KEY (webhook_id, alert_id, event));
+    INSERT INTO deliveries_by_event (alert_id, webhook_id, status, attempts, next_attempt_at, delivered_at, last_error)
+        SELECT alert_id, webhook_id, status, attempts, next_attempt_at, delivered_at, last_error FROM deliveries ORDER BY rowid;
+    DROP TABLE deliveries;
+    ALTER TABLE deliveries_by_event RENAME TO deliveries;
+    CREATE INDEX deliveries_pending ON deliveries (webhook_id, status);
+    CREATE INDEX deliveries_alert ON deliveries (alert_id);
+    """,
 ]
 
 
