@@ -27,6 +27,7 @@ from voxwatch.cli import main
 from voxwatch.engine import Engine
 from voxwatch.errors import UsageError
 from voxwatch.outbound import internal
+from voxwatch.records import AlertTranscript
 from voxwatch.retention import Retention
 from voxwatch.service import Service, ServiceOptions
 from voxwatch.settings import resolve_settings
@@ -262,11 +263,14 @@ def test_retention_purges_old_alerts_with_their_rows_and_detections_and_audits_i
     old, new = store.alerts()
     store.acknowledge(old.alert_id, "admin")
     store.add_snippet(old.alert_id, old.speaker, "audio/wav", 1.0, 2.0, b"RIFF")
+    said = AlertTranscript(old.alert_id, old.source, old.speaker, 1.0, 2.0, "done", "en", 0.9, "meet at the bridge")
+    assert store.add_transcript(said) and [r["alert_id"] for r in store.alert_records(text="bridge")] == [old.alert_id]
     store.add_webhook("https://hooks.example/x", None, None, "admin")
     store.queue_deliveries(store.webhooks()[0][0])
     backdate(tones.settings.db, old.alert_id, 31)
     counts = Retention(store, 30).purge()
-    assert counts == {"snippets": 1, "acknowledgements": 1, "deliveries": 1, "alerts": 1, "detections": 1}
+    assert counts == {"snippets": 1, "acknowledgements": 1, "deliveries": 2, "transcripts": 1, "alerts": 1, "detections": 1}
+    assert store.alert_records(text="bridge") == []  # the words' index forgets them too
     assert [a.alert_id for a in store.alerts()] == [new.alert_id]
     assert [d.speaker for d in store.detections()] == [new.speaker]
     assert store.delivery_counts(store.webhooks()[0][0]) == {"skipped": 1}  # the new alert's row is kept
