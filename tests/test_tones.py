@@ -174,7 +174,7 @@ def test_service_without_transcripts_alerts_only(tones: Engine, tmp_path: Path) 
     allowed = tmp_path / "allowed"
     allowed.mkdir()
     shutil.copy(RECORDING, allowed / "tones.flac")
-    token = create_token(tones.store, "tester", "admin")
+    token = create_token(tones.store, "tester", "admin", Role.ADMIN)
     service = Service(tones, ServiceOptions(allow_dirs=(allowed,), transcripts=None))
     with TestClient(create_app(service), headers={"Authorization": f"Bearer {token}"}) as client:
         assert client.get("/api/status").json()["transcripts"] is None
