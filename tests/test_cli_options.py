@@ -145,6 +145,7 @@ RUN_ORDER = [  # the others, in an order a user would take
     "voxwatch identify caller.wav --top 3",
     "voxwatch watch channel1.mp3 channel2.flac --pace realtime",
     "voxwatch watch - --rate 8000",
+    "voxwatch watch channel1.mp3 --language ar",
     "voxwatch eval trials.txt --p-target 0.01 --det det.png",
     "voxwatch eval voxceleb1-o.txt --root wav/ --scores scores.txt",
     "voxwatch calibrate our-trials.txt --out ours.json",

@@ -23,7 +23,7 @@ from voxwatch.delivery import body_of, idempotency_key
 from voxwatch.engine import Engine
 from voxwatch.errors import ModelError
 from voxwatch.records import Alert, AlertTranscript, Detection, Transcript
-from voxwatch.sinks import CollectingSink, ConsoleSink, JsonLinesSink
+from voxwatch.sinks import CollectingSink, ConsoleSink, JsonLinesSink, LanguageFilter
 from voxwatch.store import Store
 from voxwatch.streams import StreamStatus
 from voxwatch.testing import ArraySource, ToneTranscriber, compose_tones, tone_engine, tone_voice
@@ -87,6 +87,45 @@ def test_each_alert_is_followed_by_the_transcript_of_its_turn_on_every_sink(tone
     assert [(line.get("type", "alert"), line["alert_id"]) for line in lines] == order.order
     stored = {r["alert_id"]: r["transcript"] for r in tones.store.alert_records()}
     assert all(stored[i]["text"].startswith("tone ") for i in ids)
+
+
+class ToneLanguages(ToneTranscriber):
+    """Hears the low voice as English and the high one as Arabic."""
+
+    def transcribe(self, samples: np.ndarray, language: str | None = None) -> Transcript:
+        said = super().transcribe(samples, language)
+        return Transcript("en" if said.text.startswith("tone 300 ") else "ar", 0.9, said.text, said.segments)
+
+
+def test_watch_language_shows_only_the_alerts_of_turns_in_that_language(tones: Engine) -> None:
+    tones._transcriber = ToneLanguages()
+    order = OrderSink()
+    shown = LanguageFilter([order], "ar")
+    summary = tones.watch([ArraySource("ch3", stream(4))], [shown], transcripts=TranscriptOptions())
+    shown.flush()
+    assert [a.speaker for a in summary.alerts] == ["low", "high", "low", "high"]  # all raised and stored
+    assert [a.speaker for a in order.alerts] == ["high", "high"]  # shown: the Arabic turns, each with its transcript
+    assert order.order == [(kind, a.alert_id) for a in order.alerts for kind in ("alert", "transcript")]
+    assert {t.language for t in order.transcripts} == {"ar"}
+    assert len(tones.store.alert_records(language="en")) == 2
+
+
+def test_the_language_filter_passes_a_turn_whose_language_is_unknown_and_what_it_still_holds() -> None:
+    order = OrderSink()
+    shown = LanguageFilter([order], "ar")
+    alerts = [Alert(f"a{i}", "ch", "low", 1.0 + i, 0.5 + i, 0.8, 4.0, 1.5, "2026-12-01T00:00:00+00:00") for i in range(3)]
+    for alert in alerts:
+        shown.alert(alert)
+    shown.transcript(AlertTranscript("a0", "ch", "low", 0.5, 2.0, "dropped", reason="the queue was full"))
+    shown.transcript(AlertTranscript("a1", "ch", "low", 1.5, 3.0, "done", "en", 0.9, "hello"))
+    assert order.order == [("alert", "a0"), ("transcript", "a0")]
+    shown.flush()  # the watch ended before a2's transcript
+    assert order.order[-1] == ("alert", "a2") and len(order.alerts) == 2
+
+
+def test_watch_language_needs_transcripts(tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["--db", str(tmp_path / "x.db"), "watch", "a.wav", "--language", "ar", "--no-transcripts"])
+    assert result.exit_code == 2 and "--language needs the transcripts" in result.output
 
 
 def test_a_full_queue_drops_the_oldest_turn_counted_and_never_an_alert(tones: Engine) -> None:

@@ -10,9 +10,10 @@ import click
 
 from .audio import RATE_HZ, PcmFormat, open_source
 from .auth import MAX_EXPIRES_DAYS, Role, create_token
-from .cli_context import Context, fail_on, guard, operating_point
+from .cli_context import Context, fail_on, guard, language_code, language_filter, operating_point
+from .errors import UsageError
 from .retention import Retention
-from .sinks import ConsoleSink, JsonLinesSink
+from .sinks import ConsoleSink, JsonLinesSink, LanguageFilter
 from .transcripts import TranscriptOptions
 
 
@@ -61,6 +62,7 @@ def retain_days_option(fn: Callable[..., None]) -> Callable[..., None]:
     show_default=True,
     help="Follow each alert with what was said in its turn, and in which language, once the turn ends.",
 )
+@language_filter("alerts whose turn was")
 @click.pass_obj
 @guard
 def watch(
@@ -78,9 +80,12 @@ def watch(
     detections: bool,
     retain_days: float | None,
     transcripts: bool,
+    language: str | None,
 ) -> None:
     """Watch live sources and alert the moment an enrolled voice speaks; when the turn ends, print what was said and
-    in which language under the alert. Runs until the sources end or Ctrl-C.
+    in which language under the alert. Runs until the sources end or Ctrl-C. With --language, an alert is shown (and
+    written to --alerts-file) once its turn is known to be in that language, with its transcript; the database, the
+    API and webhooks keep every alert.
 
     SOURCES are files, network streams (http, icecast, hls, rtsp, rtp, udp), '-' for raw PCM on stdin, or a sound
     card as alsa:NAME / pulse:NAME.
@@ -90,7 +95,11 @@ def watch(
       voxwatch watch channel1.mp3 channel2.flac --pace realtime
       voxwatch watch http://radio.example/live.mp3 --speaker "Jane Doe" --reconnect 10 --alerts-file alerts.jsonl
       arecord -f S16_LE -r 8000 | voxwatch watch - --rate 8000
+      voxwatch watch channel1.mp3 --language ar
     """
+    language = language_code(language)
+    if language and not transcripts:
+        raise UsageError("--language needs the transcripts (the speech recognition model tells the language)")
     pcm = PcmFormat(encoding, rate, channels)
     engine = obj.engine(threshold, fa_rate, retain_days)
     if transcripts:
@@ -99,9 +108,13 @@ def watch(
     sinks: list = [ConsoleSink(obj.as_json, detections=detections)]  # type: ignore[type-arg]
     if alerts_file:
         sinks.append(JsonLinesSink(alerts_file))
+    if language:
+        sinks = [LanguageFilter(sinks, language)]
     days = engine.settings.retain_days
     with Retention(engine.store, days) if days is not None else nullcontext():  # purges at once, then hourly
         summary = engine.watch(srcs, sinks, list(speakers) or None, TranscriptOptions() if transcripts else None)
+    if language:
+        sinks[0].flush()
     if not obj.as_json:
         click.echo(f"{len(summary.alerts)} alert(s), {len(summary.detections)} detected turn(s)")
     fail_on([s.error or s.source for s in summary.streams if s.state == "failed"])

@@ -1,4 +1,5 @@
-"""Sinks observe what a watch produces: the console, an append-only JSON-lines file, a list (for tests)."""
+"""Sinks observe what a watch produces: the console, an append-only JSON-lines file, a list (for tests), and a
+language filter in front of other sinks."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from .errors import UsageError
 from .records import Alert, AlertTranscript, Detection
@@ -116,3 +117,41 @@ class CollectingSink:
 
     def stream_end(self, status: StreamStatus) -> None:
         self.ended.append(status)
+
+
+class LanguageFilter:
+    """``watch --language``: ``sinks`` see an alert only once its transcript shows the turn was spoken in
+    ``language``, and then the alert and its transcript together. A turn whose language could not be told (its
+    transcription was dropped or failed) passes, marked by its transcript, so no gap in transcription hides an alert;
+    :meth:`flush` passes the alerts still held when the watch ends. Detections and stream ends pass at once. The store,
+    and so the API and webhooks, keep every alert."""
+
+    def __init__(self, sinks: list[Any], language: str):
+        self.sinks, self.language = sinks, language
+        self._held: dict[str, Alert] = {}
+
+    def alert(self, alert: Alert) -> None:
+        self._held[alert.alert_id] = alert
+
+    def transcript(self, transcript: AlertTranscript) -> None:
+        alert = self._held.pop(transcript.alert_id, None)
+        if transcript.status == "done" and transcript.language != self.language:
+            return
+        for sink in self.sinks:
+            if alert is not None:
+                sink.alert(alert)
+            sink.transcript(transcript)
+
+    def detection(self, detection: Detection) -> None:
+        for sink in self.sinks:
+            sink.detection(detection)
+
+    def stream_end(self, status: StreamStatus) -> None:
+        for sink in self.sinks:
+            sink.stream_end(status)
+
+    def flush(self) -> None:
+        for alert in self._held.values():
+            for sink in self.sinks:
+                sink.alert(alert)
+        self._held.clear()
