@@ -112,6 +112,7 @@ EVENTS_DESCRIPTION = """A `text/event-stream` body, read with `fetch()` and the 
 (`event:`) and JSON data (`data:`):
 
 - `alert`: a new alert (as in `GET /api/alerts`); `ack`: `{alert_id, acknowledged_at, acknowledged_by}`
+- `transcript`: an alert's follow-up once its turn has ended (as `transcript` in `GET /api/alerts/{id}`)
 - `streams`: every watched stream (as in `GET /api/streams`), when they change and every second
 - `stream_end`: a stream's final status; `detection`: a detected turn `{source, speaker, start_s, end_s, score, llr,
   stream}`
