@@ -108,13 +108,14 @@ def watch(
     sinks: list = [ConsoleSink(obj.as_json, detections=detections)]  # type: ignore[type-arg]
     if alerts_file:
         sinks.append(JsonLinesSink(alerts_file))
-    if language:
-        sinks = [LanguageFilter(sinks, language)]
+    shown = LanguageFilter(sinks, language) if language else None
     days = engine.settings.retain_days
     with Retention(engine.store, days) if days is not None else nullcontext():  # purges at once, then hourly
-        summary = engine.watch(srcs, sinks, list(speakers) or None, TranscriptOptions() if transcripts else None)
-    if language:
-        sinks[0].flush()
+        summary = engine.watch(
+            srcs, [shown] if shown else sinks, list(speakers) or None, TranscriptOptions() if transcripts else None
+        )
+    if shown:
+        shown.flush()
     if not obj.as_json:
         click.echo(f"{len(summary.alerts)} alert(s), {len(summary.detections)} detected turn(s)")
     fail_on([s.error or s.source for s in summary.streams if s.state == "failed"])
