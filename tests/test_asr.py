@@ -28,6 +28,7 @@ from voxwatch.cli import main
 from voxwatch.errors import ModelError, UsageError
 from voxwatch.named_transcripts import as_srt, as_vtt
 from voxwatch.records import NamedTurn
+from voxwatch.rttm import rttm_line
 
 
 @pytest.fixture(scope="module")
@@ -106,6 +107,6 @@ def test_transcribe_names_the_enrolled_voice_and_numbers_the_stranger(
     srt = as_srt(turns[0], 1).splitlines()
     assert srt[0] == "1" and " --> " in srt[1] and "," in srt[1] and srt[2].startswith("Jane Doe: ")
     assert as_vtt(turns[0]).splitlines()[1].startswith("<v Jane Doe>")
-    assert turns[0].rttm().split()[7] == "Jane_Doe"
+    assert rttm_line(turns[0], "talk").split()[7] == "Jane_Doe"
     missing = runner.invoke(main, ["--db", db, "transcribe", str(tmp_path / "none.wav")])
     assert missing.exit_code == 3 and "none.wav" in missing.output

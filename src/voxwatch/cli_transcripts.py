@@ -12,6 +12,7 @@ from .audio import find_audio_files
 from .cli_context import Context, fail_on, guard, language_code, language_filter, operating_point
 from .errors import AudioError
 from .named_transcripts import as_srt, as_text, as_vtt
+from .rttm import file_ids, rttm_line
 from .service import utc_iso
 from .sinks import clock
 
@@ -44,6 +45,7 @@ def transcribe(
     paths = [str(f) for f in find_audio_files(list(files))]
     if not paths:
         raise AudioError("no audio files found under the given paths")
+    ids = file_ids(paths, list(files))
     errors: list[str] = []
     if fmt == "vtt":
         click.echo("WEBVTT\n")
@@ -67,7 +69,7 @@ def transcribe(
                     elif fmt == "vtt":
                         click.echo(as_vtt(turn))
                     elif fmt == "rttm":
-                        click.echo(turn.rttm())
+                        click.echo(rttm_line(turn, ids[path]))
                     else:
                         click.echo(as_text(turn))
         except AudioError as exc:

@@ -1,6 +1,7 @@
 """Named transcripts of recordings: speech turns, who spoke each (an enrolled voice by the same calibrated decision as
 ``search``, or an unknown speaker numbered consistently within the recording), and what was said in which language.
-Turns come out one by one as the recording is read, and the formats they are written in: text, SRT, WebVTT, RTTM."""
+Turns come out one by one as the recording is read, and the formats they are written in: text, SRT, WebVTT (RTTM
+lines come from :mod:`.rttm`)."""
 
 from __future__ import annotations
 

@@ -214,9 +214,3 @@ class NamedTurn(_WithSegments):
     language_probability: float
     text: str
     segments: tuple[TimedText, ...] = ()
-
-    def rttm(self) -> str:
-        """One RTTM ``SPEAKER`` line (spaces in the speaker's name become underscores)."""
-        uri = self.source.rsplit("/", 1)[-1].rsplit(".", 1)[0].replace(" ", "_")
-        who = self.speaker.replace(" ", "_")
-        return f"SPEAKER {uri} 1 {self.start_s:.3f} {self.end_s - self.start_s:.3f} <NA> <NA> {who} <NA> <NA>"

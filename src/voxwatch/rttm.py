@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import UsageError
-from .records import Detection
+from .records import Detection, NamedTurn
 
 
 def _field(text: str) -> str:
@@ -37,10 +37,10 @@ def file_ids(sources: Iterable[str], roots: Sequence[str] = ()) -> dict[str, str
     return ids
 
 
-def rttm_line(detection: Detection, file_id: str) -> str:
+def rttm_line(turn: Detection | NamedTurn, file_id: str) -> str:
     """One RTTM ``SPEAKER`` line: file id, channel 1, onset, duration, and the speaker's name (spaces as ``_``)."""
-    duration = detection.end_s - detection.start_s
-    return f"SPEAKER {file_id} 1 {detection.start_s:.3f} {duration:.3f} <NA> <NA> {_field(detection.speaker)} <NA> <NA>"
+    duration = turn.end_s - turn.start_s
+    return f"SPEAKER {file_id} 1 {turn.start_s:.3f} {duration:.3f} <NA> <NA> {_field(turn.speaker)} <NA> <NA>"
 
 
 def annotations(detections: Iterable[Detection], ids: dict[str, str]) -> dict[str, Any]:
