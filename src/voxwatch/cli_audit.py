@@ -2,23 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import click
 
 from .cli_context import Context, guard
-from .errors import UsageError
-
-
-def _since(value: str | None) -> str | None:
-    """An ISO date or time as the audit log writes it (UTC); a time without a zone is taken as UTC."""
-    if value is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        raise UsageError(f"--since {value!r} is not an ISO date or time; write e.g. 2026-11-01 or 2026-11-01T09:30") from None
-    return moment.isoformat(timespec="seconds") if moment.tzinfo else moment.isoformat(timespec="seconds") + "+00:00"
+from .service import utc_iso
 
 
 @click.command()
@@ -38,7 +25,7 @@ def audit(obj: Context, actor: str | None, action: str | None, target: str | Non
       voxwatch audit --action search --since 2026-11-01 --json
     """
     engine = obj.engine()
-    entries = engine.store.audit_log(actor, action, target, _since(since), limit)
+    entries = engine.store.audit_log(actor, action, target, utc_iso(since, "--since", timespec="seconds"), limit)
     for e in entries:
         obj.emit(e, "\t".join((e["at"], e["actor"], e["action"], e["target"], e["detail"])))
     if not entries and not obj.as_json:

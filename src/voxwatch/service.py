@@ -96,17 +96,20 @@ class _Stream:
     speech_s: float = 0.0
 
 
-def utc_iso(value: str | None, name: str) -> str | None:
-    """An ISO 8601 time given by a user, in UTC with milliseconds as the store keeps them (None: not given)."""
+def utc_iso(value: str | None, name: str, timespec: str = "milliseconds") -> str | None:
+    """An ISO 8601 date or time given by a user (no zone: UTC), in UTC to ``timespec`` as the store keeps that table's
+    times (alerts to milliseconds, the audit log to seconds), so that the two compare as strings (None: not given)."""
     if value is None or value == "":
         return None
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00") if value.endswith("Z") else value)
     except ValueError as exc:
-        raise UsageError(f"{name}={value!r} is not an ISO 8601 time (e.g. 2026-11-29T08:00:00Z)") from exc
+        raise UsageError(
+            f"{name}={value!r} is not an ISO 8601 time (an ISO date such as 2026-11-29, or 2026-11-29T08:00:00Z)"
+        ) from exc
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds")
+    return moment.astimezone(UTC).isoformat(timespec=timespec)
 
 
 class Service:
