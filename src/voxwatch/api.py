@@ -34,6 +34,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response, StreamingRes
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -59,6 +60,7 @@ from .auth import Principal, Role
 from .errors import AudioError, Forbidden, UsageError, VoxwatchError
 from .feed import event_text
 from .service import Service
+from .service_metrics import registry
 
 log = logging.getLogger(__name__)
 
@@ -430,8 +432,17 @@ def create_app(service: Service) -> FastAPI:
         ``failed``, with the ``reason``), with the same ordering, retries and signature as alerts."""
 
     @app.get("/healthz", include_in_schema=False)
-    def healthz() -> dict[str, bool]:
-        return {"ok": service.watch_error is None}
+    def healthz() -> JSONResponse:
+        """For load balancers, without a token: 200 when every check passes, else 503 (the shape of :class:`Health`)."""
+        health = service.health()
+        return JSONResponse(health, status_code=200 if health["status"] == "ok" else 503)
+
+    metrics = registry(service)
+
+    @app.get("/metrics", include_in_schema=False, dependencies=[] if service.options.metrics_public else VIEWER)
+    def get_metrics() -> Response:
+        """Prometheus metrics (docs/operations.md): a viewer token, unless the service runs with ``metrics_public``."""
+        return Response(generate_latest(metrics), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/", include_in_schema=False)
     def dashboard() -> FileResponse:
@@ -447,4 +458,5 @@ def serve(service: Service, host: str = "127.0.0.1", port: int = 8686, log_level
 
     if host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("serving on %s: the API is reachable from other machines; put TLS in front of it", host)
-    uvicorn.run(create_app(service), host=host, port=port, log_level=log_level, timeout_graceful_shutdown=2)
+    # log_config=None: uvicorn's own loggers propagate to voxwatch's handler, so they share its format (voxwatch.logs)
+    uvicorn.run(create_app(service), host=host, port=port, log_level=log_level, log_config=None, timeout_graceful_shutdown=2)

@@ -160,6 +160,21 @@ class TranscriptWorker(BaseModel):
     languages_dropped: int
 
 
+class Check(BaseModel):
+    """One health check: ``ok``, or ``failing`` with a short reason."""
+
+    status: Literal["ok", "failing"]
+    reason: str | None = None
+
+
+class Health(BaseModel):
+    """``GET /healthz`` (503 when failing) and the ``health`` of ``GET /api/status``: each check by name (``watch``:
+    the watch thread runs; ``store``: the database answers); ``failing`` when any check fails."""
+
+    status: Literal["ok", "failing"]
+    checks: dict[str, Check]
+
+
 class Status(BaseModel):
     """Who the caller is and how the service is doing."""
 
@@ -174,6 +189,7 @@ class Status(BaseModel):
     retain_days: float | None
     uptime_s: float
     transcripts: TranscriptWorker | None = Field(None, description="The transcription worker, when the service transcribes.")
+    health: Health = Field(description="Readiness: the checks of /healthz.")
 
 
 class WebhookPayload(BaseModel):

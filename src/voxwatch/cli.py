@@ -6,17 +6,16 @@ and an exit code (:mod:`.cli_context`)."""
 
 from __future__ import annotations
 
-import logging
-
 import click
 
 from .cli_archive import index, search
 from .cli_audit import audit
-from .cli_context import GIVEN, Context, global_options
+from .cli_context import GIVEN, LEVELS, Context, global_options
 from .cli_forensic import calibrate, compare, evaluate_cmd
 from .cli_live import demo, serve, token, watch
 from .cli_transcripts import alerts, transcribe
 from .cli_voices import enroll, forget, identify, speakers, verify
+from .logs import configure_logging
 
 __all__ = ["main"]
 
@@ -36,10 +35,7 @@ def main(ctx: click.Context) -> None:
       voxwatch search /archive --speaker alice --rttm
     """
     given = ctx.meta.setdefault(GIVEN, {})
-    verbose = given.get("verbose", 0)
-    logging.basicConfig(
-        level=[logging.WARNING, logging.INFO, logging.DEBUG][min(verbose, 2)], format="%(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(LEVELS[min(given.get("verbose", 0), 2)], given.get("log_format"))
     ctx.obj = Context(given)
 
 

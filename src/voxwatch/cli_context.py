@@ -23,6 +23,7 @@ from click.core import ParameterSource
 from .embedding import DEFAULT_MODEL
 from .engine import Engine
 from .errors import UsageError, VoxwatchError
+from .logs import FORMATS, configure_logging
 from .settings import Settings, resolve_settings
 
 
@@ -44,7 +45,7 @@ class Context:
     @property
     def given(self) -> dict[str, object]:
         """The settings given on the command line, keyed as :data:`.settings.KEYS`."""
-        return {key: self._given.get(key) for key in ("db", "model", "asr_model", "calibration")}
+        return {key: self._given.get(key) for key in ("db", "model", "asr_model", "calibration", "log_format")}
 
     def settings(
         self, threshold_llr: float | None = None, false_alarms_per_hour: float | None = None, retain_days: float | None = None
@@ -58,7 +59,9 @@ class Context:
             "false_alarms_per_hour": false_alarms_per_hour,
             "retain_days": retain_days,
         }
-        return resolve_settings(self.config, given)
+        settings = resolve_settings(self.config, given)
+        configure_logging(log_format=settings.log_format)  # the settings file or environment may name it
+        return settings
 
     def engine(
         self,
@@ -81,9 +84,12 @@ def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> None:
     given = ctx.meta.setdefault(GIVEN, {})  # ctx.meta is shared by the group's and the command's contexts
     given[param.name] = value
     if param.name == "verbose":
-        logging.getLogger().setLevel([logging.WARNING, logging.INFO, logging.DEBUG][min(value, 2)])
+        configure_logging(LEVELS[min(value, 2)])
+    elif param.name == "log_format":
+        configure_logging(log_format=value)
 
 
+LEVELS = (logging.WARNING, logging.INFO, logging.DEBUG)  # -v count → log level
 GIVEN = "voxwatch.given"  # the key of the global options' values in ``click.Context.meta``
 
 
@@ -119,6 +125,12 @@ def global_options() -> list[click.Option]:
         ),
         click.Option(["--json"], is_flag=True, help="Print one JSON object per line.", **common),
         click.Option(["-v", "--verbose"], count=True, help="More log output (-vv for debug).", **common),
+        click.Option(
+            ["--log-format"],
+            type=click.Choice(FORMATS),
+            help="Log lines as text or one JSON object per line, each with its UTC time [default: text; settings key log_format].",
+            **common,
+        ),
     ]
 
 

@@ -194,6 +194,11 @@ def demo(obj: Context, data: str | None, out: str, pace: str, seconds: float, se
 @click.option(
     "--transcripts/--no-transcripts", default=True, show_default=True, help="Transcribe each alerted turn once it ends."
 )
+@click.option(
+    "--metrics-public",
+    is_flag=True,
+    help="Serve Prometheus metrics at /metrics without a token (for scrapers) [default: a viewer token is needed].",
+)
 @operating_point
 @click.pass_obj
 @guard
@@ -206,18 +211,20 @@ def serve(
     allow_private_urls: bool,
     retain_days: float | None,
     transcripts: bool,
+    metrics_public: bool,
     threshold: float | None,
     fa_rate: float | None,
 ) -> None:
     """Run the HTTP API, the live dashboard (http://HOST:PORT/) and webhook delivery in one process.
 
     Every API call needs a bearer token: create one first with 'voxwatch token create NAME --role ROLE'.
-    OpenAPI: /openapi.json, interactive docs: /docs.
+    OpenAPI: /openapi.json, interactive docs: /docs. Health (no token): /healthz; Prometheus metrics: /metrics.
 
     \b
     Example:
       voxwatch token create alice --role admin
       voxwatch serve --allow-dir recordings/ --port 8686 --retain-days 30
+      voxwatch --log-format json serve --metrics-public     # JSON log lines; /metrics open to scrapers
     """
     from .api import serve as run_service
     from .service import Service, ServiceOptions
@@ -227,6 +234,7 @@ def serve(
         max_upload_mb=max_upload_mb,
         allow_private_urls=allow_private_urls,
         transcripts=TranscriptOptions() if transcripts else None,
+        metrics_public=metrics_public,
     )
     service = Service(obj.engine(threshold, fa_rate, retain_days), options)
     run_service(service, host, port)

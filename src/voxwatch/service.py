@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,7 +27,7 @@ from .auth import Guard, Principal
 from .blas import blas_limited
 from .delivery import Deliverer, DeliveryOptions, Webhook, check_url
 from .engine import Engine
-from .errors import AudioError, Conflict, Forbidden, NotFound, ServiceDown, UsageError
+from .errors import AudioError, Conflict, Forbidden, NotFound, ServiceDown, UsageError, VoxwatchError
 from .feed import Feed
 from .outbound import require_public
 from .quality import enrollment_quality
@@ -55,6 +56,7 @@ class ServiceOptions:
     allow_private_urls: bool = False  # let webhooks and streams reach loopback, link-local and private addresses
     retention_interval_s: float = 3600.0  # how often alerts older than the engine's settings.retain_days are purged
     transcripts: TranscriptOptions | None = field(default_factory=TranscriptOptions)  # None: alerts only
+    metrics_public: bool = False  # serve /metrics without a token (Prometheus scrapers); else a viewer token
 
     def __post_init__(self) -> None:
         if not 0 < self.max_upload_mb <= 4096:
@@ -79,6 +81,7 @@ class _Sink:
         self.service.on_transcript(transcript)
 
     def detection(self, detection: Detection) -> None:
+        self.service.count("detections", detection.source)
         self.service.feed.publish("detection", {**detection.to_json(), "stream": self.service.stream_id(detection.source)})
 
     def stream_end(self, status: StreamStatus) -> None:
@@ -134,6 +137,7 @@ class Service:
         self._retention = None if days is None else Retention(self.store, days, self.options.retention_interval_s)
         self.watch_error: str | None = None
         self.started_at = time.time()
+        self._counts: Counter[tuple[str, str]] = Counter()  # (alerts|detections, stream kind) → how many
 
     # lifecycle
 
@@ -331,8 +335,20 @@ class Service:
 
     # alerts
 
+    def count(self, what: str, source: str) -> None:
+        """Count an alert or a detection by the kind of stream it came from (never by voice: names are personal data)."""
+        with self._lock:
+            kind = next((s.kind for s in self._streams.values() if s.tap.name == source), "gone")
+            self._counts[what, kind] += 1
+
+    def counts(self) -> dict[tuple[str, str], int]:
+        """Alerts and detections since the start, by ``(alerts|detections, kind of stream)``."""
+        with self._lock:
+            return dict(self._counts)
+
     def on_alert(self, alert: Alert) -> None:
         """On the watch thread, after the alert is committed: keep its audio, tell the feed, wake delivery."""
+        self.count("alerts", alert.source)
         with self._lock:
             tap = next((s.tap for s in self._streams.values() if s.tap.name == alert.source), None)
         if tap is not None:
@@ -457,7 +473,30 @@ class Service:
             "retain_days": self.engine.settings.retain_days,
             "uptime_s": round(time.time() - self.started_at, 1),
             "transcripts": self._transcript_status(),
+            "health": self.health(),
         }
+
+    def health(self) -> dict[str, Any]:
+        """``{"status": "ok" | "failing", "checks": {name: {"status": ..., "reason": ...}}}``: the watch thread runs and
+        the store answers. Reasons are short (``/healthz`` needs no token); the log and ``/api/status`` say more."""
+        checks = {"watch": _check(self._watch_down()), "store": _check(self._store_down())}
+        failing = any(c["status"] != "ok" for c in checks.values())
+        return {"status": "failing" if failing else "ok", "checks": checks}
+
+    def _watch_down(self) -> str | None:
+        if self._thread is None:
+            return "not started"
+        if self.watch_error is not None:
+            return f"the watch stopped ({self.watch_error.split(':')[0]})"
+        return None if self._thread.is_alive() else "the watch thread has ended"
+
+    def _store_down(self) -> str | None:
+        try:
+            self.store.webhooks()  # a small read: the database answers
+        except (VoxwatchError, OSError) as exc:
+            log.warning("health check: the store does not answer: %s", exc)
+            return f"the database does not answer ({type(exc).__name__})"
+        return None
 
     def _transcript_status(self) -> dict[str, Any] | None:
         """The transcription worker: turns waiting, transcribed, and dropped because it fell behind."""
@@ -471,6 +510,10 @@ class Service:
             "dropped": worker.dropped,
             "languages_dropped": worker.languages_dropped,
         }
+
+
+def _check(reason: str | None) -> dict[str, Any]:
+    return {"status": "ok"} if reason is None else {"status": "failing", "reason": reason}
 
 
 def _now() -> str:

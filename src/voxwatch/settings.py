@@ -22,6 +22,7 @@ from pathlib import Path
 from .channels import CONDITIONS
 from .embedding import DEFAULT_MODEL
 from .errors import UsageError
+from .logs import FORMATS
 from .pipeline import SpotterOptions
 
 __all__ = ["KEYS", "Settings", "config_path", "default_db", "resolve_settings"]
@@ -55,6 +56,7 @@ class Settings:
     search_prefilter_margin: float = 0.1  # how far below the threshold a voice summary still gets its segments scored
     search_merge_gap_s: float = 2.0  # one voice's detections closer than this form one region in search results
     retain_days: float | None = None  # serve and watch purge alerts, snippets and detections older than this
+    log_format: str = "text"  # log lines as text or JSON objects (voxwatch.logs)
 
 
 def _text(value: object) -> str | None:
@@ -99,6 +101,7 @@ KEYS: dict[str, _Key] = {
     "false_alarms_per_hour": _Key(_rate, "a positive number", "0.1"),
     "threshold": _Key(_number, "a number (a log-likelihood ratio)", "3.0"),
     "retain_days": _Key(_rate, "a positive number of days", "30"),
+    "log_format": _Key(lambda v: v if v in FORMATS else None, '"text" or "json"', '"json"'),
 }
 _PATHS = ("db", "calibration")
 
@@ -211,4 +214,5 @@ def resolve_settings(
         calibration=Path(str(calibration)) if calibration is not None else None,
         spotter=spotter,
         retain_days=values.get("retain_days"),  # type: ignore[arg-type]
+        log_format=str(values.get("log_format", defaults.log_format)),
     )

@@ -14,6 +14,7 @@ from .audio import Source
 from .pipeline import Event, Window
 from .records import Alert, AlertTranscript, AudioChunk, Detection
 from .streams import Multiplexer, StreamEnd, StreamStatus
+from .timings import ModelClock
 from .transcripts import AlertTranscripts, Transcription
 
 if TYPE_CHECKING:
@@ -80,6 +81,7 @@ class Watch:
         self._transcription = transcription
         self._behind_at = -float("inf")  # when spotting last fell behind (transcription waits a while after)
         self.transcripts: AlertTranscripts | None = None
+        self.clock = ModelClock()  # model time per stage and window, for /metrics
         self._sinks_lock = threading.Lock()  # sinks hear the watch and the transcription worker one call at a time
 
     def add(self, source: Source, speakers: set[str] | None = None) -> None:
@@ -136,7 +138,9 @@ class Watch:
                 chunks = [c for c in items if isinstance(c, AudioChunk)]
                 ended = [i for i in items if isinstance(i, StreamEnd)]
                 try:
+                    started = time.perf_counter()
                     windows = self.spotter.windows(chunks)
+                    self.clock.record("vad", time.perf_counter() - started, sum(len(c.samples) / c.rate_hz for c in chunks))
                     for end in ended:
                         windows += self.spotter.final_windows(end.source)
                 except Exception:  # one bad batch must not end every watch; what it held is logged, the rest goes on
@@ -172,7 +176,12 @@ class Watch:
 
     def _decide(self, steps: list[_Step], checked: float, warned: set[str]) -> tuple[float, set[str]]:
         try:
-            self._publish(self.spotter.decide([w for s in steps for w in s.windows]))
+            windows = [w for s in steps for w in s.windows]
+            started = time.perf_counter()
+            events = self.spotter.decide(windows)
+            audio_s = sum(len(c.samples) / c.rate_hz for s in steps for c in s.chunks)
+            self.clock.record("embedding", time.perf_counter() - started, audio_s, sum(1 for w in windows if len(w.samples)))
+            self._publish(events)
         except Exception:  # as in run(): what failed is logged, the audio counts as processed, the watch goes on
             log.exception("a watch step failed on %d window(s); continuing", sum(len(s.windows) for s in steps))
         for step in steps:
