@@ -34,7 +34,7 @@ from fastapi.responses import FileResponse, JSONResponse, Response, StreamingRes
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.exposition import choose_encoder
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -440,9 +440,11 @@ def create_app(service: Service) -> FastAPI:
     metrics = registry(service)
 
     @app.get("/metrics", include_in_schema=False, dependencies=[] if service.options.metrics_public else VIEWER)
-    def get_metrics() -> Response:
-        """Prometheus metrics (docs/operations.md): a viewer token, unless the service runs with ``metrics_public``."""
-        return Response(generate_latest(metrics), media_type=CONTENT_TYPE_LATEST)
+    def get_metrics(accept: Annotated[str, Header()] = "") -> Response:
+        """Prometheus metrics (docs/operations.md), in the text or OpenMetrics format the scraper accepts: a viewer
+        token, unless the service runs with ``metrics_public``."""
+        encode, media_type = choose_encoder(accept)
+        return Response(encode(metrics), headers={"Content-Type": media_type})
 
     @app.get("/", include_in_schema=False)
     def dashboard() -> FileResponse:

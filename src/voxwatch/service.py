@@ -513,7 +513,7 @@ class Service:
 
 
 def _check(reason: str | None) -> dict[str, Any]:
-    return {"status": "ok"} if reason is None else {"status": "failing", "reason": reason}
+    return {"status": "ok" if reason is None else "failing", "reason": reason}
 
 
 def _now() -> str:
