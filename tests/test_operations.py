@@ -70,8 +70,9 @@ def speech_service(tmp_path: Path, models, readers: dict[str, list[Path]]) -> It
     engine.enroll(TARGET, by_size(readers[TARGET])[:3], note="LibriSpeech test-other, public domain")
     allowed = tmp_path / "allowed"
     allowed.mkdir()
-    token = create_token(engine.store, "desk", "tester", Role.OPERATOR)
-    with TestClient(create_app(Service(engine, ServiceOptions(allow_dirs=(allowed,))))) as client:
+    token = create_token(engine.store, "desk", "tester", Role.ADMIN)
+    options = ServiceOptions(allow_dirs=(allowed,), allow_private_urls=True)  # the webhook's dead receiver is local
+    with TestClient(create_app(Service(engine, options))) as client:
         yield client, bearer(token), allowed
     engine.close()
 
@@ -80,7 +81,10 @@ def test_metrics_follow_streams_of_speech_through_an_alert(speech_service, reade
     client, auth, allowed = speech_service
     turns = speech_stream(allowed / "channel1.wav", readers, [(TARGET, 3), (OTHER, 0)])
     shutil.copy(allowed / "channel1.wav", allowed / "channel2.wav")
+    dead = f"http://127.0.0.1:{free_port()}/hook"  # nothing listens: every delivery attempt fails
+    hook = client.post("/api/webhooks", headers=auth, json={"url": dead}).json()
     before = scrape(client, auth)
+    assert value(before, "voxwatch_webhook_deliveries_pending", webhook=str(hook["id"])) == 0
     assert value(before, "voxwatch_streams", state="running") == 0 and value(before, "voxwatch_alerts_total", kind="file") == 0
     assert value(before, "voxwatch_health", check="watch") == 1 and value(before, "voxwatch_audio_seconds_total") == 0
 
@@ -129,6 +133,13 @@ def test_metrics_follow_streams_of_speech_through_an_alert(speech_service, reade
         value(last, "voxwatch_transcripts_pending") == 0
         and value(last, "voxwatch_transcripts_dropped_total", queue="transcript") == 0
     )
+    # the alert and its transcript wait for the dead receiver, whose failed attempts are counted
+    webhook = str(hook["id"])
+    wait_until(
+        lambda: value(scrape(client, auth), "voxwatch_webhook_failed_attempts", webhook=webhook) >= 1, 30, "a failed attempt"
+    )
+    pending = value(scrape(client, auth), "voxwatch_webhook_deliveries_pending", webhook=webhook)
+    assert len(alerts) <= pending <= 2 * len(alerts), pending
 
 
 def test_metrics_need_a_viewer_token_unless_public(tmp_path: Path) -> None:
@@ -175,8 +186,8 @@ def test_healthz_is_200_while_running_and_503_naming_a_dead_watch_or_store(tmp_p
             assert body["checks"][broken]["reason"] in ("the watch thread has ended", "the database does not answer (StoreError)")
             other = "store" if broken == "watch" else "watch"
             assert body["checks"][other] == {"status": "ok", "reason": None}, body
+            assert value(scrape(client), "voxwatch_health", check=broken) == 0  # the scrape itself still works
             if broken == "watch":
-                assert value(scrape(client), "voxwatch_health", check="watch") == 0
                 assert client.get("/api/status", headers=bearer(token)).json()["health"] == body
         engine.close()
 

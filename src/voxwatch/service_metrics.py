@@ -43,7 +43,8 @@ class ServiceCollector:
         yield up
         yield from self._streams()
         yield from self._counts()
-        yield from self._deliveries()
+        if health["checks"]["store"]["status"] == "ok":  # the delivery queues are in the store: without it, only health
+            yield from self._deliveries()
         yield from self._transcripts()
         yield from self._model_time()
 
