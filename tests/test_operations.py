@@ -15,12 +15,14 @@ from pathlib import Path
 
 import httpx
 import pytest
+from click.testing import CliRunner
 from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 from test_service import OTHER, TARGET, Server, by_size, free_port, make_token, speech_stream
 
 from voxwatch.api import create_app
 from voxwatch.auth import Role, create_token
+from voxwatch.cli import main
 from voxwatch.engine import Engine
 from voxwatch.errors import UsageError
 from voxwatch.logs import JsonFormatter, TextFormatter
@@ -217,6 +219,22 @@ def test_log_lines_carry_utc_time_level_and_logger_and_json_adds_the_exception()
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", plain["time"]) and plain["level"] == "WARNING"
     assert failed["message"] == "a watch step failed" and failed["exception"].endswith("RuntimeError: model crashed")
     assert "Traceback" in failed["exception"]
+
+
+def test_watch_logs_text_lines_with_utc_time_then_json_when_asked(engine: Engine, readers: dict[str, list[Path]]) -> None:
+    """``voxwatch watch`` of a radio that is off the air: its reconnection warning is a timestamped text line, and with
+    ``--log-format json`` (after the command) a JSON object; the next run without it is text again."""
+    engine.enroll(TARGET, by_size(readers[TARGET])[:1], note="LibriSpeech test-other, public domain")  # watch needs a voice
+    dead = f"http://127.0.0.1:{free_port()}/radio.mp3"
+    args = ["watch", dead, "--reconnect", "1", "--no-transcripts", "--db", str(engine.settings.db)]
+    runner = CliRunner()
+    as_json = runner.invoke(main, [*args, "--log-format", "json"])
+    as_text = runner.invoke(main, args)
+    assert as_json.exit_code == 3 and as_text.exit_code == 3, as_json.output + as_text.output
+    line = next(json.loads(x) for x in as_json.stderr.splitlines() if x.startswith("{"))
+    assert line["logger"] == "voxwatch.audio" and line["level"] == "WARNING" and "reconnecting in 1.0 s (1/1)" in line["message"]
+    pattern = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z WARNING voxwatch\.audio: .* dropped \(.*\); reconnecting in 1\.0 s \(1/1\)"
+    assert any(re.fullmatch(pattern, x) for x in as_text.stderr.splitlines()), as_text.stderr
 
 
 def test_log_format_is_a_setting_checked_like_the_others(tmp_path: Path) -> None:

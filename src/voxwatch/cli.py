@@ -35,7 +35,7 @@ def main(ctx: click.Context) -> None:
       voxwatch search /archive --speaker alice --rttm
     """
     given = ctx.meta.setdefault(GIVEN, {})
-    configure_logging(LEVELS[min(given.get("verbose", 0), 2)], given.get("log_format"))
+    configure_logging(LEVELS[min(given.get("verbose", 0), 2)], given.get("log_format") or "text")
     ctx.obj = Context(given)
 
 
