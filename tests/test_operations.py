@@ -165,7 +165,9 @@ def test_metrics_need_a_viewer_token_unless_public(tmp_path: Path) -> None:
     open_.close()
 
 
-def test_healthz_is_200_while_running_and_503_naming_a_dead_watch_or_store(tmp_path: Path) -> None:
+def test_healthz_is_200_while_running_and_503_naming_a_dead_watch_or_store(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     for broken in ("watch", "store"):
         (tmp_path / broken).mkdir()
         engine = tone_engine(tmp_path / broken)
@@ -191,6 +193,10 @@ def test_healthz_is_200_while_running_and_503_naming_a_dead_watch_or_store(tmp_p
             assert value(scrape(client), "voxwatch_health", check=broken) == 0  # the scrape itself still works
             if broken == "watch":
                 assert client.get("/api/status", headers=bearer(token)).json()["health"] == body
+            else:  # the log says why, once, however often a load balancer asks
+                assert client.get("/healthz").status_code == 503
+                said = [r for r in caplog.records if r.name == "voxwatch.service" and "store does not answer" in r.message]
+                assert len(said) == 1 and "closed" in said[0].message, [r.message for r in said]
         engine.close()
 
 

@@ -138,6 +138,7 @@ class Service:
         self.watch_error: str | None = None
         self.started_at = time.time()
         self._counts: Counter[tuple[str, str]] = Counter()  # (alerts|detections, stream kind) → how many
+        self._store_failing = False  # the last health check found the store down
 
     # lifecycle
 
@@ -494,8 +495,11 @@ class Service:
         try:
             self.store.webhooks()  # a small read: the database answers
         except (VoxwatchError, OSError) as exc:
-            log.warning("health check: the store does not answer: %s", exc)
+            if not self._store_failing:  # once, not at every probe of a load balancer
+                log.warning("health check: the store does not answer: %s", exc)
+            self._store_failing = True
             return f"the database does not answer ({type(exc).__name__})"
+        self._store_failing = False
         return None
 
     def _transcript_status(self) -> dict[str, Any] | None:
