@@ -80,14 +80,14 @@ class Archive(StoreCore):
         bandwidth = float(np.median(edges)) if edges else 0.0
         with self._tx() as db:
             db.execute("DELETE FROM recordings WHERE sha256 = ? AND model = ?", (sha256, model))
-            cur = db.execute(
+            (recording_id,) = db.execute(
                 "INSERT INTO recordings (sha256, model, path, duration_s, speech_s, indexed_at, spans, vectors, bandwidth_hz)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (sha256, model, path, duration_s, float(spans[:, 2].sum()), now(), spans.tobytes(), vectors.tobytes(), bandwidth),
-            )
+            ).fetchone()
             db.execute(
                 "INSERT INTO voice_summaries (recording_id, model, centroids) VALUES (?, ?, ?)",
-                (cur.lastrowid, model, centroids.tobytes()),
+                (recording_id, model, centroids.tobytes()),
             )
         return IndexedRecording(
             path, sha256, duration_s, float(spans[:, 2].sum()), spans, vectors.reshape(len(spans), -1), bandwidth
