@@ -6,12 +6,7 @@ other tests use: SQLite, or PostgreSQL with ``VOXWATCH_TEST_DB=postgresql``."""
 from __future__ import annotations
 
 import os
-import shutil
-import socket
-import subprocess
-import tempfile
 from collections.abc import Iterator
-from itertools import count
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +16,8 @@ from training.data import heldout
 from voxwatch import Engine, Settings, SileroVad, load_backend
 from voxwatch.corpus import speaker_folders
 from voxwatch.embedding import DEFAULT_MODEL
+from voxwatch.errors import StoreError
+from voxwatch.testing import TemporaryPostgres
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 TEST_OTHER = DATA / "resemblyzer/audio_data/librispeech_test-other"
@@ -50,55 +47,12 @@ def models():  # type: ignore[no-untyped-def]
     return load_backend(DEFAULT_MODEL), SileroVad()
 
 
-class PostgresServer:
-    """A throwaway PostgreSQL cluster in a temporary folder, on 127.0.0.1 at a free port (as user ``postgres`` when
-    run as root: initdb refuses root), stopped and deleted by :meth:`stop`."""
-
-    def __init__(self) -> None:
-        found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]))
-        initdb = found[-1] if found else shutil.which("initdb")
-        if initdb is None:
-            pytest.skip("PostgreSQL is not installed (Debian: apt-get install postgresql; make test does)")
-        self.bin = Path(initdb).parent
-        self.folder = Path(tempfile.mkdtemp(prefix="voxwatch-pg-"))
-        self.as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-        if self.as_user:
-            shutil.chown(self.folder, "postgres")
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        data = self.folder / "data"
-        self._run("initdb", "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync")
-        options = f"-h 127.0.0.1 -p {self.port} -k {self.folder} -F -c max_connections=200"
-        self._run("pg_ctl", "-D", str(data), "-o", options, "-l", str(self.folder / "log"), "-w", "start")
-        self.url = f"postgresql://postgres@127.0.0.1:{self.port}"
-        self._names = count()
-
-    def _run(self, tool: str, *args: str) -> None:
-        subprocess.run([*self.as_user, str(self.bin / tool), *args], check=True, capture_output=True, cwd=self.folder)
-
-    def _admin(self, sql: str) -> None:
-        import psycopg
-
-        with psycopg.connect(f"{self.url}/postgres", autocommit=True) as con:
-            con.execute(sql)
-
-    def create_database(self) -> str:
-        name = f"voxwatch_{next(self._names)}"
-        self._admin(f"CREATE DATABASE {name}")
-        return f"{self.url}/{name}"
-
-    def drop_database(self, url: str) -> None:
-        self._admin(f"DROP DATABASE {url.rsplit('/', 1)[1]} WITH (FORCE)")
-
-    def stop(self) -> None:
-        self._run("pg_ctl", "-D", str(self.folder / "data"), "-m", "immediate", "stop")
-        shutil.rmtree(self.folder, ignore_errors=True)
-
-
 @pytest.fixture(scope="session")
-def postgres() -> Iterator[PostgresServer]:
-    server = PostgresServer()
+def postgres() -> Iterator[TemporaryPostgres]:
+    try:
+        server = TemporaryPostgres()
+    except StoreError as exc:
+        pytest.skip(str(exc))
     yield server
     server.stop()
 
@@ -107,7 +61,7 @@ def _database(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iter
     if kind == "sqlite":
         yield tmp_path / "voxwatch.db"
         return
-    server: PostgresServer = request.getfixturevalue("postgres")
+    server: TemporaryPostgres = request.getfixturevalue("postgres")
     url = server.create_database()
     yield url
     server.drop_database(url)

@@ -30,7 +30,8 @@ from ..errors import StoreError
 from .dialect import Connection, Migration, open_dialect
 
 MIGRATIONS: list[str | Migration] = [
-    """
+    Migration(
+        """
     CREATE TABLE speakers (
         id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL);
     CREATE TABLE enrollments (
@@ -61,6 +62,14 @@ MIGRATIONS: list[str | Migration] = [
     CREATE INDEX detections_speaker ON detections (speaker);
     CREATE INDEX alerts_speaker ON alerts (speaker);
     """,
+        # PostgreSQL: the index's float16 vectors do not compress; keep a recording's segments uncompressed out of
+        # line and its few voice summaries in the row, so that a search reads them without trying to decompress
+        postgresql="""
+    ALTER TABLE recordings ALTER COLUMN spans SET STORAGE EXTERNAL;
+    ALTER TABLE recordings ALTER COLUMN vectors SET STORAGE EXTERNAL;
+    ALTER TABLE voice_summaries ALTER COLUMN centroids SET STORAGE MAIN;
+    """,
+    ),
     # 2: the service (voxwatch serve): API tokens, webhooks and their per-alert delivery state, acknowledgements,
     # alert audio snippets, search jobs and their hits. Everything that names a voice goes when the voice is forgotten.
     """
@@ -215,21 +224,22 @@ class StoreCore:
                     raise StoreError(f"{self.where}: database error ({exc})") from exc
                 raise
 
-    def _query(self, sql: str, args: tuple = ()) -> list[tuple]:  # type: ignore[type-arg]
-        """Run one read on a read-only connection (an in-memory database has only its writer)."""
+    def _query(self, sql: str, args: tuple = (), bulk: bool = False) -> list[tuple]:  # type: ignore[type-arg]
+        """Run one read on a read-only connection (an in-memory database has only its writer); ``bulk`` for reads
+        of many large values (the archive index's vectors)."""
         self._open()
         if not self._dialect.readers:
             with self._lock:
-                return self._read(self._db, sql, args)
+                return self._read(self._db, sql, args, bulk)
         reader = self._reader()
         try:
-            return self._read(reader, sql, args)
+            return self._read(reader, sql, args, bulk)
         finally:
             self._readers.put(reader)
 
-    def _read(self, db: Connection, sql: str, args: tuple) -> list[tuple]:  # type: ignore[type-arg]
+    def _read(self, db: Connection, sql: str, args: tuple, bulk: bool = False) -> list[tuple]:  # type: ignore[type-arg]
         try:
-            return db.execute(sql, args).fetchall()
+            return self._dialect.fetch(db, sql, args, bulk)  # type: ignore[arg-type]
         except self._dialect.errors as exc:
             raise StoreError(f"{self.where}: database error ({exc})") from exc
 

@@ -109,6 +109,11 @@ class SQLite:
     def begin(self, db: Connection) -> None:
         db.execute("BEGIN IMMEDIATE")
 
+    @staticmethod
+    def fetch(db: Connection, sql: str, args: tuple, bulk: bool) -> list[tuple]:  # type: ignore[type-arg]
+        """A read's rows; ``bulk``: many large values (PostgreSQL streams those)."""
+        return db.execute(sql, args).fetchall()  # type: ignore[no-any-return]
+
     def schema_version(self, db: Connection) -> int:
         return int(db.execute("PRAGMA user_version").fetchone()[0])
 
@@ -154,6 +159,7 @@ class PgConnection:
 
     def __init__(self, conn: Any):
         self._conn = conn
+        self._types: dict[str, list[int]] = {}  # the column types of each query read by copy_rows
 
     def execute(self, sql: str, args: Any = (), /) -> Any:
         cursor = self._conn.cursor(binary=True)
@@ -163,6 +169,18 @@ class PgConnection:
     def executemany(self, sql: str, rows: Any, /) -> None:
         with self._conn.cursor() as cursor:
             cursor.executemany(_placeholders(sql), list(rows))
+
+    def copy_rows(self, sql: str, args: tuple) -> list[tuple]:  # type: ignore[type-arg]
+        """A read's rows streamed by binary ``COPY``: no hex encoding, no result buffered whole in libpq."""
+        query = _placeholders(sql)
+        types = self._types.get(query)
+        with self._conn.cursor(binary=True) as cursor:
+            if types is None:
+                cursor.execute(f"SELECT * FROM ({query}) AS q LIMIT 0", args)
+                types = self._types[query] = [column.type_code for column in cursor.description]
+            with cursor.copy(f"COPY ({query}) TO STDOUT (FORMAT BINARY)", args) as copy:
+                copy.set_types(types)
+                return list(copy.rows())
 
     @property
     def in_transaction(self) -> bool:
@@ -216,6 +234,10 @@ class PostgreSQL:
         if read_only:
             conn.execute("SET default_transaction_read_only = on")
         return PgConnection(conn)
+
+    @staticmethod
+    def fetch(db: PgConnection, sql: str, args: tuple, bulk: bool) -> list[tuple]:  # type: ignore[type-arg,override]
+        return db.copy_rows(sql, args) if bulk else db.execute(sql, args).fetchall()  # type: ignore[no-any-return]
 
     def begin(self, db: Connection) -> None:
         db.execute("BEGIN")
