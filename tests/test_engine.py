@@ -127,6 +127,12 @@ def test_forget_removes_every_trace(tmp_path: Path, engine: Engine, enrolled: di
     assert counts["enrollments"] == 3 and counts["alerts"] >= 1
     with pytest.raises(UnknownSpeakerError):
         engine.verify(stream, "3005")
+    if engine.store._dialect.name == "postgresql":  # every row of every table; PostgreSQL's files are the server's
+        tables = engine.store._query("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'")
+        for (table,) in tables:
+            for row in engine.store._query(f"SELECT * FROM {table}"):
+                assert "3005" not in " ".join(map(str, row)), f"{table} still mentions the voice: {row}"
+        return
     engine.store.close()
     db = sqlite3.connect(engine.settings.db)
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")

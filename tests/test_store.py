@@ -310,6 +310,27 @@ def test_an_unreachable_server_is_one_clear_error_without_the_password(tmp_path:
     assert result.exit_code == 7 and "Traceback" not in result.output and "s3cret-pw" not in result.output, result.output
 
 
+def test_a_dropped_server_connection_is_opened_again(postgres) -> None:  # type: ignore[no-untyped-def]
+    """A PostgreSQL restart (here: every connection to the database terminated) costs no write and no read."""
+    url = postgres.create_database()
+    store = Store(url)
+    try:
+        store.audit("tester", "before", "x")
+        assert len(store.audit_log()) == 1
+        other = Store(url)
+        with other._tx() as con:
+            con.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND pid != pg_backend_pid()"
+            )
+        other.close()
+        store.audit("tester", "after", "x")
+        assert [a["action"] for a in store.audit_log()] == ["before", "after"]
+    finally:
+        store.close()
+        postgres.drop_database(url)
+
+
 def test_without_psycopg_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "psycopg", None)
     with pytest.raises(StoreError, match=r"voxwatch\[postgres\]"):

@@ -214,7 +214,7 @@ class StoreCore:
         with self._lock:
             self._open()
             try:
-                self._dialect.begin(self._db)
+                self._begin()
                 yield self._db
                 self._db.execute("COMMIT")
             except BaseException as exc:
@@ -223,6 +223,15 @@ class StoreCore:
                 if isinstance(exc, self._dialect.errors):
                     raise StoreError(f"{self.where}: database error ({exc})") from exc
                 raise
+
+    def _begin(self) -> None:
+        try:
+            self._dialect.begin(self._db)
+        except self._dialect.errors:
+            if not getattr(self._db, "broken", False):
+                raise
+            self._db = self._dialect.connect()  # the server restarted or dropped the connection; nothing was written
+            self._dialect.begin(self._db)
 
     def _query(self, sql: str, args: tuple = (), bulk: bool = False) -> list[tuple]:  # type: ignore[type-arg]
         """Run one read on a read-only connection (an in-memory database has only its writer); ``bulk`` for reads
@@ -234,6 +243,11 @@ class StoreCore:
         reader = self._reader()
         try:
             return self._read(reader, sql, args, bulk)
+        except StoreError:
+            if not getattr(reader, "broken", False):
+                raise
+            reader = self._reader(fresh=True)  # the server restarted or dropped the connection: read once more
+            return self._read(reader, sql, args, bulk)
         finally:
             self._readers.put(reader)
 
@@ -243,9 +257,14 @@ class StoreCore:
         except self._dialect.errors as exc:
             raise StoreError(f"{self.where}: database error ({exc})") from exc
 
-    def _reader(self) -> Connection:
+    def _reader(self, fresh: bool = False) -> Connection:
+        """A read-only connection from the pool; ``fresh``: a new one, the broken ones in the pool closed."""
         try:
-            return self._readers.get_nowait()
+            while True:
+                reader = self._readers.get_nowait()
+                if not fresh and not getattr(reader, "broken", False):
+                    return reader
+                reader.close()
         except queue.Empty:
             pass
         try:

@@ -186,7 +186,7 @@ class PgConnection:
     def in_transaction(self) -> bool:
         from psycopg.pq import TransactionStatus
 
-        return self._conn.info.transaction_status != TransactionStatus.IDLE
+        return not self.broken and self._conn.info.transaction_status != TransactionStatus.IDLE
 
     @property
     def broken(self) -> bool:
