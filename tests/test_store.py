@@ -165,6 +165,10 @@ def test_every_part_round_trips(db: str | Path) -> None:
         assert store.alert_records(text='"bridge old"') == [] and store.alert_records(text='NOT "(50% OR') == []
         assert [r["alert_id"] for r in store.alert_records(text="50%", language="nl")] == ["a1"]
         assert store.alert_records(alert_id="a0")[0]["acknowledged_by"] == "tester"
+        with store._tx() as con:  # idempotent writes (a retried task's alert) are one statement on both stores
+            again = "INSERT INTO alerts (alert_id, source, speaker, wall_time, payload) VALUES (?, ?, ?, ?, ?)"
+            assert con.execute(again + " ON CONFLICT (alert_id) DO NOTHING", ("a1", "x", "x", "x", "{}")).rowcount == 0
+        assert store._query("SELECT '100%'", bulk=True) == store._query("SELECT ? || '%'", ("100",)) == [("100%",)]
         assert store.acknowledge("a0", "other") == store.acknowledge("a0", "tester")
         assert [t.text for t in store.transcripts()] == ["meet at the old bridge", "bridgework is 50% done"]
         assert store.token("1" * 64) == ("op", "operator", None)

@@ -178,7 +178,8 @@ class PgConnection:
             if types is None:
                 cursor.execute(f"SELECT * FROM ({query}) AS q LIMIT 0", args)
                 types = self._types[query] = [column.type_code for column in cursor.description]
-            with cursor.copy(f"COPY ({query}) TO STDOUT (FORMAT BINARY)", args) as copy:
+            # without arguments psycopg leaves a COPY's text alone: the %% escapes only go with arguments
+            with cursor.copy(f"COPY ({query if args else sql}) TO STDOUT (FORMAT BINARY)", args or None) as copy:
                 copy.set_types(types)
                 return list(copy.rows())
 
