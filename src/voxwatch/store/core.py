@@ -9,7 +9,7 @@ rest, each in one write transaction, on either database. To add one, append it, 
   column, ``INTEGER`` as ``BIGINT``, ``REAL`` as ``DOUBLE PRECISION`` and ``BLOB`` as ``BYTEA``, and each new
   table without an integer key gets SQLite's implicit ``rowid`` (insertion order: ``ORDER BY rowid`` works on both).
   Keep to what both accept: ``CREATE TABLE``/``INDEX``, ``ALTER TABLE ... ADD COLUMN``/``RENAME TO``, ``INSERT ...
-  SELECT``, ``DROP TABLE``; no ``?`` and no ``%``.
+  SELECT``, ``DROP TABLE`` (triggers and virtual tables go in a dialect's part, below).
 * :class:`~.dialect.Migration` ``(sql, sqlite=..., postgresql=...)`` when a part differs (migration 5: FTS5 on
   SQLite, a ``tsvector`` column with a GIN index on PostgreSQL).
 
