@@ -306,8 +306,8 @@ def _add_token(store: Store, name: str, results: list[str]) -> None:
 
 
 def test_an_unreachable_server_is_one_clear_error_without_the_password(tmp_path: Path) -> None:
-    url = "postgresql://voxwatch:s3cret-pw@127.0.0.1:9/voxwatch"
-    with pytest.raises(StoreError, match="cannot reach the PostgreSQL server") as caught:
+    url = "postgresql://voxwatch:s3cret-pw@127.0.0.1:9/voxwatch?application_name=x"
+    with pytest.raises(StoreError, match="cannot connect to the PostgreSQL server") as caught:
         Store(url)
     assert "s3cret-pw" not in str(caught.value) and "postgresql://127.0.0.1:9/voxwatch" in str(caught.value)
     result = CliRunner().invoke(main, ["--db", url, "speakers"])

@@ -213,7 +213,7 @@ class PostgreSQL:
     def __init__(self, url: str):
         self.url = url
         parts = urlsplit(url)
-        self.where = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2])) if "@" in parts.netloc else url
+        self.where = urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2], query=""))  # no password, no options
         try:
             import psycopg
         except ImportError as exc:
@@ -231,7 +231,9 @@ class PostgreSQL:
             password = urlsplit(self.url).password
             if password:
                 reason = reason.replace(password, "***")
-            raise StoreError(f"{self.where}: cannot reach the PostgreSQL server ({reason}); check the address and that it runs")
+            raise StoreError(
+                f"{self.where}: cannot connect to the PostgreSQL server ({reason}); check the address, the user and that it runs"
+            ) from None
         if read_only:
             conn.execute("SET default_transaction_read_only = on")
         return PgConnection(conn)
