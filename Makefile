@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-# Debian packages: espeak-ng makes the demo voices; chromium drives the dashboard test.
-APT_PACKAGES := espeak-ng chromium
+# Debian packages: espeak-ng makes the demo voices; chromium drives the dashboard test; the tests start their own
+# PostgreSQL server from postgresql's binaries.
+APT_PACKAGES := espeak-ng chromium postgresql
 
 .PHONY: demo test lint system-deps clean
 

@@ -1,7 +1,12 @@
-"""Shared fixtures: the real speech in ../shared/data (tests skip cleanly without it) and models loaded once."""
+"""Shared fixtures: the real speech in ../shared/data (tests skip cleanly without it), models loaded once, and the
+databases: ``db`` is each store in turn (a SQLite file, then a fresh database on a PostgreSQL server this test run
+starts: Debian's ``postgresql`` binaries, skipped with the reason when absent); ``suite_db`` is the one store the
+other tests use: SQLite, or PostgreSQL with ``VOXWATCH_TEST_DB=postgresql``."""
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +16,8 @@ from training.data import heldout
 from voxwatch import Engine, Settings, SileroVad, load_backend
 from voxwatch.corpus import speaker_folders
 from voxwatch.embedding import DEFAULT_MODEL
+from voxwatch.errors import StoreError
+from voxwatch.testing import TemporaryPostgres
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 TEST_OTHER = DATA / "resemblyzer/audio_data/librispeech_test-other"
@@ -40,10 +47,42 @@ def models():  # type: ignore[no-untyped-def]
     return load_backend(DEFAULT_MODEL), SileroVad()
 
 
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[TemporaryPostgres]:
+    try:
+        server = TemporaryPostgres()
+    except StoreError as exc:
+        pytest.skip(str(exc))
+    yield server
+    server.stop()
+
+
+def _database(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str | Path]:
+    if kind == "sqlite":
+        yield tmp_path / "voxwatch.db"
+        return
+    server: TemporaryPostgres = request.getfixturevalue("postgres")
+    url = server.create_database()
+    yield url
+    server.drop_database(url)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str | Path]:
+    """A fresh database on each store in turn: a SQLite file's path, then a PostgreSQL URL."""
+    yield from _database(request.param, request, tmp_path)
+
+
 @pytest.fixture
-def engine(tmp_path: Path, models) -> Engine:  # type: ignore[no-untyped-def]
+def suite_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str | Path]:
+    """A fresh database on the store the suite runs on: SQLite, or PostgreSQL with VOXWATCH_TEST_DB=postgresql."""
+    yield from _database(os.environ.get("VOXWATCH_TEST_DB", "sqlite"), request, tmp_path)
+
+
+@pytest.fixture
+def engine(suite_db: str | Path, models) -> Engine:  # type: ignore[no-untyped-def]
     backend, vad = models
-    e = Engine(Settings(db=tmp_path / "voxwatch.db"), actor="tester", backend=backend, vad=vad)
+    e = Engine(Settings(db=suite_db), actor="tester", backend=backend, vad=vad)
     yield e
     e.close()
 

@@ -7,11 +7,11 @@ import ipaddress
 import json
 import shutil
 import socket
-import sqlite3
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -31,6 +31,7 @@ from voxwatch.records import AlertTranscript
 from voxwatch.retention import Retention
 from voxwatch.service import Service, ServiceOptions
 from voxwatch.settings import resolve_settings
+from voxwatch.store import Store
 from voxwatch.testing import tone_engine, tone_voice
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -39,9 +40,9 @@ TRUTH = json.loads((DATA / "tones.json").read_text())
 
 
 @pytest.fixture
-def tones(tmp_path: Path) -> Iterator[Engine]:
-    """A tone engine with the recording's two voices enrolled and its alerts raised and stored."""
-    engine = tone_engine(tmp_path, actor="admin")
+def tones(tmp_path: Path, db: str | Path) -> Iterator[Engine]:
+    """A tone engine on each store in turn with the recording's two voices enrolled and its alerts raised and stored."""
+    engine = tone_engine(tmp_path, actor="admin", db=db)
     for i, name in enumerate(TRUTH["enrolled"]):
         wav = write_wav(tmp_path / f"{name}.wav", tone_voice(TRUTH["voices"][name], 5.0, seed=100 + i))
         engine.enroll(name, [wav], note="tone")
@@ -61,18 +62,13 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-def backdate(db: Path, alert_id: str, days: float) -> None:
-    """Move one alert (and the detections of its voice) ``days`` into the past, straight in the file."""
-    with sqlite3.connect(db) as con:
-        con.execute(
-            "UPDATE alerts SET wall_time = strftime('%Y-%m-%dT%H:%M:%f+00:00', 'now', ?) WHERE alert_id = ?",
-            (f"-{days} days", alert_id),
-        )
+def backdate(store: Store, alert_id: str, days: float) -> None:
+    """Move one alert (and the detections of its voice) ``days`` into the past, straight in the database."""
+    at = datetime.now(UTC) - timedelta(days=days)
+    with store._tx() as con:
+        con.execute("UPDATE alerts SET wall_time = ? WHERE alert_id = ?", (at.isoformat(timespec="milliseconds"), alert_id))
         speaker = con.execute("SELECT speaker FROM alerts WHERE alert_id = ?", (alert_id,)).fetchone()[0]
-        con.execute(
-            "UPDATE detections SET created_at = strftime('%Y-%m-%dT%H:%M:%S+00:00', 'now', ?) WHERE speaker = ?",
-            (f"-{days} days", speaker),
-        )
+        con.execute("UPDATE detections SET created_at = ? WHERE speaker = ?", (at.isoformat(timespec="seconds"), speaker))
 
 
 # -- roles and expiry ---------------------------------------------------------------------------------------------
@@ -132,8 +128,10 @@ def test_expired_and_unknown_tokens_get_401_and_are_audited(tones: Engine, tmp_p
     token = create_token(tones.store, "temp", "admin", Role.VIEWER, expires_days=1)
     with app_client(tones, tmp_path) as client:
         assert client.get("/api/alerts", headers=bearer(token)).status_code == 200
-        with sqlite3.connect(tones.settings.db) as con:  # a day later
-            con.execute("UPDATE tokens SET expires_at = strftime('%Y-%m-%dT%H:%M:%S+00:00', 'now', '-1 second')")
+        with tones.store._tx() as con:  # a day later
+            con.execute(
+                "UPDATE tokens SET expires_at = ?", ((datetime.now(UTC) - timedelta(seconds=1)).isoformat(timespec="seconds"),)
+            )
         r = client.get("/api/alerts", headers=bearer(token))
         assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
     refused = [a for a in tones.store.audit_log() if a["action"] == "unauthorized"]
@@ -267,7 +265,7 @@ def test_retention_purges_old_alerts_with_their_rows_and_detections_and_audits_i
     assert store.add_transcript(said) and [r["alert_id"] for r in store.alert_records(text="bridge")] == [old.alert_id]
     store.add_webhook("https://hooks.example/x", None, None, "admin")
     store.queue_deliveries(store.webhooks()[0][0])
-    backdate(tones.settings.db, old.alert_id, 31)
+    backdate(store, old.alert_id, 31)
     counts = Retention(store, 30).purge()
     assert counts == {"snippets": 1, "acknowledgements": 1, "deliveries": 2, "transcripts": 1, "alerts": 1, "detections": 1}
     assert store.alert_records(text="bridge") == []  # the words' index forgets them too
@@ -291,7 +289,7 @@ def test_the_service_purges_on_a_schedule(tones: Engine, tmp_path: Path) -> None
     ):
         headers = bearer(create_token(tones.store, "root", "admin", Role.VIEWER))
         assert client.get("/api/status", headers=headers).json()["retain_days"] == 7
-        backdate(tones.settings.db, old.alert_id, 8)  # ages while the service runs
+        backdate(tones.store, old.alert_id, 8)  # ages while the service runs
         deadline = time.monotonic() + 10
         while len(tones.store.alerts()) > 1 and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -300,7 +298,7 @@ def test_the_service_purges_on_a_schedule(tones: Engine, tmp_path: Path) -> None
 
 def test_watch_purges_with_retain_days_from_the_settings_file(tones: Engine, tmp_path: Path) -> None:
     old, new = tones.store.alerts()
-    backdate(tones.settings.db, old.alert_id, 3)
+    backdate(tones.store, old.alert_id, 3)
     config = tmp_path / "voxwatch.toml"
     config.write_text("retain_days = 2.5\n")
     assert resolve_settings(config, environ={}).retain_days == 2.5

@@ -106,11 +106,11 @@ def follows_its_alert(keys: list[str], alert_id: str) -> bool:
 
 
 @pytest.fixture
-def service(tmp_path: Path, data: Path, readers: dict[str, list[Path]]) -> Iterator[Server]:
+def service(tmp_path: Path, data: Path, readers: dict[str, list[Path]], suite_db: str | Path) -> Iterator[Server]:
     """A running service with TARGET and OTHER enrolled through the API."""
     allow = tmp_path / "allowed"
     allow.mkdir()
-    db = tmp_path / "voxwatch.db"
+    db = suite_db
     srv = Server(db, allow, make_token(db), "--allow-private-urls").start()  # the receivers listen on 127.0.0.1
     with srv.client() as c:
         for name in (TARGET, OTHER):

@@ -127,6 +127,12 @@ def test_forget_removes_every_trace(tmp_path: Path, engine: Engine, enrolled: di
     assert counts["enrollments"] == 3 and counts["alerts"] >= 1
     with pytest.raises(UnknownSpeakerError):
         engine.verify(stream, "3005")
+    if engine.store._dialect.name == "postgresql":  # every row of every table; PostgreSQL's files are the server's
+        tables = engine.store._query("SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'")
+        for (table,) in tables:
+            for row in engine.store._query(f"SELECT * FROM {table}"):
+                assert "3005" not in " ".join(map(str, row)), f"{table} still mentions the voice: {row}"
+        return
     engine.store.close()
     db = sqlite3.connect(engine.settings.db)
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -172,11 +178,12 @@ def test_an_index_made_before_channel_bands_still_searches(
     """A database at schema 2 (before recordings kept their channel band) opens, migrates, and its recordings count as
     of unknown band: scored as wideband."""
     from voxwatch.store import MIGRATIONS, Store
+    from voxwatch.store.dialect import open_dialect
 
     old = tmp_path / "old.db"
     db = sqlite3.connect(old)
-    for number, script in enumerate(MIGRATIONS[:2], start=1):
-        db.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
+    for number, step in enumerate(MIGRATIONS[:2], start=1):
+        db.executescript("BEGIN; " + "\n".join(open_dialect(old).migration(step)) + f" PRAGMA user_version = {number}; COMMIT;")
     spans = np.array([[0.0, 5.0, 4.5, 0.9]], np.float32)
     vector = engine.watchlist(["2033"]).matrix[:1].astype(np.float16)
     db.execute(

@@ -11,7 +11,6 @@ import json
 import os
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -25,6 +24,7 @@ import pytest
 
 from voxwatch.audio import RATE_HZ, load_audio, write_wav
 from voxwatch.corpus import Turn, compose
+from voxwatch.store import Store
 
 CLI = [sys.executable, "-c", "from voxwatch.cli import main; main()"]
 TARGET, OTHER, THIRD = "2033", "3005", "1998"  # readers whose other utterances alert reliably in a short stream
@@ -36,7 +36,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def make_token(db: Path, name: str = "tester", role: str = "admin") -> str:
+def make_token(db: Path | str, name: str = "tester", role: str = "admin") -> str:
     out = subprocess.run(
         [*CLI, "--db", str(db), "token", "create", name, "--role", role],
         capture_output=True,
@@ -54,11 +54,11 @@ class Server:
     """``voxwatch serve`` in a subprocess on a free port; :meth:`kill` sends SIGKILL, :meth:`start` starts it again
     on the same database."""
 
-    def __init__(self, db: Path, allow: Path, token: str, *extra: str):
+    def __init__(self, db: Path | str, allow: Path, token: str, *extra: str):
         self.db, self.allow, self.token, self.extra = db, allow, token, extra
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
-        self.log = db.with_suffix(".log")
+        self.log = allow.parent / "serve.log"
 
     @property
     def url(self) -> str:
@@ -160,15 +160,18 @@ class Feed:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, data: Path) -> Iterator[Server]:
+def server(tmp_path_factory: pytest.TempPathFactory, data: Path, request: pytest.FixtureRequest) -> Iterator[Server]:
     root = tmp_path_factory.mktemp("service")
     allow = root / "allowed"
     allow.mkdir()
-    db = root / "voxwatch.db"
+    on_postgres = os.environ.get("VOXWATCH_TEST_DB") == "postgresql"
+    db = request.getfixturevalue("postgres").create_database() if on_postgres else root / "voxwatch.db"
     # --allow-private-urls: the network-stream test serves its radio on 127.0.0.1
     srv = Server(db, allow, make_token(db), "--max-upload-mb", "2", "--allow-private-urls").start()
     yield srv
     srv.stop()
+    if on_postgres:
+        request.getfixturevalue("postgres").drop_database(db)
 
 
 @pytest.fixture(scope="module")
@@ -388,9 +391,11 @@ def test_stream_alert_arrives_live_with_audio_then_ack_and_forget(
         audit = c.get("/api/audit", params={"limit": 10000}).json()
         assert not [a for a in audit if TARGET in a["target"].split(",") or f"{TARGET}-" in a["detail"]]
     feed.close()
-    with sqlite3.connect(server.db) as db:  # straight from the file: nothing of the voice is left behind
+    store = Store(server.db)  # straight from the database: nothing of the voice is left behind
+    try:
         for table in ("alerts", "snippets", "acknowledgements", "deliveries", "transcripts"):
-            assert db.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0] == 0, table
-        assert (
-            db.execute("SELECT COUNT(*) FROM transcript_words WHERE transcript_words MATCH ?", (f'"{word}"',)).fetchone()[0] == 0
-        )
+            assert store._query(f"SELECT COUNT(*) FROM {table}") == [(0,)], table
+        if store._dialect.name == "sqlite":  # FTS5 keeps the words apart from the rows (PostgreSQL: in the rows)
+            assert store._query("SELECT COUNT(*) FROM transcript_words WHERE transcript_words MATCH ?", (f'"{word}"',)) == [(0,)]
+    finally:
+        store.close()

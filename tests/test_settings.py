@@ -135,3 +135,15 @@ def test_a_missing_explicit_file_and_a_bad_variable_fail_as_a_user_runs_them(tmp
     env = {**env, "VOXWATCH_CONFIG": str(write(tmp_path, "")), "VOXWATCH_THREADS": "0"}
     bad = subprocess.run([*cli, "speakers"], capture_output=True, text=True, env=env, timeout=60, check=False)
     assert bad.returncode == 2 and bad.stderr.startswith("voxwatch: error: $VOXWATCH_THREADS='0' is not a whole number")
+
+
+def test_a_postgresql_url_is_kept_whole_in_every_layer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = "postgresql://voxwatch@db.example:5432/cases"
+    config = write(tmp_path, f'db = "{url}"\n')
+    assert resolve_settings(config, environ={}).db == url  # not a file beside the settings file
+    assert resolve_settings(environ={"VOXWATCH_DB": "postgres://db.example/x"}).db == "postgres://db.example/x"
+    assert resolve_settings(config, {"db": "here.db"}, environ={}).db == Path("here.db")
+    seen: list[object] = []
+    monkeypatch.setattr(cli_context.Context, "engine", lambda self, *a, **k: seen.append(self.settings().db) or sys.exit(0))
+    CliRunner().invoke(main, ["speakers", "--db", url])
+    assert seen == [url]

@@ -33,8 +33,9 @@ VOICES = {"low": 300.0, "high": 1200.0}
 
 
 @pytest.fixture
-def tones(tmp_path: Path) -> Engine:
-    engine = tone_engine(tmp_path)
+def tones(tmp_path: Path, db: str | Path) -> Engine:
+    """A tone engine on each store in turn, its two voices enrolled."""
+    engine = tone_engine(tmp_path, db=db)
     for i, (name, freq) in enumerate(VOICES.items()):
         engine.enroll(name, [write_wav(tmp_path / f"{name}.wav", tone_voice(freq, 5.0, seed=10 + i))], note="tone")
     yield engine
@@ -213,13 +214,14 @@ def test_forget_removes_transcripts_and_their_indexed_words(tones: Engine) -> No
     counts = tones.forget("low")
     assert counts["transcripts"] == 1 and counts["alerts"] == 1
     assert tones.store.alert_records(text="300") == [] and len(tones.store.alert_records(text="1200")) == 1
-    assert tones.store._query("SELECT COUNT(*) FROM transcript_words WHERE transcript_words MATCH '\"300\"'") == [(0,)]
+    if tones.store._dialect.name == "sqlite":  # FTS5 keeps the words apart from the rows (PostgreSQL: in the rows)
+        assert tones.store._query("SELECT COUNT(*) FROM transcript_words WHERE transcript_words MATCH '\"300\"'") == [(0,)]
 
 
-def test_webhooks_get_the_transcript_after_its_alert_with_its_own_key(tmp_path: Path) -> None:
-    store = Store(tmp_path / "v.db")
-    with store._tx() as db:
-        db.execute("INSERT INTO speakers (name, created_at) VALUES ('low', 'now')")
+def test_webhooks_get_the_transcript_after_its_alert_with_its_own_key(db: str | Path) -> None:
+    store = Store(db)
+    with store._tx() as con:
+        con.execute("INSERT INTO speakers (name, created_at) VALUES ('low', 'now')")
     hook = store.add_webhook("http://127.0.0.1:9/hook", None, None, "tester")
     alert = Alert("a1", "ch1", "low", 2.0, 1.0, 0.9, 7.0, 1.0, "2026-01-01T00:00:00.000+00:00")
     assert store.add_alert(alert)

@@ -99,7 +99,11 @@ def global_options() -> list[click.Option]:
     common: dict[str, Any] = {"expose_value": False, "callback": _remember}
     return [
         click.Option(
-            ["--db"], type=click.Path(dir_okay=False, path_type=Path), help="Database file [default: user data dir].", **common
+            ["--db"],
+            metavar="FILE|URL",
+            help="Database: a SQLite file, or a PostgreSQL server as postgresql://USER@HOST:PORT/DBNAME"
+            " (needs voxwatch[postgres]) [default: voxwatch.db in the user data dir].",
+            **common,
         ),
         click.Option(
             ["--model"],

@@ -3,7 +3,8 @@
 The settings file is ``--config FILE``, else ``$VOXWATCH_CONFIG``, else ``voxwatch.toml`` in the user config
 directory (that one may be missing). It holds any of the keys in :data:`KEYS`, e.g.::
 
-    db = "~/cases/voxwatch.db"        # relative paths are relative to the file's folder
+    db = "~/cases/voxwatch.db"        # relative paths are relative to the file's folder; or a PostgreSQL server:
+                                      # db = "postgresql://voxwatch@db.example:5432/voxwatch"
     model = "voxwatch-enc"
     false_alarms_per_hour = 0.05      # or: threshold = 3.0
 
@@ -24,6 +25,7 @@ from .embedding import DEFAULT_MODEL
 from .errors import UsageError
 from .logs import FORMATS
 from .pipeline import SpotterOptions
+from .store.dialect import is_url
 
 __all__ = ["KEYS", "Settings", "config_path", "default_db", "resolve_settings"]
 
@@ -40,7 +42,7 @@ class Settings:
     """Everything configurable. ``Settings()`` is the defaults; :func:`resolve_settings` adds file, environment and
     command line."""
 
-    db: Path = field(default_factory=default_db)
+    db: Path | str = field(default_factory=default_db)  # a SQLite file, or a postgresql:// URL
     model: str = DEFAULT_MODEL
     asr_model: str | None = None  # a CTranslate2 Whisper directory; None: the shipped Whisper base
     threads: int = 1
@@ -57,6 +59,11 @@ class Settings:
     search_merge_gap_s: float = 2.0  # one voice's detections closer than this form one region in search results
     retain_days: float | None = None  # serve and watch purge alerts, snippets and detections older than this
     log_format: str = "text"  # log lines as text or JSON objects (voxwatch.logs)
+
+
+def _database(value: object) -> Path | str:
+    """A PostgreSQL URL as given, anything else as a file path."""
+    return str(value) if is_url(str(value)) else Path(str(value))
 
 
 def _text(value: object) -> str | None:
@@ -93,7 +100,7 @@ class _Key:
 
 # Every setting the file, the environment (VOXWATCH_<KEY>) and the command line can give.
 KEYS: dict[str, _Key] = {
-    "db": _Key(_text, "a file name", '"voxwatch.db"'),
+    "db": _Key(_text, "a file name or a postgresql:// URL", '"voxwatch.db"'),
     "model": _Key(_text, "a model name or file", '"voxwatch-enc"'),
     "asr_model": _Key(_text, "a CTranslate2 Whisper folder", '"whisper-small-ct2"'),
     "calibration": _Key(_text, "a file from 'voxwatch calibrate'", '"ours.json"'),
@@ -138,7 +145,7 @@ def _read_file(path: Path, named_by: str | None) -> dict[str, object]:
             known = ", ".join(KEYS)
             raise UsageError(f"{path}: unknown key '{key}'; the keys are {known} (spelt with underscores)")
         values[key] = _parse(key, value, f"{path}: {key} = {value!r}", f"write e.g. {key} = {KEYS[key].example}")
-        if key in _PATHS:
+        if key in _PATHS and not is_url(str(values[key])):
             values[key] = path.parent / Path(str(values[key])).expanduser()
         if key == "calibration" and not Path(str(values[key])).is_file():
             raise UsageError(f"{path}: calibration = {value!r}: no such file ({values[key]}); fix the path or remove the key")
@@ -152,7 +159,7 @@ def _read_environment(environ: Mapping[str, str]) -> dict[str, object]:
         if environ.get(name):  # empty counts as unset
             example = spec.example.strip('"')
             values[key] = _parse(key, environ[name], f"${name}={environ[name]!r}", f"set e.g. {name}={example} or unset it")
-            if key in _PATHS:
+            if key in _PATHS and not is_url(str(values[key])):
                 values[key] = Path(str(values[key])).expanduser()
             if key == "calibration" and not Path(str(values[key])).is_file():
                 raise UsageError(f"${name}={environ[name]!r}: no such file; fix the path or unset it")
@@ -207,7 +214,7 @@ def resolve_settings(
         )
     return replace(
         defaults,
-        db=Path(str(values.get("db", defaults.db))),
+        db=_database(values.get("db", defaults.db)),
         model=str(values.get("model", defaults.model)),
         asr_model=str(values["asr_model"]) if "asr_model" in values else None,
         threads=int(values.get("threads", defaults.threads)),  # type: ignore[call-overload]

@@ -1,5 +1,5 @@
 """Test doubles shipped with the package: a tone embedding backend, an energy VAD, a tone "transcriber", an array
-source and tone voices.
+source and tone voices; and a throwaway PostgreSQL server.
 
 They make the spotter, the watch, the store, the service and the CLI testable in milliseconds, without model files
 or real speech. A "voice" here is a tone: :class:`ToneBackend` embeds a window by where its energy lies on a
@@ -13,14 +13,20 @@ log-frequency axis, so windows of the same tone score about 1 against each other
 
 from __future__ import annotations
 
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
 from collections.abc import Iterator
+from itertools import count
 from pathlib import Path
 
 import numpy as np
 
 from .audio import RATE_HZ, Source
 from .engine import Engine, Settings
-from .errors import UsageError
+from .errors import StoreError, UsageError
 from .pipeline import SpotterOptions
 from .records import TimedText, Transcript
 from .scoring import Calibration
@@ -193,3 +199,53 @@ def tone_engine(folder: str | Path, actor: str = "tester", **overrides: object) 
     return Engine(
         tone_settings(folder, **overrides), actor=actor, backend=ToneBackend(), vad=EnergyVad(), transcriber=ToneTranscriber()
     )
+
+
+class TemporaryPostgres:
+    """A throwaway PostgreSQL cluster in a temporary folder, on 127.0.0.1 at a free port (as user ``postgres`` when
+    run as root: initdb refuses root), stopped and deleted by :meth:`stop`."""
+
+    def __init__(self) -> None:
+        found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]))
+        initdb = found[-1] if found else shutil.which("initdb")
+        if initdb is None:
+            raise StoreError("PostgreSQL is not installed (Debian: apt-get install postgresql; make test does)")
+        self.bin = Path(initdb).parent
+        self.folder = Path(tempfile.mkdtemp(prefix="voxwatch-pg-"))
+        self.as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        if self.as_user:
+            shutil.chown(self.folder, "postgres")
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        data = self.folder / "data"
+        self._run("initdb", "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8", "--no-sync")
+        options = f"-h 127.0.0.1 -p {self.port} -k {self.folder} -F -c max_connections=200"
+        self._run("pg_ctl", "-D", str(data), "-o", options, "-l", str(self.folder / "log"), "-w", "start")
+        self.url = f"postgresql://postgres@127.0.0.1:{self.port}"
+        self._names = count()
+
+    def _run(self, tool: str, *args: str) -> None:
+        done = subprocess.run(
+            [*self.as_user, str(self.bin / tool), *args], check=False, capture_output=True, text=True, cwd=self.folder
+        )
+        if done.returncode:
+            raise StoreError(f"PostgreSQL's {tool} failed: {done.stderr.strip()[-500:]}")
+
+    def _admin(self, sql: str) -> None:
+        import psycopg  # the postgres extra
+
+        with psycopg.connect(f"{self.url}/postgres", autocommit=True) as con:
+            con.execute(sql)
+
+    def create_database(self) -> str:
+        name = f"voxwatch_{next(self._names)}"
+        self._admin(f"CREATE DATABASE {name}")
+        return f"{self.url}/{name}"
+
+    def drop_database(self, url: str) -> None:
+        self._admin(f"DROP DATABASE {url.rsplit('/', 1)[1]} WITH (FORCE)")
+
+    def stop(self) -> None:
+        self._run("pg_ctl", "-D", str(self.folder / "data"), "-m", "immediate", "stop")
+        shutil.rmtree(self.folder, ignore_errors=True)

@@ -1,4 +1,5 @@
-"""The SQLite store: one database of voices, the archive index, live results and service state, in focused parts.
+"""The store: one database (a SQLite file or a PostgreSQL server) of voices, the archive index, live results and
+service state, in focused parts.
 
 Schema migrations live in :mod:`voxwatch.store.core` and nowhere else; each part (:mod:`~voxwatch.store.voices`,
 :mod:`~voxwatch.store.archive`, :mod:`~voxwatch.store.alerts`, :mod:`~voxwatch.store.service_state`) owns its
@@ -19,7 +20,8 @@ __all__ = ["MIGRATIONS", "IndexedRecording", "Store", "StoreCore", "now"]
 
 
 class Store(Voices, Archive, Alerts, ServiceState):
-    """One SQLite database (WAL). Every public method is one transaction; one writer connection, read-only readers."""
+    """One database, SQLite (WAL) or PostgreSQL. Every public method is one transaction; one writer connection,
+    read-only readers."""
 
     def forget(self, name: str, actor: str) -> dict[str, int]:
         """Delete every trace of a voice, in one transaction: enrollments, voiceprints, detections, alerts with their

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import re
-import sqlite3
 from datetime import UTC, datetime
 
 from ..errors import NotFound
 from ..records import Alert, AlertTranscript, Detection
 from .core import StoreCore, now
+from .dialect import Connection
 
 # Tables with one row per alert, dropped with their alert when it ages out (:meth:`Alerts.purge_before`).
 PER_ALERT_TABLES = ("snippets", "acknowledgements", "deliveries", "transcripts")
@@ -96,8 +95,9 @@ class Alerts(StoreCore):
         with self._tx() as db:
             if not db.execute("SELECT 1 FROM alerts WHERE alert_id = ?", (alert_id,)).fetchone():
                 return False
+            db.execute("DELETE FROM snippets WHERE alert_id = ?", (alert_id,))
             db.execute(
-                "INSERT OR REPLACE INTO snippets (alert_id, speaker, media_type, start_s, end_s, audio) VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO snippets (alert_id, speaker, media_type, start_s, end_s, audio) VALUES (?, ?, ?, ?, ?, ?)",
                 (alert_id, speaker, media_type, start_s, end_s, audio),
             )
         return True
@@ -108,8 +108,9 @@ class Alerts(StoreCore):
         with self._tx() as db:
             if not db.execute("SELECT 1 FROM alerts WHERE alert_id = ?", (t.alert_id,)).fetchone():
                 return False
+            db.execute("DELETE FROM transcripts WHERE alert_id = ?", (t.alert_id,))  # its words leave the index too
             db.execute(
-                "INSERT OR REPLACE INTO transcripts (alert_id, speaker, status, language, text, payload, created_at)"
+                "INSERT INTO transcripts (alert_id, speaker, status, language, text, payload, created_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (t.alert_id, t.speaker, t.status, t.language, t.text, json.dumps(t.to_json()), now()),
             )
@@ -147,11 +148,14 @@ class Alerts(StoreCore):
             ("a.wall_time <= ?", until),
             ("a.alert_id = ?", alert_id),
             ("tr.language = ?", language),
-            ("tr.rowid IN (SELECT rowid FROM transcript_words WHERE transcript_words MATCH ?)", fts_query(text)),
         ):
             if value is not None:
                 clauses.append(column)
                 args.append(value)
+        words = self._dialect.text_match("tr", text)
+        if words is not None:
+            clauses.append(words[0])
+            args.append(words[1])
         where = " WHERE " + " AND ".join(clauses) if clauses else ""
         rows = self._query(
             "SELECT a.payload, k.acknowledged_at, k.actor, s.start_s, s.end_s, tr.payload FROM alerts a"
@@ -179,7 +183,8 @@ class Alerts(StoreCore):
         with self._tx() as db:
             alerts = db.execute(
                 "INSERT INTO deliveries (alert_id, webhook_id, status)"
-                " SELECT a.alert_id, w.id, CASE WHEN w.speakers IS NULL OR a.speaker IN (SELECT value FROM json_each(w.speakers))"
+                " SELECT a.alert_id, w.id, CASE WHEN w.speakers IS NULL"
+                f" OR a.speaker IN (SELECT value FROM {self._dialect.json_values('w.speakers')})"
                 " THEN 'pending' ELSE 'filtered' END FROM alerts a JOIN webhooks w ON w.id = ?"
                 " WHERE NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.webhook_id = w.id AND d.alert_id = a.alert_id)"
                 " ORDER BY a.rowid",
@@ -256,8 +261,7 @@ class Alerts(StoreCore):
                 self._audit(db, actor, "purge", f"before {stamp}", json.dumps(counts))
         return counts
 
-    @staticmethod
-    def _forget_alerts(db: sqlite3.Connection, name: str) -> dict[str, int]:
+    def _forget_alerts(self, db: Connection, name: str) -> dict[str, int]:
         """Within a forget transaction: delete the voice's detections, snippets, transcripts and alerts
         (acknowledgements and deliveries cascade), and rewrite the full-text index so that none of its words remain
         in it; returns how many of each."""
@@ -267,21 +271,5 @@ class Alerts(StoreCore):
             "transcripts": db.execute("DELETE FROM transcripts WHERE speaker = ?", (name,)).rowcount,
             "alerts": db.execute("DELETE FROM alerts WHERE speaker = ?", (name,)).rowcount,
         }
-        db.execute("INSERT INTO transcript_words (transcript_words) VALUES ('optimize')")
+        self._dialect.scrub_text_index(db)
         return counts
-
-
-def fts_query(text: str | None) -> str | None:
-    """A user's words as an FTS5 query: each word must occur (prefix with a trailing ``*``; ``"..."`` a phrase);
-    FTS5 operators and punctuation in the words are taken literally."""
-    if text is None or not text.strip():
-        return None
-    parts = re.findall(r'"([^"]+)"|(\S+)', text)
-    terms = []
-    for phrase, word in parts:
-        body = (phrase or word).replace('"', "")
-        prefix = word.endswith("*") and len(word) > 1
-        body = body.rstrip("*") if prefix else body
-        if body:
-            terms.append(f'"{body}"' + ("*" if prefix else ""))
-    return " ".join(terms) or None

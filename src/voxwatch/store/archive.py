@@ -44,7 +44,7 @@ class Archive(StoreCore):
     def index_summaries(self, model: str, dimension: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Every indexed recording's voice summaries: recording ids, the summaries (m, d) and the row of ``ids``
         each summary belongs to."""
-        rows = self._query("SELECT recording_id, centroids FROM voice_summaries WHERE model = ?", (model,))
+        rows = self._query("SELECT recording_id, centroids FROM voice_summaries WHERE model = ?", (model,), bulk=True)
         ids = np.array([r[0] for r in rows], np.int64)
         parts = [np.frombuffer(r[1], np.float16) for r in rows]
         if not parts:
@@ -58,11 +58,11 @@ class Archive(StoreCore):
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            found += self._query(_RECORDINGS + f" WHERE id IN ({marks})", tuple(chunk))
+            found += self._query(_RECORDINGS + f" WHERE id IN ({marks})", tuple(chunk), bulk=True)
         return sorted((self._recording(r) for r in found), key=lambda r: r.path)
 
     def recordings(self, model: str) -> list[IndexedRecording]:
-        rows = self._query(_RECORDINGS + " WHERE model = ? ORDER BY path", (model,))
+        rows = self._query(_RECORDINGS + " WHERE model = ? ORDER BY path", (model,), bulk=True)
         return [self._recording(r) for r in rows]
 
     @staticmethod
@@ -80,14 +80,14 @@ class Archive(StoreCore):
         bandwidth = float(np.median(edges)) if edges else 0.0
         with self._tx() as db:
             db.execute("DELETE FROM recordings WHERE sha256 = ? AND model = ?", (sha256, model))
-            cur = db.execute(
+            (recording_id,) = db.execute(
                 "INSERT INTO recordings (sha256, model, path, duration_s, speech_s, indexed_at, spans, vectors, bandwidth_hz)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                 (sha256, model, path, duration_s, float(spans[:, 2].sum()), now(), spans.tobytes(), vectors.tobytes(), bandwidth),
-            )
+            ).fetchone()
             db.execute(
                 "INSERT INTO voice_summaries (recording_id, model, centroids) VALUES (?, ?, ?)",
-                (cur.lastrowid, model, centroids.tobytes()),
+                (recording_id, model, centroids.tobytes()),
             )
         return IndexedRecording(
             path, sha256, duration_s, float(spans[:, 2].sum()), spans, vectors.reshape(len(spans), -1), bandwidth

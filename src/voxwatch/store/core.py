@@ -1,9 +1,25 @@
-"""The store's core: the SQLite file (WAL), its schema migrations, one writer connection and read-only readers."""
+"""The store's core: the database (a SQLite file or a PostgreSQL server), its schema migrations, one writer
+connection and read-only readers, and the audit log.
+
+Migrations: :data:`MIGRATIONS` holds every schema step in order; a database keeps how many it has had (SQLite in
+``PRAGMA user_version``, PostgreSQL in its ``schema_version`` table) and :meth:`StoreCore._migrate` applies the
+rest, each in one write transaction, on either database. To add one, append it, written once for both:
+
+* a plain string of SQLite DDL runs on both. PostgreSQL gets it with ``INTEGER PRIMARY KEY`` as an identity
+  column, ``INTEGER`` as ``BIGINT``, ``REAL`` as ``DOUBLE PRECISION`` and ``BLOB`` as ``BYTEA``, and each new
+  table without an integer key gets SQLite's implicit ``rowid`` (insertion order: ``ORDER BY rowid`` works on both).
+  Keep to what both accept: ``CREATE TABLE``/``INDEX``, ``ALTER TABLE ... ADD COLUMN``/``RENAME TO``, ``INSERT ...
+  SELECT``, ``DROP TABLE`` (triggers and virtual tables go in a dialect's part, below).
+* :class:`~.dialect.Migration` ``(sql, sqlite=..., postgresql=...)`` when a part differs (migration 5: FTS5 on
+  SQLite, a ``tsvector`` column with a GIN index on PostgreSQL).
+
+Statements the parts run are plain portable SQL with ``?`` placeholders; ``INSERT ... ON CONFLICT (key) DO
+NOTHING`` / ``DO UPDATE`` and ``RETURNING`` work on both, ``INSERT OR REPLACE`` and ``lastrowid`` do not.
+"""
 
 from __future__ import annotations
 
 import queue
-import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -11,9 +27,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ..errors import StoreError
+from .dialect import Connection, Migration, open_dialect
 
-MIGRATIONS = [
-    """
+MIGRATIONS: list[str | Migration] = [
+    Migration(
+        """
     CREATE TABLE speakers (
         id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL);
     CREATE TABLE enrollments (
@@ -44,6 +62,14 @@ MIGRATIONS = [
     CREATE INDEX detections_speaker ON detections (speaker);
     CREATE INDEX alerts_speaker ON alerts (speaker);
     """,
+        # PostgreSQL: the index's float16 vectors do not compress; keep a recording's segments uncompressed out of
+        # line and its few voice summaries in the row, so that a search reads them without trying to decompress
+        postgresql="""
+    ALTER TABLE recordings ALTER COLUMN spans SET STORAGE EXTERNAL;
+    ALTER TABLE recordings ALTER COLUMN vectors SET STORAGE EXTERNAL;
+    ALTER TABLE voice_summaries ALTER COLUMN centroids SET STORAGE MAIN;
+    """,
+    ),
     # 2: the service (voxwatch serve): API tokens, webhooks and their per-alert delivery state, acknowledgements,
     # alert audio snippets, search jobs and their hits. Everything that names a voice goes when the voice is forgotten.
     """
@@ -96,7 +122,8 @@ MIGRATIONS = [
     # step by triggers, so a cascade from a forgotten voice's alerts empties it too), the language of each detected
     # turn, and webhook deliveries of either event of an alert: the delivery table is rebuilt with an ``event``
     # column in its key, rows kept in their order.
-    """
+    Migration(
+        """
     ALTER TABLE detections ADD COLUMN language TEXT NOT NULL DEFAULT '';
     ALTER TABLE detections ADD COLUMN language_probability REAL NOT NULL DEFAULT 0;
     CREATE INDEX detections_turn ON detections (source, speaker, start_s);
@@ -106,11 +133,6 @@ MIGRATIONS = [
         created_at TEXT NOT NULL);
     CREATE INDEX transcripts_speaker ON transcripts (speaker);
     CREATE INDEX transcripts_language ON transcripts (language);
-    CREATE VIRTUAL TABLE transcript_words USING fts5(text, content='transcripts', content_rowid='rowid');
-    CREATE TRIGGER transcripts_added AFTER INSERT ON transcripts BEGIN
-        INSERT INTO transcript_words (rowid, text) VALUES (new.rowid, new.text); END;
-    CREATE TRIGGER transcripts_removed AFTER DELETE ON transcripts BEGIN
-        INSERT INTO transcript_words (transcript_words, rowid, text) VALUES ('delete', old.rowid, old.text); END;
     CREATE TABLE deliveries_by_event (
         alert_id TEXT NOT NULL REFERENCES alerts(alert_id) ON DELETE CASCADE,
         event TEXT NOT NULL DEFAULT 'alert',
@@ -124,6 +146,18 @@ MIGRATIONS = [
     CREATE INDEX deliveries_pending ON deliveries (webhook_id, status);
     CREATE INDEX deliveries_alert ON deliveries (alert_id);
     """,
+        sqlite="""
+    CREATE VIRTUAL TABLE transcript_words USING fts5(text, content='transcripts', content_rowid='rowid');
+    CREATE TRIGGER transcripts_added AFTER INSERT ON transcripts BEGIN
+        INSERT INTO transcript_words (rowid, text) VALUES (new.rowid, new.text); END;
+    CREATE TRIGGER transcripts_removed AFTER DELETE ON transcripts BEGIN
+        INSERT INTO transcript_words (transcript_words, rowid, text) VALUES ('delete', old.rowid, old.text); END;
+    """,
+        postgresql="""
+    ALTER TABLE transcripts ADD COLUMN words tsvector GENERATED ALWAYS AS (to_tsvector('simple', text)) STORED;
+    CREATE INDEX transcript_words ON transcripts USING GIN (words);
+    """,
+    ),
 ]
 
 
@@ -132,26 +166,22 @@ def now() -> str:
 
 
 class StoreCore:
-    """One SQLite database: every write is a transaction on the one writer connection (under a lock); reads run on
-    read-only connections from a pool, so they never wait for a write (WAL). The parts of the store build on this."""
+    """One database (a SQLite file, or a PostgreSQL server: see :mod:`.dialect`): every write is a transaction on
+    the one writer connection (under a lock); reads run on read-only connections from a pool, so they never wait
+    for a write. The parts of the store build on this."""
 
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
+    def __init__(self, db: str | Path):
+        self._dialect = open_dialect(db)
+        self.where = self._dialect.where  # for messages: the file, or the server's URL without its password
         self._lock = threading.RLock()
-        self._readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
-        self._opened: list[sqlite3.Connection] = []
-        self._in_memory = str(path) == ":memory:"
+        self._readers: queue.SimpleQueue[Connection] = queue.SimpleQueue()
+        self._opened: list[Connection] = []
         self._closed = False
         try:
-            if not self._in_memory:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA foreign_keys=ON")
-            self._db.execute("PRAGMA secure_delete=ON")
+            self._db: Connection = self._dialect.connect()
             self._migrate()
-        except (sqlite3.Error, OSError) as exc:
-            raise StoreError(f"{self.path}: cannot open the voxwatch database ({exc})") from exc
+        except (*self._dialect.errors, OSError) as exc:
+            raise StoreError(f"{self.where}: cannot open the voxwatch database ({exc})") from exc
 
     def close(self) -> None:
         with self._lock:
@@ -162,61 +192,85 @@ class StoreCore:
             self._db.close()
 
     def _migrate(self) -> None:
-        version = self._db.execute("PRAGMA user_version").fetchone()[0]
-        if version > len(MIGRATIONS):
-            raise StoreError(f"{self.path}: made by a newer voxwatch (schema {version}); upgrade voxwatch")
-        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-            self._db.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
+        """Apply the pending migrations, each in its own write transaction (on PostgreSQL other processes may be
+        starting at the same time: the write lock lets one of them migrate, the others then find nothing to do)."""
+        while True:
+            with self._tx() as db:
+                version = self._dialect.schema_version(db)
+                if version > len(MIGRATIONS):
+                    raise StoreError(f"{self.where}: made by a newer voxwatch (schema {version}); upgrade voxwatch")
+                if version == len(MIGRATIONS):
+                    return
+                for statement in self._dialect.migration(MIGRATIONS[version]):
+                    db.execute(statement)
+                self._dialect.set_schema_version(db, version + 1)
 
     def _open(self) -> None:
         if self._closed:
-            raise StoreError(f"{self.path}: the store has been closed (the engine was closed); open a new one")
+            raise StoreError(f"{self.where}: the store has been closed (the engine was closed); open a new one")
 
     @contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
+    def _tx(self) -> Iterator[Connection]:
         with self._lock:
             self._open()
             try:
-                self._db.execute("BEGIN IMMEDIATE")
+                self._begin()
                 yield self._db
                 self._db.execute("COMMIT")
             except BaseException as exc:
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
-                if isinstance(exc, sqlite3.Error):
-                    raise StoreError(f"{self.path}: database error ({exc})") from exc
+                if isinstance(exc, self._dialect.errors):
+                    raise StoreError(f"{self.where}: database error ({exc})") from exc
                 raise
 
-    def _query(self, sql: str, args: tuple = ()) -> list[tuple]:  # type: ignore[type-arg]
-        """Run one read on a read-only connection (an in-memory database has only its writer)."""
+    def _begin(self) -> None:
+        try:
+            self._dialect.begin(self._db)
+        except self._dialect.errors:
+            if not getattr(self._db, "broken", False):
+                raise
+            self._db = self._dialect.connect()  # the server restarted or dropped the connection; nothing was written
+            self._dialect.begin(self._db)
+
+    def _query(self, sql: str, args: tuple = (), bulk: bool = False) -> list[tuple]:  # type: ignore[type-arg]
+        """Run one read on a read-only connection (an in-memory database has only its writer); ``bulk`` for reads
+        of many large values (the archive index's vectors)."""
         self._open()
-        if self._in_memory:
+        if not self._dialect.readers:
             with self._lock:
-                return self._read(self._db, sql, args)
+                return self._read(self._db, sql, args, bulk)
         reader = self._reader()
         try:
-            return self._read(reader, sql, args)
+            return self._read(reader, sql, args, bulk)
+        except StoreError:
+            if not getattr(reader, "broken", False):
+                raise
+            reader = self._reader(fresh=True)  # the server restarted or dropped the connection: read once more
+            return self._read(reader, sql, args, bulk)
         finally:
             self._readers.put(reader)
 
-    def _read(self, db: sqlite3.Connection, sql: str, args: tuple) -> list[tuple]:  # type: ignore[type-arg]
+    def _read(self, db: Connection, sql: str, args: tuple, bulk: bool = False) -> list[tuple]:  # type: ignore[type-arg]
         try:
-            return db.execute(sql, args).fetchall()
-        except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: database error ({exc})") from exc
+            return self._dialect.fetch(db, sql, args, bulk)  # type: ignore[arg-type]
+        except self._dialect.errors as exc:
+            raise StoreError(f"{self.where}: database error ({exc})") from exc
 
-    def _reader(self) -> sqlite3.Connection:
+    def _reader(self, fresh: bool = False) -> Connection:
+        """A read-only connection from the pool; ``fresh``: a new one, the broken ones in the pool closed."""
         try:
-            return self._readers.get_nowait()
+            while True:
+                reader = self._readers.get_nowait()
+                if not fresh and not getattr(reader, "broken", False):
+                    return reader
+                reader.close()
         except queue.Empty:
             pass
         try:
-            # autocommit: a reader never holds a transaction open, so each read sees the latest commit
-            reader = sqlite3.connect(
-                self.path.resolve().as_uri() + "?mode=ro", uri=True, check_same_thread=False, isolation_level=None, timeout=30
-            )
-        except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: cannot open the voxwatch database for reading ({exc})") from exc
+            reader = self._dialect.connect(read_only=True)
+        except self._dialect.errors as exc:
+            raise StoreError(f"{self.where}: cannot open the voxwatch database for reading ({exc})") from exc
         with self._lock:
             self._opened.append(reader)
         return reader
@@ -228,7 +282,7 @@ class StoreCore:
             self._audit(db, actor, action, target, detail)
 
     @staticmethod
-    def _audit(db: sqlite3.Connection, actor: str, action: str, target: str, detail: str) -> None:
+    def _audit(db: Connection, actor: str, action: str, target: str, detail: str) -> None:
         db.execute(
             "INSERT INTO audit (at, actor, action, target, detail) VALUES (?, ?, ?, ?, ?)", (now(), actor, action, target, detail)
         )
@@ -261,7 +315,7 @@ class StoreCore:
         return [dict(zip(("at", "actor", "action", "target", "detail"), r)) for r in reversed(rows)]
 
     @staticmethod
-    def _forget_in_audit(db: sqlite3.Connection, name: str, alias: str) -> None:
+    def _forget_in_audit(db: Connection, name: str, alias: str) -> None:
         """Within a forget transaction: replace a voice's name by ``alias`` everywhere in the audit log."""
         db.execute("UPDATE audit SET target = ?, detail = '' WHERE target = ?", (alias, name))
         listed = db.execute("SELECT id, target FROM audit WHERE ',' || target || ',' LIKE ?", (f"%,{name},%",)).fetchall()

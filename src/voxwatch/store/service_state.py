@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 
 from ..errors import NotFound, UsageError
 from ..records import Detection
 from .core import StoreCore, now
+from .dialect import Connection
 
 
 class ServiceState(StoreCore):
@@ -36,15 +36,15 @@ class ServiceState(StoreCore):
     def add_webhook(self, url: str, secret: str | None, speakers: list[str] | None, actor: str) -> int:
         """Register a webhook; it receives the alerts committed from now on (earlier ones are marked skipped)."""
         with self._tx() as db:
-            webhook_id = db.execute(
-                "INSERT INTO webhooks (url, secret, speakers, created_at, created_by) VALUES (?, ?, ?, ?, ?)",
+            (webhook_id,) = db.execute(
+                "INSERT INTO webhooks (url, secret, speakers, created_at, created_by) VALUES (?, ?, ?, ?, ?) RETURNING id",
                 (url, secret, None if speakers is None else json.dumps(speakers), now(), actor),
-            ).lastrowid
+            ).fetchone()
             db.execute(
                 "INSERT INTO deliveries (alert_id, webhook_id, status) SELECT alert_id, ?, 'skipped' FROM alerts", (webhook_id,)
             )
             self._audit(db, actor, "webhook-add", str(webhook_id), url)
-        return int(webhook_id)  # type: ignore[arg-type]
+        return int(webhook_id)
 
     def webhooks(self) -> list[tuple[int, str, str | None, list[str] | None, str]]:
         """``(id, url, secret, speakers, created_at)`` of every webhook, oldest first."""
@@ -124,19 +124,21 @@ class ServiceState(StoreCore):
         )
         return [dict(zip(("id", "actor", "status", "done", "total", "created_at", "finished_at"), r)) for r in rows]
 
-    @staticmethod
-    def _forget_in_service(db: sqlite3.Connection, name: str) -> int:
+    def _forget_in_service(self, db: Connection, name: str) -> int:
         """Within a forget transaction: delete the voice's search hits and the search jobs that asked for it by name,
         and take the name out of webhook speaker filters (a filter left empty matches nothing, never everything).
         Returns how many search hits were deleted."""
         hits = db.execute("DELETE FROM search_hits WHERE speaker = ?", (name,)).rowcount
+        sql = self._dialect
         db.execute(
-            "DELETE FROM search_jobs WHERE speakers IS NOT NULL AND EXISTS (SELECT 1 FROM json_each(search_jobs.speakers) WHERE value = ?)",
+            "DELETE FROM search_jobs WHERE speakers IS NOT NULL"
+            f" AND EXISTS (SELECT 1 FROM {sql.json_values('search_jobs.speakers')} WHERE value = ?)",
             (name,),
         )
+        listed = sql.json_values("webhooks.speakers")
         db.execute(
-            "UPDATE webhooks SET speakers = (SELECT json_group_array(value) FROM json_each(webhooks.speakers) WHERE value != ?)"
-            " WHERE speakers IS NOT NULL AND EXISTS (SELECT 1 FROM json_each(webhooks.speakers) WHERE value = ?)",
+            f"UPDATE webhooks SET speakers = (SELECT {sql.json_array('value')} FROM {listed} WHERE value != ?)"
+            f" WHERE speakers IS NOT NULL AND EXISTS (SELECT 1 FROM {listed} WHERE value = ?)",
             (name, name),
         )
         return int(hits)

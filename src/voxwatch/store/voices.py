@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 import numpy as np
 
 from ..errors import UnknownSpeakerError, UsageError
 from ..records import EnrollmentInfo, SpeakerInfo
 from .core import StoreCore, now
+from .dialect import Connection
 
 
 class Voices(StoreCore):
@@ -19,12 +18,14 @@ class Voices(StoreCore):
         with self._tx() as db:
             row = db.execute("SELECT id FROM speakers WHERE name = ?", (name,)).fetchone()
             speaker_id = (
-                row[0] if row else db.execute("INSERT INTO speakers (name, created_at) VALUES (?, ?)", (name, now())).lastrowid
+                row[0]
+                if row
+                else db.execute("INSERT INTO speakers (name, created_at) VALUES (?, ?) RETURNING id", (name, now())).fetchone()[0]
             )
             for info, vectors in items:
-                cur = db.execute(
+                (enrollment_id,) = db.execute(
                     "INSERT INTO enrollments (speaker_id, file, sha256, speech_s, snr_db, consistency, note, created_at, model)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                     (
                         speaker_id,
                         info.file,
@@ -36,11 +37,11 @@ class Voices(StoreCore):
                         info.created_at,
                         info.model,
                     ),
-                )
+                ).fetchone()
                 db.executemany(
                     "INSERT INTO embeddings (enrollment_id, model, condition, vector) VALUES (?, ?, ?, ?)",
                     [
-                        (cur.lastrowid, info.model, condition, np.asarray(v, np.float32).tobytes())
+                        (enrollment_id, info.model, condition, np.asarray(v, np.float32).tobytes())
                         for condition, v in vectors.items()
                     ],
                 )
@@ -54,7 +55,7 @@ class Voices(StoreCore):
 
     def speakers(self) -> list[SpeakerInfo]:
         rows = self._query(
-            "SELECT s.name, COUNT(e.id), COALESCE(SUM(e.speech_s), 0), s.created_at, GROUP_CONCAT(e.note, char(31))"
+            f"SELECT s.name, COUNT(e.id), COALESCE(SUM(e.speech_s), 0), s.created_at, {self._dialect.joined('e.note')}"
             " FROM speakers s LEFT JOIN enrollments e ON e.speaker_id = s.id GROUP BY s.id ORDER BY s.name"
         )
         return [
@@ -98,7 +99,7 @@ class Voices(StoreCore):
         return [n for n, _ in keys], matrix / np.linalg.norm(matrix, axis=1, keepdims=True)
 
     @staticmethod
-    def _forget_voice(db: sqlite3.Connection, name: str) -> tuple[int, int]:
+    def _forget_voice(db: Connection, name: str) -> tuple[int, int]:
         """Within a forget transaction: delete the voice (its enrollments and voiceprints cascade); returns its row id
         and how many enrollments it had."""
         (speaker_id,) = db.execute("SELECT id FROM speakers WHERE name = ?", (name,)).fetchone()
