@@ -35,9 +35,10 @@ from voxwatch.metrics import cllr, eer, min_cllr
 from voxwatch.scoring import Calibration, Cohort, l2_normalise
 from voxwatch.trials import EvidenceSet, enrollment_watchlist, spotting_evidence
 
-# Models whose scores are AS-normalised, with how many of the closest cohort voices count. GE2E keeps plain cosines:
-# measured on held-apart speakers, AS-norm with this cohort raised its radio, telephone and babble EERs.
-COHORT_TOP = {"voxwatch-enc": int(__import__("os").environ.get("TOP", 100))}
+# Models whose scores are AS-normalised, with how many of the closest cohort voices count (of about 480: each training
+# speaker in every enrollment condition). GE2E keeps plain cosines: measured on held-apart speakers, AS-norm against
+# clean training speakers raised its radio, telephone and babble EERs (docs/model-card.md).
+COHORT_TOP = {"voxwatch-enc": 200}
 COHORT_S = 12.0  # seconds of each training speaker's speech (from up to six recordings) behind its cohort embedding
 MAX_SCORES = 10000  # scores per class and band kept in calibration_scores.npz (a fixed random subsample beyond that)
 
