@@ -4,9 +4,11 @@ Only speakers held apart from the encoder's training (``training/speakers.tsv``)
 train-clean-100 (enroll on the first half of each reading, test on the second), English speech commands and
 DSPSpeech-20 (many microphones; enroll on some words, test on turns made of others) and Common Voice Persian. Every
 test turn is scored as recorded and through a narrowband channel (the simulated radio or telephone, or one of the
-training's randomised radio and telephone chains with real codecs): one calibration is fitted per model and band. Only numbers are written to the package: the calibrations with their false-alarm tables, and
-a compact summary of the scores they were fitted on (calibration_scores.npz, the reference distributions of
-``voxwatch compare`` reports).
+training's randomised radio and telephone chains with real codecs): one calibration is fitted per model and band.
+Only numbers are written to the package: the calibrations with their false-alarm tables, a compact summary of the
+scores they were fitted on (calibration_scores.npz, the reference distributions of ``voxwatch compare`` reports), and
+for the models scored with AS-norm (``COHORT_TOP``) the cohort: one embedding per speaker the encoder was trained on
+(``models/<model>-cohort.npy``), against which their scores are normalised before they are calibrated.
 
     .venv/bin/python benchmarks/fit_calibration.py [--model voxwatch-enc ge2e] [--write]
 """
@@ -14,6 +16,7 @@ a compact summary of the scores they were fitted on (calibration_scores.npz, the
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -22,15 +25,21 @@ import numpy as np
 from common import DATA, heldout
 
 from training.augment import Degrader
+from training.data import speakers
 from training.prepare import trim
 from voxwatch import channels
 from voxwatch.audio import RATE_HZ, load_audio
 from voxwatch.embedding import SHIPPED_MODELS
 from voxwatch.engine import Engine, Settings
 from voxwatch.metrics import cllr, eer, min_cllr
-from voxwatch.scoring import Calibration
+from voxwatch.scoring import Calibration, Cohort, l2_normalise
 from voxwatch.trials import EvidenceSet, enrollment_watchlist, spotting_evidence
 
+# Models whose scores are AS-normalised, with how many of the closest cohort voices count (of about 480: each training
+# speaker in every enrollment condition). GE2E keeps plain cosines: measured on held-apart speakers, AS-norm against
+# clean training speakers raised its radio, telephone and babble EERs (docs/model-card.md).
+COHORT_TOP = {"voxwatch-enc": 200}
+COHORT_S = 12.0  # seconds of each training speaker's speech (from up to six recordings) behind its cohort embedding
 MAX_SCORES = 10000  # scores per class and band kept in calibration_scores.npz (a fixed random subsample beyond that)
 
 
@@ -56,8 +65,24 @@ def words(files: list[Path], enroll_n: int, turn_n: tuple[int, ...]) -> tuple[li
     return enroll, turns
 
 
+def cohort_vectors(engine: Engine) -> np.ndarray:
+    """The embeddings of each speaker the encoder was trained on (``training/speakers.tsv``) as enrollment makes a
+    voiceprint's rows, one per enrollment condition: float16, for the package."""
+    rows = []
+    for i, (name, files) in enumerate(sorted(speakers("train").items())):
+        audio = np.concatenate([load_audio(f) for f in files[:6]])[: int(COHORT_S * RATE_HZ)]
+        analysis = engine.analyse_samples(audio, name)
+        if analysis.segments:
+            rows += engine.condition_embeddings(audio, analysis, seed=i).values()
+    return np.stack(rows).astype(np.float16)
+
+
 def collect(
-    engine: Engine, groups: dict[str, tuple[list[np.ndarray], list[np.ndarray]]], rng: np.random.Generator, degrade: Degrader
+    engine: Engine,
+    groups: dict[str, tuple[list[np.ndarray], list[np.ndarray]]],
+    rng: np.random.Generator,
+    degrade: Degrader,
+    cohort: Cohort | None,
 ) -> tuple[EvidenceSet, EvidenceSet]:
     """Running scores of every test turn as recorded (wideband) and through a narrowband channel (radio or telephone
     at random SNRs, or a randomised radio or telephone chain), against clean multi-condition voiceprints."""
@@ -65,6 +90,7 @@ def collect(
     usable = {k for k, found in analyses.items() if sum(a.speech_s for a in found) >= 3.0 and any(a.segments for a in found)}
     groups = {k: v for k, v in groups.items() if k in usable}
     watchlist = enrollment_watchlist(engine, {k: v[0] for k, v in groups.items()})
+    watchlist = dataclasses.replace(watchlist, calibration=dataclasses.replace(watchlist.calibration, cohort=cohort))
     wide: list[tuple[str | None, np.ndarray]] = []
     narrow: list[tuple[str | None, np.ndarray]] = []
     for name, (_, turns) in groups.items():
@@ -116,9 +142,15 @@ def report(band: str, calibration: Calibration, evidence: EvidenceSet) -> None:
         )
 
 
-def fit(model: str, rng: np.random.Generator, degrade: Degrader) -> tuple[dict[str, Calibration], dict[str, EvidenceSet]]:
-    """One model's wideband and narrowband calibrations, and the running scores they were fitted on."""
+def fit(
+    model: str, rng: np.random.Generator, degrade: Degrader
+) -> tuple[dict[str, Calibration], dict[str, EvidenceSet], Cohort | None]:
+    """One model's wideband and narrowband calibrations, the running scores they were fitted on, and its cohort."""
     engine = Engine(Settings(db=Path(f"/tmp/voxwatch-calibration-{Path(model).stem}.db"), model=model))
+    cohort = None
+    if model in COHORT_TOP:
+        cohort = Cohort(model, l2_normalise(cohort_vectors(engine)), COHORT_TOP[model])
+        print(f"{model}: cohort of {len(cohort.vectors)} training speakers, top {cohort.top}")
     sets = {
         "librispeech-train-clean-100": {
             k: h
@@ -131,7 +163,7 @@ def fit(model: str, rng: np.random.Generator, degrade: Degrader) -> tuple[dict[s
     }
     evidence: dict[str, EvidenceSet] = {}
     for name, groups in sets.items():
-        w, n = collect(engine, groups, rng, degrade)
+        w, n = collect(engine, groups, rng, degrade, cohort)
         print(
             f"{model}, {name}: {len(groups)} speakers, {int(w.target.sum())} target / {int((~w.target).sum())} non-target running scores per band"
         )
@@ -141,7 +173,7 @@ def fit(model: str, rng: np.random.Generator, degrade: Degrader) -> tuple[dict[s
     fits = {band: Calibration.fit(ev.scores, ev.speech_s, ev.target, ev.pairs) for band, ev in evidence.items()}
     for band, ev in evidence.items():
         report(f"{model} {band}", fits[band], ev)
-    return fits, evidence
+    return fits, evidence, cohort
 
 
 def main() -> None:
@@ -149,7 +181,9 @@ def main() -> None:
     parser.add_argument(
         "--model", nargs="+", default=list(SHIPPED_MODELS) + ["ge2e"], help="models to fit (each keeps its own calibration)"
     )
-    parser.add_argument("--write", action="store_true", help="write src/voxwatch/calibration.json and calibration_scores.npz")
+    parser.add_argument(
+        "--write", action="store_true", help="write src/voxwatch/calibration.json, calibration_scores.npz and the cohorts"
+    )
     args = parser.parse_args()
     if not DATA.is_dir():
         sys.exit(f"skipped: {DATA} not found (the shared speech data)")
@@ -159,13 +193,17 @@ def main() -> None:
     shipped = json.loads(path.read_text())
     with np.load(scores_path) as old:
         summaries = {k: old[k] for k in old.files if k.split("__")[0] not in args.model}
+    cohorts: dict[str, Cohort] = {}
     for model in args.model:
-        fits, evidence = fit(model, np.random.default_rng(2026), degrade)
+        fits, evidence, cohort = fit(model, np.random.default_rng(2026), degrade)
         rounded = {
             band: {**{k: round(v, 5) for k, v in c.to_json().items() if k in "abcd"}, "false_alarms": c.to_json()["false_alarms"]}  # type: ignore[attr-defined]
             for band, c in fits.items()
         }
         shipped[model] = {**rounded["wideband"], "narrowband": rounded["narrowband"]}
+        if cohort is not None:
+            cohorts[model] = cohort
+            shipped[model]["cohort"] = {"name": model, "top": cohort.top}
         for band, ev in evidence.items():
             llr = fits[band].llr(ev.scores, ev.speech_s)
             summaries |= {
@@ -174,7 +212,9 @@ def main() -> None:
     if args.write:
         path.write_text(json.dumps(shipped, indent=1) + "\n")
         np.savez_compressed(scores_path, **summaries)
-        print(f"wrote {path} and {scores_path}")
+        for model, cohort in cohorts.items():
+            np.save(path.with_name("models") / f"{model}-cohort.npy", cohort.vectors.astype(np.float16))
+        print(f"wrote {path}, {scores_path} and the cohorts of {', '.join(cohorts) or 'no model'}")
 
 
 if __name__ == "__main__":

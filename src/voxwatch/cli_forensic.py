@@ -96,8 +96,9 @@ def calibrate(obj: Context, trials: str, root: str | None, out: Path, workers: i
     with Progress("scoring", obj.as_json) as progress:
         scores, speech, target = score_trials(engine, read_trials(trials, root), progress)
     fitted = Calibration.fit(scores, speech, target, np.arange(len(scores)))  # each trial counts as one turn
-    fitted = dataclasses.replace(fitted, model=engine.backend.name)
-    old, new = engine.calibration(required=False).llr(scores, speech), fitted.llr(scores, speech)
+    in_use = engine.calibration(required=False)  # the scores were normalised against its cohort, if it has one
+    fitted = dataclasses.replace(fitted, model=engine.backend.name, cohort=in_use.cohort)
+    old, new = in_use.llr(scores, speech), fitted.llr(scores, speech)
     before, after = evaluate(old[target], old[~target]), evaluate(new[target], new[~target])
     try:
         out.write_text(json.dumps(fitted.to_json(), indent=1) + "\n")

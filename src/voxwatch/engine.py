@@ -392,7 +392,7 @@ class Engine:
         else:
             ids, centroids, owners = self.store.index_summaries(self.backend.name, self.backend.dimension)
             bands = [calibration] + ([calibration.narrowband] if calibration.narrowband else [])
-            floor = min(band.lowest_score(threshold(band)) for band in bands) - self.settings.search_prefilter_margin
+            floor = min(band.lowest_score(threshold(band) - self.settings.search_prefilter_llr) for band in bands)
             hopeful = np.unique(owners[(watchlist.scores(centroids) >= floor).any(axis=1)]) if len(owners) else owners
             recordings, errors = self.store.recordings_by_id([int(ids[k]) for k in hopeful]), []
         found: list[Detection] = []

@@ -1,4 +1,5 @@
-"""Scoring: enrolled voices as a matrix, cosine scores, and their calibration into log-likelihood ratios."""
+"""Scoring: enrolled voices as a matrix, cosine scores (adaptively normalised against a cohort of other voices where the
+model ships one), and their calibration into log-likelihood ratios."""
 
 from __future__ import annotations
 
@@ -28,6 +29,17 @@ def _shipped() -> dict[str, dict]:
     return json.loads(resources.files("voxwatch").joinpath("calibration.json").read_text())
 
 
+@functools.cache
+def _shipped_cohort(name: str) -> np.ndarray:
+    """The package's ``models/<name>-cohort.npy`` as unit rows (read once: it is package data)."""
+    try:
+        with resources.files("voxwatch").joinpath(f"models/{name}-cohort.npy").open("rb") as f:
+            vectors = np.load(f)
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"the package's score-normalisation cohort for {name!r} is missing or unreadable ({exc})") from exc
+    return l2_normalise(vectors)
+
+
 SHIPPED_CALIBRATIONS = tuple(_shipped())  # the models the package has a calibration for
 FIT_ONE = "fit one on your own trials with 'voxwatch calibrate TRIALS --out FILE', then pass --calibration FILE"
 
@@ -39,15 +51,54 @@ def band_name(bandwidth_hz: float) -> str:
 
 
 @dataclass(frozen=True)
+class Cohort:
+    """Adaptive score normalisation (AS-norm): a cosine score between a test embedding and a voiceprint becomes the mean
+    of two z-scores, each against the ``top`` cohort voices most like that side. What a channel or a short turn does to
+    every score of one embedding (all strangers look closer on a radio chain) is taken out before calibration.
+
+    ``vectors`` are unit-norm centroids of voices that are neither enrolled nor tested: for a shipped model, the
+    speakers its encoder was trained on (``models/<model>-cohort.npy``, written by ``benchmarks/fit_calibration.py``)."""
+
+    name: str
+    vectors: np.ndarray
+    top: int
+
+    def __post_init__(self) -> None:
+        if self.vectors.ndim != 2 or not 1 <= self.top <= len(self.vectors):
+            raise UsageError(f"cohort {self.name!r}: top {self.top} of {self.vectors.shape} cohort vectors")
+
+    @classmethod
+    def shipped(cls, name: str, top: int) -> Cohort:
+        """The cohort shipped in the package for model ``name``."""
+        return cls(name, _shipped_cohort(name), top)
+
+    def stats(self, embeddings: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Mean and spread of each unit embedding's (n, d) ``top`` highest cohort scores: two arrays (n,)."""
+        scores = embeddings @ self.vectors.T
+        best = np.partition(scores, len(self.vectors) - self.top, axis=1)[:, -self.top :]
+        return best.mean(axis=1), np.maximum(best.std(axis=1), 1e-4)
+
+    def normalise(
+        self, scores: np.ndarray, test: tuple[np.ndarray, np.ndarray], prints: tuple[np.ndarray, np.ndarray]
+    ) -> np.ndarray:
+        """AS-norm of cosine ``scores`` (n tests, m voiceprints), given each side's :meth:`stats`."""
+        (mean_t, sd_t), (mean_p, sd_p) = test, prints
+        return 0.5 * ((scores - mean_t[:, None]) / sd_t[:, None] + (scores - mean_p[None]) / sd_p[None])
+
+
+@dataclass(frozen=True)
 class Calibration:
-    """Maps a cosine score and the seconds of speech behind it to a natural-log likelihood ratio:
+    """Maps a score and the seconds of speech behind it to a natural-log likelihood ratio:
     ``llr = a + b * score + (c + d * score) * log(speech_s)``, fitted by logistic regression on trials.
 
     ``fa_llr``/``fa_per_hour`` measure, on the non-target trials it was fitted on, how many false alarms per hour
     of a stranger's speech each enrolled voice raises at each LLR threshold: the operating point in user terms.
 
     Quality-aware by channel band: ``narrowband``, when present, is the calibration fitted on band-limited speech
-    (telephone, radio), where the same cosine is weaker evidence; :meth:`for_band` picks the one that applies."""
+    (telephone, radio), where the same cosine is weaker evidence; :meth:`for_band` picks the one that applies.
+
+    The score is the cosine itself, or with ``cohort`` its AS-norm (:class:`Cohort`): a calibration maps the scores it
+    was fitted on, so the cohort belongs to it."""
 
     a: float
     b: float
@@ -57,6 +108,7 @@ class Calibration:
     fa_per_hour: tuple[float, ...] = ()
     narrowband: Calibration | None = None
     model: str | None = None  # the embedding model whose scores it maps (None: a file written before this was kept)
+    cohort: Cohort | None = field(default=None, compare=False, repr=False)
 
     def for_band(self, bandwidth_hz: float) -> Calibration:
         """The calibration for audio whose channel band ends at ``bandwidth_hz`` (0: unknown, taken as wideband)."""
@@ -89,12 +141,15 @@ class Calibration:
             out["narrowband"] = self.narrowband.to_json()
         if self.model is not None:
             out["model"] = self.model
+        if self.cohort is not None:
+            out["cohort"] = {"name": self.cohort.name, "top": self.cohort.top}
         return out
 
     @classmethod
     def from_json(cls, data: dict) -> Calibration:  # type: ignore[type-arg]
         table = data.get("false_alarms", {})
         narrow = cls.from_json(data["narrowband"]) if "narrowband" in data else None
+        cohort = Cohort.shipped(str(data["cohort"]["name"]), int(data["cohort"]["top"])) if "cohort" in data else None
         return cls(
             float(data["a"]),
             float(data["b"]),
@@ -104,6 +159,7 @@ class Calibration:
             tuple(map(float, table.get("per_hour", ()))),
             narrow,
             str(data["model"]) if "model" in data else None,
+            cohort,
         )
 
     @classmethod
@@ -126,10 +182,16 @@ class Calibration:
         return cls(fitted.a, fitted.b, fitted.c, fitted.d, tuple(float(g) for g in grid), tuple(rates))
 
     def lowest_score(self, threshold_llr: float, longest_s: float = 600.0) -> float:
-        """The lowest score that reaches ``threshold_llr`` with up to ``longest_s`` of speech behind it."""
-        grid = np.linspace(-1, 1, 2001)
-        reach = np.maximum.reduce([self.llr(grid, t) for t in (MIN_SPEECH_S, 10.0, longest_s)]) >= threshold_llr
-        return float(grid[np.argmax(reach)]) if reach.any() else 1.0
+        """The lowest score that reaches ``threshold_llr`` with between 1 s and ``longest_s`` of speech behind it
+        (``inf`` if none does, ``-inf`` if every score does)."""
+        lowest = np.inf
+        for log_s in np.log([MIN_SPEECH_S, 10.0, longest_s]):
+            slope, base = self.b + self.d * log_s, self.a + self.c * log_s
+            if slope > 0:
+                lowest = min(lowest, (threshold_llr - base) / slope)
+            elif base >= threshold_llr:  # an LLR that does not grow with the score: reached below some score, or never
+                return -np.inf
+        return float(lowest)
 
     @classmethod
     def default(cls, model: str = DEFAULT_MODEL) -> Calibration:
@@ -142,8 +204,11 @@ class Calibration:
     @classmethod
     def borrowed(cls, model: str) -> Calibration:
         """For scores that decide nothing, or are held to an LLR threshold given outright: ``model``'s own shipped
-        calibration, else the default model's (whose LLRs then are not calibrated for ``model``)."""
-        return cls.default(model if model in _shipped() else DEFAULT_MODEL)
+        calibration, else the default model's, on plain cosine scores (its LLRs then are not calibrated for ``model``,
+        and its cohort is of another model's voices)."""
+        if model in _shipped():
+            return cls.default(model)
+        return dataclasses.replace(cls.default(DEFAULT_MODEL), cohort=None)
 
     @classmethod
     def load(cls, path: str | Path) -> Calibration:
@@ -162,13 +227,15 @@ def l2_normalise(x: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True)
 class Watchlist:
     """The voices being looked for. Row ``i`` of ``matrix`` is a unit-norm voiceprint of voice ``labels[i]``; a voice
-    may have several rows (one per enrollment condition) and scores as its best-matching row."""
+    may have several rows (one per enrollment condition) and scores as its best-matching row. Scores are what the
+    calibration maps: cosines, normalised against its cohort when it has one."""
 
     labels: tuple[str, ...]
     matrix: np.ndarray
     calibration: Calibration
     names: tuple[str, ...] = field(init=False)
     _starts: np.ndarray = field(init=False, repr=False)
+    _print_stats: tuple[np.ndarray, np.ndarray] | None = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.matrix.ndim != 2 or len(self.labels) != len(self.matrix):
@@ -181,16 +248,27 @@ class Watchlist:
             raise UsageError("a voice's voiceprints must be adjacent rows of the watchlist")
         object.__setattr__(self, "names", names)
         object.__setattr__(self, "_starts", np.array(starts, np.intp))
+        cohort = self.calibration.cohort
+        if cohort is not None and cohort.vectors.shape[1] != self.matrix.shape[1]:
+            raise UsageError(
+                f"the calibration's cohort {cohort.name!r} has {cohort.vectors.shape[1]}-d voices, the watchlist"
+                f" {self.matrix.shape[1]}-d voiceprints: the calibration is another model's"
+            )
+        object.__setattr__(self, "_print_stats", None if cohort is None else cohort.stats(self.matrix))
 
     @classmethod
     def empty(cls, dimension: int, calibration: Calibration) -> Watchlist:
         return cls((), np.zeros((0, dimension), np.float32), calibration)
 
     def scores(self, embeddings: np.ndarray) -> np.ndarray:
-        """Cosine of each embedding (n, d) with each voice's best voiceprint: (n, len(names))."""
-        rows = l2_normalise(embeddings) @ self.matrix.T
+        """Score of each embedding (n, d) with each voice's best voiceprint: (n, len(names))."""
+        unit = l2_normalise(embeddings)
+        rows = unit @ self.matrix.T
         if not len(self.names):
             return rows
+        cohort = self.calibration.cohort
+        if cohort is not None and self._print_stats is not None:
+            rows = cohort.normalise(rows, cohort.stats(unit), self._print_stats)
         return np.maximum.reduceat(rows, self._starts, axis=1)
 
     def llrs(

@@ -55,7 +55,7 @@ class Settings:
     max_parallel_files: int = 8  # files one indexing worker decodes at once, as streams of one spotter
     workers: int = 2  # indexing processes
     index_hop_s: float = 1.6  # archives are embedded every 1.6 s of speech (live streams every hop_s)
-    search_prefilter_margin: float = 0.1  # how far below the threshold a voice summary still gets its segments scored
+    search_prefilter_llr: float = 4.0  # how far below the LLR threshold a voice summary still gets its segments scored
     search_merge_gap_s: float = 2.0  # one voice's detections closer than this form one region in search results
     retain_days: float | None = None  # serve and watch purge alerts, snippets and detections older than this
     log_format: str = "text"  # log lines as text or JSON objects (voxwatch.logs)
