@@ -11,7 +11,7 @@ like it.
 
 from __future__ import annotations
 
-import uuid
+import hashlib
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -22,7 +22,7 @@ from .audio import RATE_HZ
 from .embedding import EmbeddingBackend
 from .errors import UsageError
 from .quality import band_edge_hz
-from .records import Alert, AudioChunk, Detection, Evidence, Segment
+from .records import Alert, AudioChunk, Detection, Evidence, Quiet, Segment
 from .scoring import Calibration, Watchlist, l2_normalise
 from .vad import FRAME, VadState, VoiceActivity
 
@@ -127,7 +127,13 @@ class Window:
     embedding: np.ndarray | None = None
 
 
-Event = Alert | Detection | Evidence | Segment
+Event = Alert | Detection | Evidence | Quiet | Segment
+
+
+def alert_id(source: str, turn_start_s: float, speaker: str) -> str:
+    """The id of the alert on ``speaker`` in the turn of ``source`` that starts at ``turn_start_s``: the same whenever
+    that audio is processed again (a stream resumed elsewhere), so a store keeps each alert once."""
+    return hashlib.sha256(f"{source}\0{turn_start_s:.3f}\0{speaker}".encode()).hexdigest()[:32]
 
 
 class Spotter:
@@ -225,8 +231,9 @@ class Spotter:
         if not state.in_speech:
             if state.quiet >= self._gap and state.speech:
                 return self._pause(state, ends_turn=False)
-            if state.quiet - FRAME < self._max_pause <= state.quiet:
-                return [Window(state, np.zeros(0, np.float32), 0.0, 0.0, 0, closes=True)]
+            if state.quiet - FRAME < self._max_pause <= state.quiet:  # the closing window marks where it fell quiet
+                at = state.position / RATE_HZ
+                return [Window(state, np.zeros(0, np.float32), at, at, 0, closes=True)]
             return []
         if not state.anchors or state.anchors[-1][1] + state.speech - state.anchors[-1][0] != start:
             state.anchors.append((state.speech, start))
@@ -298,6 +305,8 @@ class Spotter:
                 events += self._accumulate(w)
             if w.closes and w.state.turn is not None:
                 events += self._end_turn(w.state)
+            if w.closes and not len(w.samples) and w.end_s:
+                events.append(Quiet(w.state.name, w.end_s, dict(w.state.last_heard)))
         return events
 
     def _accumulate(self, w: Window) -> list[Event]:
@@ -334,7 +343,7 @@ class Spotter:
         if recent is None or turn.start_s - recent > self.options.cooldown_s:
             events.append(
                 Alert(
-                    alert_id=uuid.uuid4().hex,
+                    alert_id=alert_id(state.name, turn.start_s, name),
                     source=state.name,
                     speaker=name,
                     stream_time_s=round(w.end_s, 3),

@@ -14,11 +14,12 @@ from .archive import Archive, IndexedRecording
 from .core import MIGRATIONS, StoreCore, now
 from .service_state import ServiceState
 from .voices import Voices
+from .watched import WatchedStream, WatchedStreams
 
-__all__ = ["MIGRATIONS", "IndexedRecording", "Store", "StoreCore", "now"]
+__all__ = ["MIGRATIONS", "IndexedRecording", "Store", "StoreCore", "WatchedStream", "now"]
 
 
-class Store(Voices, Archive, Alerts, ServiceState):
+class Store(Voices, Archive, Alerts, ServiceState, WatchedStreams):
     """One SQLite database (WAL). Every public method is one transaction; one writer connection, read-only readers."""
 
     def forget(self, name: str, actor: str) -> dict[str, int]:
