@@ -98,6 +98,19 @@ class StreamView(BaseModel):
     error: str | None
     added_at: str
     added_by: str
+    worker: str | None = Field(None, description="The cluster worker holding it (serve --ray); null in one process.")
+
+
+class WorkerHealth(BaseModel):
+    """A watch worker of a cluster, as it last reported."""
+
+    worker: str
+    node: str | None
+    alive: bool = Field(description="It answered the coordinator's polls lately.")
+    streams: int = Field(description="Streams it holds.")
+    lag_s: float = Field(description="How far its worst stream's processing trails the audio that arrived.")
+    behind: int = Field(description="Its live streams falling behind real time.")
+    last_report_s: float | None = Field(description="Seconds since it last reported (null: not yet).")
 
 
 class SearchJobSummary(BaseModel):
@@ -174,6 +187,7 @@ class Status(BaseModel):
     retain_days: float | None
     uptime_s: float
     transcripts: TranscriptWorker | None = Field(None, description="The transcription worker, when the service transcribes.")
+    workers: list[WorkerHealth] | None = Field(None, description="The watch workers, on a cluster (serve --ray).")
 
 
 class WebhookPayload(BaseModel):

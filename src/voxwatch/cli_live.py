@@ -194,6 +194,14 @@ def demo(obj: Context, data: str | None, out: str, pace: str, seconds: float, se
 @click.option(
     "--transcripts/--no-transcripts", default=True, show_default=True, help="Transcribe each alerted turn once it ends."
 )
+@click.option(
+    "--ray",
+    "ray_address",
+    metavar="auto|ray://HOST:PORT",
+    default=None,
+    help="Coordinate a Ray cluster: streams run on watch workers, one per node (auto: this machine's cluster, started"
+    " if none runs). Needs pip install 'voxwatch[cluster]'. Alerts come without transcripts and audio there.",
+)
 @operating_point
 @click.pass_obj
 @guard
@@ -206,10 +214,12 @@ def serve(
     allow_private_urls: bool,
     retain_days: float | None,
     transcripts: bool,
+    ray_address: str | None,
     threshold: float | None,
     fa_rate: float | None,
 ) -> None:
-    """Run the HTTP API, the live dashboard (http://HOST:PORT/) and webhook delivery in one process.
+    """Run the HTTP API, the live dashboard (http://HOST:PORT/) and webhook delivery in one process; streams it was
+    watching when it last stopped resume (recordings from where they were).
 
     Every API call needs a bearer token: create one first with 'voxwatch token create NAME --role ROLE'.
     OpenAPI: /openapi.json, interactive docs: /docs.
@@ -218,6 +228,7 @@ def serve(
     Example:
       voxwatch token create alice --role admin
       voxwatch serve --allow-dir recordings/ --port 8686 --retain-days 30
+      voxwatch serve --allow-dir /shared/recordings --ray auto      # on a Ray head node
     """
     from .api import serve as run_service
     from .service import Service, ServiceOptions
@@ -227,7 +238,12 @@ def serve(
         max_upload_mb=max_upload_mb,
         allow_private_urls=allow_private_urls,
         transcripts=TranscriptOptions() if transcripts else None,
+        ray=ray_address,
     )
+    if ray_address is not None:
+        from .cluster import require_ray
+
+        require_ray()
     service = Service(obj.engine(threshold, fa_rate, retain_days), options)
     run_service(service, host, port)
 

@@ -32,6 +32,7 @@ class Store(Voices, Archive, Alerts, ServiceState, WatchedStreams):
             speaker_id, enrollments = self._forget_voice(db, name)
             dropped = self._forget_alerts(db, name)
             search_hits = self._forget_in_service(db, name)
+            self._forget_in_watched(db, name)
             counts = {
                 "enrollments": enrollments,
                 "detections": dropped["detections"],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Any
 
 from ..records import Quiet, _JsonRecord
 from .core import StoreCore
@@ -73,6 +74,16 @@ class WatchedStreams(StoreCore):
             db.execute(
                 "UPDATE watched_streams SET speakers = ? WHERE source = ?",
                 (None if speakers is None else json.dumps(speakers), source),
+            )
+
+    def _forget_in_watched(self, db: Any, name: str) -> None:
+        """Inside :meth:`Store.forget`: the voice leaves every watched stream's voices and last-heard times."""
+        for source, speakers, heard in db.execute("SELECT source, speakers, last_heard FROM watched_streams").fetchall():
+            kept = None if speakers is None else [s for s in json.loads(speakers) if s != name]
+            times = {k: v for k, v in json.loads(heard).items() if k != name}
+            db.execute(
+                "UPDATE watched_streams SET speakers = ?, last_heard = ? WHERE source = ?",
+                (None if kept is None else json.dumps(kept), json.dumps(times), source),
             )
 
     def unwatch_stream(self, source: str) -> None:
