@@ -72,8 +72,8 @@ class _Worker:
     seen: float | None = None  # when it last answered a poll
     report: Report | None = None
 
-    def load(self) -> tuple[int, int, float]:
-        """Fuller workers sort last: streams falling behind, then streams held, then the worst lag."""
+    def health(self) -> tuple[int, int, float]:
+        """As it last reported: streams falling behind, streams held, the worst lag."""
         running = [s for s in self.report.streams if s.state == "running"] if self.report else []
         return sum(s.behind for s in running), len(running), max((s.lag_s for s in running), default=0.0)
 
@@ -180,7 +180,7 @@ class ClusterWatch:
         with self._lock:
             out = []
             for w in self._workers.values():
-                behind, held, lag = w.load()
+                behind, held, lag = w.health()
                 out.append(
                     {
                         "worker": w.name,
@@ -241,7 +241,17 @@ class ClusterWatch:
         if not self._workers:
             placed.worker = None
             return
-        worker = min(self._workers.values(), key=lambda w: (w.seen is None, *w.load(), w.started))
+        held = {w: 0 for w in self._workers}
+        for p in self._placed.values():
+            if p.worker in held:
+                held[p.worker] += 1
+
+        def load(w: _Worker) -> tuple[bool, int, int, float, float]:
+            """Fuller workers sort last: not answering yet, streams falling behind, streams placed, the worst lag."""
+            behind, _, lag = w.health()
+            return w.seen is None, behind, held[w.name], lag, w.started
+
+        worker = min(self._workers.values(), key=load)
         placed.worker = worker.name
         placed.status = None
         worker.handle.add.remote(placed.spec, placed.speakers, self.resume_points.get(name))
