@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from tests.test_resume import (
@@ -22,7 +23,8 @@ from tests.test_resume import (
     write_stream,
 )
 from tests.test_service import Server, make_token
-from voxwatch import Engine
+from voxwatch import Engine, Settings
+from voxwatch.records import FileDone
 from voxwatch.service import Service, ServiceOptions
 
 ray = pytest.importorskip("ray")
@@ -132,6 +134,26 @@ def test_a_node_joining_late_gets_a_worker_that_takes_new_streams(
             cluster.remove_node(late)
     for f in files:
         assert sorted(stored_alerts(engine, f)) == sorted(uninterrupted_alerts(engine, f))
+
+
+def test_index_on_the_cluster_matches_local_indexing_and_skips_what_is_indexed(
+    cluster: Cluster, engine: Engine, models: Any, readers: dict[str, list[Path]], tmp_path: Path
+) -> None:
+    files = [str(f) for name in (TARGET, OTHER) for f in readers[name][:3]]
+    seen: list[FileDone] = []
+    entries, errors = engine.index(files, seen.append, ray=cluster.address)
+    assert errors == [] and len(entries) == len(files) == len(seen) and seen[-1].done == len(files)
+    backend, vad = models
+    local = Engine(Settings(db=tmp_path / "local.db", workers=1), actor="tester", backend=backend, vad=vad)
+    try:
+        expected, _ = local.index(files)
+    finally:
+        local.close()
+    for got, want in zip(entries, expected):
+        assert got.sha256 == want.sha256 and got.spans.shape == want.spans.shape
+        assert np.allclose(got.spans, want.spans, atol=1e-3) and np.allclose(got.vectors, want.vectors, atol=2e-3)
+    again, _ = engine.index(files, ray=cluster.address)  # by content hash: nothing is segmented twice
+    assert [e.sha256 for e in again] == [e.sha256 for e in entries]
 
 
 def test_without_ray_voxwatch_runs_and_serve_ray_names_the_extra(tmp_path: Path) -> None:
