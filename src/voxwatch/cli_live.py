@@ -240,10 +240,10 @@ def serve(
         transcripts=TranscriptOptions() if transcripts else None,
         ray=ray_address,
     )
-    if ray_address is not None:
-        from .cluster import require_ray
+    if ray_address is not None:  # joined before the server starts, so that its signal handlers are the ones in force
+        from .cluster import connect
 
-        require_ray()
+        connect(ray_address)
     service = Service(obj.engine(threshold, fa_rate, retain_days), options)
     run_service(service, host, port)
 
