@@ -100,8 +100,6 @@ class _Stream:
     added_at: str
     added_by: str
     speech_s: float = 0.0
-    realtime: bool = False
-    reconnects: int = 0
 
 
 def utc_iso(value: str | None, name: str, timespec: str = "milliseconds") -> str | None:
@@ -187,18 +185,24 @@ class Service:
             log.info("stream %s resumed%s", ws.source, f" at {ws.position_s:.1f} s" if ws.resume else "")
 
     def _keep_positions(self) -> None:
-        """Every second, store where each watched stream can resume after a restart."""
+        """Every second, store where each watched stream can resume after a restart (a live stream's clock every
+        ``WatchedStream.LIVE_CLOCK_STEP_S``: it resumes that much later, so its times never repeat)."""
         kept: dict[str, Quiet] = {}
         while not self._closing.wait(1.0):
             try:
                 status = {s.source: s for s in self.watch.status() if s.state == "running"}
                 with self._lock:
                     kinds = {s.tap.name: s.kind for s in self._streams.values()}
+                changed = []
                 for source, kind in kinds.items():
-                    point = resume_point(kind, self.watch.resume_points.get(source), status.get(source))
-                    if point is not None and kept.get(source) != point:
-                        self.store.stream_position(point)
+                    point, last = resume_point(kind, self.watch.resume_points.get(source), status.get(source)), kept.get(source)
+                    step = WatchedStream.LIVE_CLOCK_STEP_S if kind == "url" else 0.0
+                    if point is not None and (
+                        last is None or point.at_s - last.at_s > step or point.last_heard != last.last_heard
+                    ):
+                        changed.append(point)
                         kept[source] = point
+                self.store.stream_positions(changed)
             except Exception:  # a database hiccup: the next round tries again
                 log.exception("could not store the streams' positions")
 
@@ -347,7 +351,7 @@ class Service:
             for old in [k for k, s in self._streams.items() if s.tap.name == tap.name]:
                 del self._streams[old]
             listed = None if speakers is None else list(speakers)
-            stream = _Stream(stream_id, tap, listed, kind, added_at, actor, realtime=realtime, reconnects=reconnects)
+            stream = _Stream(stream_id, tap, listed, kind, added_at, actor)
             self._streams[stream.id] = stream
             self.watch.add(tap, None if speakers is None else set(speakers), resume)
         self.store.watch_stream(
@@ -379,15 +383,16 @@ class Service:
             stream.speech_s = round(speech_s, 1)
         last = stream.tap.last_audio_at
         running = st is not None and st.state == "running"
-        if st is not None and st.worker is not None:  # on a cluster: connected while its worker reports it
-            last = time.time() if running and st.audio_s > 0 else None
+        connected = bool(running and last is not None and time.time() - last < 5)
+        if st is not None and st.worker is not None:  # on a cluster the audio arrives at its worker
+            connected = running and st.audio_s > 0
         return {
             "id": stream.id,
             "source": stream.tap.name,
             "kind": stream.kind,
             "speakers": stream.speakers,
             "state": st.state if st else "starting",
-            "connected": bool(running and last is not None and time.time() - last < 5),
+            "connected": connected,
             "audio_s": st.audio_s if st else 0.0,
             "speech_s": stream.speech_s,
             "lag_s": st.lag_s if st else 0.0,

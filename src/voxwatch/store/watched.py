@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from ..records import Quiet, _JsonRecord
 from .core import StoreCore
@@ -13,6 +13,8 @@ from .core import StoreCore
 @dataclass(frozen=True)
 class WatchedStream(_JsonRecord):
     """A stream a service watches: enough to start it again, from ``position_s`` for a recording."""
+
+    LIVE_CLOCK_STEP_S: ClassVar[float] = 10.0  # a live stream's position is stored this often; it resumes this late
 
     source: str
     stream_id: str
@@ -28,10 +30,11 @@ class WatchedStream(_JsonRecord):
     @property
     def resume(self) -> Quiet | None:
         """Where it resumes: a recording at ``position_s``, a live stream (what is live now) with its clock going on
-        from there; None: from the start."""
+        from past the last time it could have reached; None: from the start."""
         if not self.position_s:
             return None
-        return Quiet(self.source, self.position_s, dict(self.last_heard or {}))
+        late = self.LIVE_CLOCK_STEP_S if self.kind == "url" else 0.0
+        return Quiet(self.source, self.position_s + late, dict(self.last_heard or {}))
 
 
 class WatchedStreams(StoreCore):
@@ -61,12 +64,14 @@ class WatchedStreams(StoreCore):
                 ),
             )
 
-    def stream_position(self, point: Quiet) -> None:
-        """A watched recording can resume from ``point`` from now on."""
+    def stream_positions(self, points: list[Quiet]) -> None:
+        """Watched streams resume from these points from now on (one transaction)."""
+        if not points:
+            return
         with self._tx() as db:
-            db.execute(
+            db.executemany(
                 "UPDATE watched_streams SET position_s = ?, last_heard = ? WHERE source = ?",
-                (point.at_s, json.dumps(point.last_heard), point.source),
+                [(p.at_s, json.dumps(p.last_heard), p.source) for p in points],
             )
 
     def stream_speakers(self, source: str, speakers: list[str] | None) -> None:
