@@ -14,8 +14,9 @@ import numpy as np
 
 from voxwatch import Engine
 from voxwatch.audio import RATE_HZ, FileSource, load_audio, write_wav
-from voxwatch.records import Alert
+from voxwatch.records import Alert, Quiet
 from voxwatch.service import Service, ServiceOptions
+from voxwatch.store import WatchedStream
 
 TARGET, OTHER = "2033", "3005"  # readers whose other utterances alert reliably
 
@@ -96,3 +97,12 @@ def test_a_recording_resumes_after_a_restart_with_the_same_alerts(
     alerts = stored_alerts(engine, path)
     assert sorted(alerts) == sorted(expected), "0 lost, 0 duplicated"
     assert engine.store.watched_streams() == [], "an ended stream is not resumed again"
+
+
+def test_forgetting_a_voice_removes_it_from_the_watched_streams(engine: Engine, readers: dict[str, list[Path]]) -> None:
+    engine.enroll(TARGET, by_size(readers[TARGET])[:3], "LibriSpeech test-other, public domain")
+    engine.store.watch_stream(WatchedStream("/a.wav", "s1", "file", [TARGET, "x"], True, 0, "2026-12-01T00:00:00", "t"))
+    engine.store.stream_positions([Quiet("/a.wav", 12.0, {TARGET: 9.5, "x": 3.0})])
+    engine.forget(TARGET)
+    (kept,) = engine.store.watched_streams()
+    assert kept.speakers == ["x"] and kept.last_heard == {"x": 3.0} and kept.position_s == 12.0
