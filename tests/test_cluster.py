@@ -12,8 +12,9 @@ from typing import Any
 
 import numpy as np
 import pytest
-
-from tests.test_resume import (
+import ray
+from ray.cluster_utils import Cluster
+from test_resume import (
     OTHER,
     TARGET,
     enroll_two,
@@ -22,13 +23,11 @@ from tests.test_resume import (
     wait_until,
     write_stream,
 )
-from tests.test_service import Server, make_token
+from test_service import Server, make_token
+
 from voxwatch import Engine, Settings
 from voxwatch.records import FileDone
 from voxwatch.service import Service, ServiceOptions
-
-ray = pytest.importorskip("ray")
-from ray.cluster_utils import Cluster
 
 
 @pytest.fixture(scope="module")
