@@ -85,6 +85,7 @@ class _Placed:
     worker: str | None  # None: waiting for a worker
     status: StreamStatus | None = None
     speech_s: float = 0.0
+    cancelled: bool = False  # stopped: it ends where it is, and is not moved if its worker dies first
 
 
 class ClusterWatch:
@@ -143,6 +144,7 @@ class ClusterWatch:
                 del self._placed[name]
                 self._ended[name] = StreamStatus(name, "ended", 0.0, 0.0)
                 return
+            placed.cancelled = True
             self._workers[placed.worker].handle.cancel.remote(name)
 
     def restrict(self, name: str, speakers: set[str] | None) -> None:
@@ -322,7 +324,13 @@ class ClusterWatch:
         with self._lock:
             if self._workers.pop(worker.name, None) is None:
                 return
-            moved = [n for n, p in self._placed.items() if p.worker == worker.name]
+            held = [n for n, p in self._placed.items() if p.worker == worker.name]
+            for name in [n for n in held if self._placed[n].cancelled]:
+                placed = self._placed.pop(name)
+                self._ended[name] = dataclasses.replace(
+                    placed.status or StreamStatus(name, "ended", 0.0, 0.0), state="ended", worker=worker.name
+                )
+            moved = [n for n in held if n in self._placed]
             for name in moved:
                 self.resume_points[name] = resume_point(
                     self._placed[name].spec.kind, self.resume_points.get(name), self._placed[name].status

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from .audio import FileSource, Source, UrlSource
 from .blas import blas_limited
 from .engine import Engine
+from .errors import UsageError
 from .records import Alert, Detection, Quiet
 from .settings import Settings
 from .snippets import Tap
@@ -38,7 +39,7 @@ class StreamSpec:
             return cls(inner.name, "file", inner.live)
         if isinstance(inner, UrlSource):
             return cls(inner.name, "url", True, inner.reconnects)
-        raise TypeError(f"{source.name}: a cluster watches recordings and URLs, not {type(inner).__name__}")
+        raise UsageError(f"{source.name}: a cluster watches recordings and URLs, not {type(inner).__name__}")
 
     def open(self, resume: Quiet | None) -> Source:
         """The source, from ``resume`` on: a recording resumes there, a live stream's clock goes on from there."""
@@ -89,7 +90,8 @@ class _Relay:
 
 
 class WatchWorker:
-    """The actor body (the coordinator wraps it with ``ray.remote``). Its methods are called one at a time."""
+    """The actor body (the coordinator wraps it with ``ray.remote``, and ends it with ``ray.kill``). Its methods are
+    called one at a time."""
 
     def __init__(self, settings: Settings, actor: str, worker: str):
         self.worker = worker
@@ -97,8 +99,7 @@ class WatchWorker:
         self.engine = Engine(settings, actor=actor)
         self._relay = _Relay()
         self.watch = Watch(self.engine, Multiplexer([], persistent=True), [self._relay], commits=False)
-        self._thread = threading.Thread(target=self._run, name="watch", daemon=True)
-        self._thread.start()
+        threading.Thread(target=self._run, name="watch", daemon=True).start()
 
     @blas_limited
     def _run(self) -> None:
@@ -127,8 +128,3 @@ class WatchWorker:
         status = self.watch.status()
         speech = {s.source: self.watch.speech_s(s.source) or 0.0 for s in status if s.state == "running"}
         return Report(self.worker, self.node, events, points, status, speech)
-
-    def stop(self) -> None:
-        self.watch.stop()
-        self._thread.join(5)
-        self.engine.close()
