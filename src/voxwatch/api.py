@@ -54,6 +54,7 @@ from .api_models import (
     TranscriptPayload,
     WebhookPayload,
     WebhookView,
+    WorkerHealth,
 )
 from .audio import AUDIO_SUFFIXES
 from .auth import Principal, Role
@@ -242,6 +243,10 @@ def create_app(service: Service) -> FastAPI:
     @api.get("/streams", summary="Watched streams with live status", dependencies=VIEWER, response_model=list[StreamView])
     def list_streams() -> list[dict[str, Any]]:
         return service.streams()
+
+    @api.get("/workers", summary="Cluster watch workers and their health", dependencies=VIEWER, response_model=list[WorkerHealth])
+    def list_workers() -> list[dict[str, Any]]:
+        return service.workers() or []
 
     @api.post(
         "/streams", status_code=201, summary="Watch a URL or an allowed file for some or all voices", response_model=StreamView

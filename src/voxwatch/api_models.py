@@ -98,6 +98,19 @@ class StreamView(BaseModel):
     error: str | None
     added_at: str
     added_by: str
+    worker: str | None = Field(None, description="The cluster worker holding it (serve --ray); null in one process.")
+
+
+class WorkerHealth(BaseModel):
+    """A watch worker of a cluster, as it last reported."""
+
+    worker: str
+    node: str | None
+    alive: bool = Field(description="It answered the coordinator's polls lately.")
+    streams: int = Field(description="Streams it holds.")
+    lag_s: float = Field(description="How far its worst stream's processing trails the audio that arrived.")
+    behind: int = Field(description="Its live streams falling behind real time.")
+    last_report_s: float | None = Field(description="Seconds since it last reported (null: not yet).")
 
 
 class SearchJobSummary(BaseModel):
@@ -169,7 +182,8 @@ class Check(BaseModel):
 
 class Health(BaseModel):
     """``GET /healthz`` (503 when failing) and the ``health`` of ``GET /api/status``: each check by name (``watch``:
-    the watch thread runs; ``store``: the database answers); ``failing`` when any check fails."""
+    the watch thread runs; ``store``: the database answers; on a cluster ``workers``: a watch worker answers, each
+    one's health in ``GET /api/workers``); ``failing`` when any check fails."""
 
     status: Literal["ok", "failing"]
     checks: dict[str, Check]
@@ -190,6 +204,7 @@ class Status(BaseModel):
     uptime_s: float
     transcripts: TranscriptWorker | None = Field(None, description="The transcription worker, when the service transcribes.")
     health: Health = Field(description="Readiness: the checks of /healthz.")
+    workers: list[WorkerHealth] | None = Field(None, description="The watch workers, on a cluster (serve --ray).")
 
 
 class WebhookPayload(BaseModel):

@@ -279,6 +279,7 @@ class Source(ABC):
     ``live`` sources bring audio at their own pace, which processing has to keep up with; the others wait for it."""
 
     live = True
+    start_s = 0.0  # the stream time of the first block (a recording resumed part-way)
 
     def __init__(self, name: str):
         self.name = name
@@ -291,7 +292,7 @@ class Source(ABC):
         """The blocks, re-cut to ``BLOCK_S`` and time-stamped by sample count."""
         size = int(BLOCK_S * RATE_HZ)
         pending = np.zeros(0, np.float32)
-        position = 0
+        position = round(self.start_s * RATE_HZ)
         for block in self.blocks():
             pending = np.concatenate([pending, block]) if len(pending) else block
             while len(pending) >= size:
@@ -303,29 +304,44 @@ class Source(ABC):
 
 
 class FileSource(Source):
-    """A recording played as fast as it decodes, or at real-time pace (as a live stream would arrive)."""
+    """A recording played as fast as it decodes, or at real-time pace (as a live stream would arrive); from
+    ``start_s`` on when it resumes part-way (its clock still counts from the recording's start)."""
 
-    def __init__(self, path: str, *, realtime: bool = False, loop: bool = False):
+    def __init__(self, path: str, *, realtime: bool = False, loop: bool = False, start_s: float = 0.0):
         super().__init__(path)
         check_file(path)
+        if start_s < 0 or (loop and start_s):
+            raise UsageError(f"{path}: start_s={start_s} must be >= 0 (and 0 for a looped recording)")
         self.live = realtime  # played at real-time pace, as a live stream would arrive
         self.loop = loop
+        self.start_s = start_s
 
     def blocks(self) -> Iterator[np.ndarray]:
         started = time.monotonic()
         played = 0
         while True:
             empty = True
-            for block in _gather(decode(self.name), int(BLOCK_S * RATE_HZ)) if self.live else decode(self.name):
+            decoded = _skip(decode(self.name), round(self.start_s * RATE_HZ))
+            for block in _gather(decoded, int(BLOCK_S * RATE_HZ)) if self.live else decoded:
                 empty = False
                 played += len(block)
                 if self.live:  # a block is released when its last sample would have arrived live
                     time.sleep(max(0.0, played / RATE_HZ - (time.monotonic() - started)))
                 yield block
-            if empty:
+            if empty and not self.start_s:  # (resumed at its very end: nothing was left to play)
                 raise AudioError(f"{self.name}: contains no audio samples")
             if not self.loop:
                 return
+
+
+def _skip(blocks: Iterator[np.ndarray], samples: int) -> Iterator[np.ndarray]:
+    """The blocks without their first ``samples`` samples."""
+    for block in blocks:
+        if samples >= len(block):
+            samples -= len(block)
+            continue
+        yield block[samples:]
+        samples = 0
 
 
 def _gather(blocks: Iterator[np.ndarray], size: int) -> Iterator[np.ndarray]:
@@ -346,10 +362,16 @@ class UrlSource(Source):
     """A network stream PyAV can open (http/icecast/hls/rtsp/rtp/udp), reconnecting with backoff when it drops.
 
     ``reconnects`` bounds *consecutive* failed attempts: once audio flows again the count starts afresh, so a
-    live stream that drops now and then is followed indefinitely, and a dead one is given up after that many."""
+    live stream that drops now and then is followed indefinitely, and a dead one is given up after that many.
+    ``start_s``: the stream's clock goes on from there (watched again after a restart, its times never repeat)."""
 
-    def __init__(self, url: str, *, reconnects: int = 0, backoff_s: float = 1.0, max_backoff_s: float = 30.0):
+    def __init__(
+        self, url: str, *, reconnects: int = 0, backoff_s: float = 1.0, max_backoff_s: float = 30.0, start_s: float = 0.0
+    ):
         super().__init__(url)
+        if start_s < 0:
+            raise UsageError(f"{url}: start_s={start_s} must be >= 0")
+        self.start_s = start_s
         self.reconnects = reconnects
         self.backoff_s = backoff_s
         self.max_backoff_s = max_backoff_s

@@ -13,18 +13,31 @@ from .sinks import clock
 @click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @worker_count
+@click.option(
+    "--ray",
+    "ray_address",
+    metavar="auto|ray://HOST:PORT",
+    default=None,
+    help="Segment on a Ray cluster, a task per group of files (the files at the same paths on every node);"
+    " needs pip install 'voxwatch[cluster]'.",
+)
 @click.pass_obj
 @guard
-def index(obj: Context, paths: tuple[str, ...], workers: int | None) -> None:
+def index(obj: Context, paths: tuple[str, ...], workers: int | None, ray_address: str | None) -> None:
     """Index recordings once (skips files already indexed) so searches need not touch the audio again. Shows progress
     on a terminal; with --json, one progress line per file on stderr.
 
     \b
     Example:
       voxwatch index /archive/2026 --workers 4
+      voxwatch index /shared/archive --ray auto
     """
+    if ray_address is not None:
+        from .cluster import require_ray
+
+        require_ray()
     with Progress("indexing", obj.as_json) as progress:
-        entries, errors = obj.engine(workers=workers).index(list(paths), progress)
+        entries, errors = obj.engine(workers=workers).index(list(paths), progress, ray_address)
     for e in entries:
         obj.emit(
             {

@@ -199,6 +199,14 @@ def demo(obj: Context, data: str | None, out: str, pace: str, seconds: float, se
     is_flag=True,
     help="Serve Prometheus metrics at /metrics without a token (for scrapers) [default: a viewer token is needed].",
 )
+@click.option(
+    "--ray",
+    "ray_address",
+    metavar="auto|ray://HOST:PORT",
+    default=None,
+    help="Coordinate a Ray cluster: streams run on watch workers, one per node (auto: this machine's cluster, started"
+    " if none runs). Needs pip install 'voxwatch[cluster]'. Alerts come without transcripts and audio there.",
+)
 @operating_point
 @click.pass_obj
 @guard
@@ -212,10 +220,12 @@ def serve(
     retain_days: float | None,
     transcripts: bool,
     metrics_public: bool,
+    ray_address: str | None,
     threshold: float | None,
     fa_rate: float | None,
 ) -> None:
-    """Run the HTTP API, the live dashboard (http://HOST:PORT/) and webhook delivery in one process.
+    """Run the HTTP API, the live dashboard (http://HOST:PORT/) and webhook delivery in one process; streams it was
+    watching when it last stopped resume (recordings from where they were).
 
     Every API call needs a bearer token: create one first with 'voxwatch token create NAME --role ROLE'.
     OpenAPI: /openapi.json, interactive docs: /docs. Health (no token): /healthz; Prometheus metrics: /metrics.
@@ -225,6 +235,7 @@ def serve(
       voxwatch token create alice --role admin
       voxwatch serve --allow-dir recordings/ --port 8686 --retain-days 30
       voxwatch --log-format json serve --metrics-public     # JSON log lines; /metrics open to scrapers
+      voxwatch serve --allow-dir /shared/recordings --ray auto      # on a Ray head node
     """
     from .api import serve as run_service
     from .service import Service, ServiceOptions
@@ -235,7 +246,12 @@ def serve(
         allow_private_urls=allow_private_urls,
         transcripts=TranscriptOptions() if transcripts else None,
         metrics_public=metrics_public,
+        ray=ray_address,
     )
+    if ray_address is not None:  # joined before the server starts, so that its signal handlers are the ones in force
+        from .cluster import connect
+
+        connect(ray_address)
     service = Service(obj.engine(threshold, fa_rate, retain_days), options)
     run_service(service, host, port)
 

@@ -321,12 +321,13 @@ class Engine:
 
     @blas_limited
     def index(
-        self, paths: list[str], progress: Callable[[FileDone], None] | None = None
+        self, paths: list[str], progress: Callable[[FileDone], None] | None = None, ray: str | None = None
     ) -> tuple[list[IndexedRecording], list[str]]:
         """Index recordings once (by content hash); returns the index entries and the errors of files that failed.
 
-        Files are hashed as they are reached and segmented by ``settings.workers`` processes, each running several
-        files at once as streams; ``progress`` hears of each file as it finishes."""
+        Files are hashed as they are reached and segmented by ``settings.workers`` processes (or, with ``ray``, a
+        cluster's address, by Ray tasks), each running several files at once as streams; ``progress`` hears of each
+        file as it finishes."""
         files = [str(f) for f in find_audio_files(paths)]
         entries: dict[str, IndexedRecording] = {}
         digests: dict[str, str] = {}
@@ -355,15 +356,19 @@ class Engine:
         group = max(1, min(self.settings.max_parallel_files, len(files) // (4 * max(1, self.settings.workers))))
         waiting = unindexed()
         groups = iter(lambda: list(islice(waiting, group)), [])
-        for path, duration_s, segments, error in self._segment_files(groups):
+        for path, duration_s, segments, error in self._segment_files(groups, ray):
             if error is None:
                 entries[path] = self.store.add_recording(path, digests[path], self.backend.name, duration_s, segments)
             report(path, duration_s, error)
         return [entries[f] for f in files if f in entries], errors
 
-    def _segment_files(self, groups: Iterable[Sequence[str]]) -> Iterator[tuple[str, float, list[Segment], str | None]]:
+    def _segment_files(
+        self, groups: Iterable[Sequence[str]], ray: str | None = None
+    ) -> Iterator[tuple[str, float, list[Segment], str | None]]:
         options = dataclasses.replace(self.settings.spotter, hop_s=self.settings.index_hop_s)
-        return segment_groups(groups, lambda: self.spotter(options=options), self.settings.model, options, self.settings.workers)
+        return segment_groups(
+            groups, lambda: self.spotter(options=options), self.settings.model, options, self.settings.workers, ray
+        )
 
     @blas_limited
     def search(

@@ -1,4 +1,5 @@
-"""Archive indexing: files segmented in groups, as streams of one spotter, by a pool of worker processes."""
+"""Archive indexing: files segmented in groups, as streams of one spotter, by a pool of worker processes or by tasks
+on a Ray cluster."""
 
 from __future__ import annotations
 
@@ -54,13 +55,22 @@ def segment_files(
 
 
 def segment_groups(
-    groups: Iterable[Sequence[str]], spotter: Callable[[], Spotter], model: str, options: SpotterOptions, workers: int
+    groups: Iterable[Sequence[str]],
+    spotter: Callable[[], Spotter],
+    model: str,
+    options: SpotterOptions,
+    workers: int,
+    ray: str | None = None,
 ) -> Iterator[tuple[str, float, list[Segment], str | None]]:
     """Segment groups of files, each handed to whichever worker process is free, so uneven files still keep every
     worker busy; results come back in the order they finish. Groups are taken from ``groups`` only as workers free up
     (two per worker in flight), so whatever makes them (hashing, say) goes on alongside. With one worker (or one
     group) the files are segmented here, by ``spotter()`` (so an injected model is used); worker processes load
-    ``model`` themselves."""
+    ``model`` themselves. With ``ray`` (a cluster's address) each group is a Ray task, two per CPU of the cluster
+    in flight; the files must be at the same paths on every node."""
+    if ray is not None:
+        yield from _segment_on_ray(iter(groups), model, options, ray)
+        return
     waiting = iter(groups)
     first = list(islice(waiting, 2))
     if max(1, workers) == 1 or len(first) <= 1:
@@ -83,6 +93,30 @@ def segment_groups(
             finished, running = wait(running, return_when=FIRST_COMPLETED)
             for done in finished:
                 yield from done.result()
+
+
+def _segment_on_ray(
+    waiting: Iterator[Sequence[str]], model: str, options: SpotterOptions, address: str
+) -> Iterator[tuple[str, float, list[Segment], str | None]]:
+    from .cluster import connect
+
+    ray = connect(address)
+    task = ray.remote(num_cpus=1)(_ray_segment)
+    in_flight = 2 * max(1, int(ray.cluster_resources().get("CPU", 1)))
+    running: list = []  # type: ignore[type-arg]
+    while True:
+        running += [task.remote(model, options, list(g)) for g in islice(waiting, in_flight - len(running))]
+        if not running:
+            return
+        finished, running = ray.wait(running, num_returns=1)
+        yield from ray.get(finished[0])
+
+
+def _ray_segment(model: str, options: SpotterOptions, paths: list[str]) -> list[tuple[str, float, list[Segment], str | None]]:
+    """A Ray task: segment one group of files with this worker process's spotter (made on its first task)."""
+    if _WORKER is None or _WORKER.options != options or _WORKER.backend.name != model:
+        _worker_start(model, options)
+    return _worker_segment(paths)
 
 
 _WORKER: Spotter | None = None  # the spotter of one worker process, made by _worker_start

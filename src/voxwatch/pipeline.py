@@ -11,6 +11,7 @@ like it.
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from .audio import RATE_HZ
 from .embedding import EmbeddingBackend
 from .errors import UsageError
 from .quality import band_edge_hz
-from .records import Alert, AudioChunk, Detection, Evidence, Segment
+from .records import Alert, AudioChunk, Detection, Evidence, Quiet, Segment
 from .scoring import Calibration, Watchlist, l2_normalise
 from .vad import FRAME, VadState, VoiceActivity
 
@@ -86,6 +87,7 @@ class StreamState:
     """One stream's explicit state. ``Spotter.reset(name)`` replaces it with a fresh one."""
 
     name: str
+    stream_id: str = field(default_factory=lambda: uuid.uuid4().hex)  # this watching of the source (keys its alerts)
     vad: VadState = field(default_factory=VadState)
     pending: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     position: int = 0  # samples already framed for VAD
@@ -127,7 +129,14 @@ class Window:
     embedding: np.ndarray | None = None
 
 
-Event = Alert | Detection | Evidence | Segment
+Event = Alert | Detection | Evidence | Quiet | Segment
+
+
+def alert_id(stream_id: str, source: str, turn_start_s: float, speaker: str) -> str:
+    """The id of the alert on ``speaker`` in the turn of ``source`` that starts at ``turn_start_s``, while watched as
+    stream ``stream_id``: the same whenever that stream's audio is processed again (resumed elsewhere or after a
+    restart), so a store keeps each alert once; a recording watched again later, as a new stream, alerts again."""
+    return hashlib.sha256(f"{stream_id}\0{source}\0{turn_start_s:.3f}\0{speaker}".encode()).hexdigest()[:32]
 
 
 class Spotter:
@@ -157,7 +166,8 @@ class Spotter:
         self._max_pause = int(self.options.max_pause_s * RATE_HZ)
 
     def reset(self, name: str) -> None:
-        self.streams[name] = StreamState(name)
+        old = self.streams.get(name)
+        self.streams[name] = StreamState(name) if old is None else StreamState(name, stream_id=old.stream_id)
 
     def set_watchlist(self, watchlist: Watchlist) -> None:
         """Watch for a new set of voices from the next window on (e.g. after an enrollment)."""
@@ -225,8 +235,9 @@ class Spotter:
         if not state.in_speech:
             if state.quiet >= self._gap and state.speech:
                 return self._pause(state, ends_turn=False)
-            if state.quiet - FRAME < self._max_pause <= state.quiet:
-                return [Window(state, np.zeros(0, np.float32), 0.0, 0.0, 0, closes=True)]
+            if state.quiet - FRAME < self._max_pause <= state.quiet:  # the closing window marks where it fell quiet
+                at = state.position / RATE_HZ
+                return [Window(state, np.zeros(0, np.float32), at, at, 0, closes=True)]
             return []
         if not state.anchors or state.anchors[-1][1] + state.speech - state.anchors[-1][0] != start:
             state.anchors.append((state.speech, start))
@@ -298,6 +309,8 @@ class Spotter:
                 events += self._accumulate(w)
             if w.closes and w.state.turn is not None:
                 events += self._end_turn(w.state)
+            if w.closes and not len(w.samples) and w.end_s:
+                events.append(Quiet(w.state.name, w.end_s, dict(w.state.last_heard)))
         return events
 
     def _accumulate(self, w: Window) -> list[Event]:
@@ -334,7 +347,7 @@ class Spotter:
         if recent is None or turn.start_s - recent > self.options.cooldown_s:
             events.append(
                 Alert(
-                    alert_id=uuid.uuid4().hex,
+                    alert_id=alert_id(state.stream_id, state.name, turn.start_s, name),
                     source=state.name,
                     speaker=name,
                     stream_time_s=round(w.end_s, 3),

@@ -92,6 +92,16 @@ class Alert(_JsonRecord):
 
 
 @dataclass(frozen=True)
+class Quiet(_JsonRecord):
+    """A stream fell silent with no turn open and everything before ``at_s`` decided: a point it can resume from
+    (a fresh state at ``at_s``, remembering when each voice was last heard) and raise the same alerts."""
+
+    source: str
+    at_s: float
+    last_heard: dict[str, float]
+
+
+@dataclass(frozen=True)
 class Candidate(_JsonRecord):
     """One enrolled voice scored against a recording."""
 

@@ -16,7 +16,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -31,13 +31,17 @@ from .errors import AudioError, Conflict, Forbidden, NotFound, ServiceDown, Usag
 from .feed import Feed
 from .outbound import require_public
 from .quality import enrollment_quality
-from .records import Alert, AlertTranscript, Detection, EnrollmentInfo
+from .records import Alert, AlertTranscript, Detection, EnrollmentInfo, Quiet
 from .retention import Retention
 from .searches import Searches
 from .snippets import SnippetKeeper, Tap
+from .store import WatchedStream
 from .streams import Multiplexer, StreamStatus
 from .transcripts import Transcription, TranscriptOptions
-from .watch import Watch
+from .watch import Watch, resume_point
+
+if TYPE_CHECKING:
+    from .cluster import ClusterWatch
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +61,7 @@ class ServiceOptions:
     retention_interval_s: float = 3600.0  # how often alerts older than the engine's settings.retain_days are purged
     transcripts: TranscriptOptions | None = field(default_factory=TranscriptOptions)  # None: alerts only
     metrics_public: bool = False  # serve /metrics without a token (Prometheus scrapers); else a viewer token
+    ray: str | None = None  # a Ray cluster's address (auto, ray://HOST:PORT): streams run on its workers
 
     def __post_init__(self) -> None:
         if not 0 < self.max_upload_mb <= 4096:
@@ -85,6 +90,7 @@ class _Sink:
         self.service.feed.publish("detection", {**detection.to_json(), "stream": self.service.stream_id(detection.source)})
 
     def stream_end(self, status: StreamStatus) -> None:
+        self.service.store.unwatch_stream(status.source)  # ended or failed: not resumed after a restart
         self.service.feed.publish("stream_end", {**status.to_json(), "stream": self.service.stream_id(status.source)})
 
 
@@ -131,8 +137,10 @@ class Service:
         self._streams: dict[str, _Stream] = {}
         self._lock = threading.Lock()
         self._snippets = SnippetKeeper(self.store, self.options.snippet_max_s, self.options.snippet_after_s)
-        self._watch: Watch | None = None
+        self._watch: Watch | ClusterWatch | None = None
         self._thread: threading.Thread | None = None
+        self._checkpoints: threading.Thread | None = None
+        self._closing = threading.Event()
         days = engine.settings.retain_days
         self._retention = None if days is None else Retention(self.store, days, self.options.retention_interval_s)
         self.watch_error: str | None = None
@@ -150,12 +158,58 @@ class Service:
         interrupted = self.store.interrupt_search_jobs()
         if interrupted:
             log.warning("%d search job(s) were interrupted by the previous shutdown", interrupted)
-        self._watch = Watch(self.engine, Multiplexer([], persistent=True), [_Sink(self)], transcription=transcription)
+        if self.options.ray is not None:
+            from .cluster import ClusterWatch
+
+            if transcription is not None:
+                log.warning("on a cluster alerts come without transcripts (the audio stays on the workers)")
+            self._watch = ClusterWatch(self.engine, [_Sink(self)], self.options.ray)
+        else:
+            self._watch = Watch(self.engine, Multiplexer([], persistent=True), [_Sink(self)], transcription=transcription)
         self._thread = threading.Thread(target=self._run_watch, name="watch", daemon=True)
         self._thread.start()
         self.deliverer.start()
         if self._retention is not None:
             self._retention.start()
+        self._resume_streams()
+        self._checkpoints = threading.Thread(target=self._keep_positions, name="stream-positions", daemon=True)
+        self._checkpoints.start()
+
+    def _resume_streams(self) -> None:
+        """Watch again what the previous run was watching: recordings from their resume points, live streams anew."""
+        for ws in self.store.watched_streams():
+            known = {s.name for s in self.store.speakers()}
+            speakers = None if ws.speakers is None else [s for s in ws.speakers if s in known]
+            try:
+                spec = ws.source if ws.kind == "url" else str(self.allowed(ws.source))
+                self._open(spec, speakers, ws.reconnects, ws.realtime, ws.added_by, ws.stream_id, ws.added_at, ws.resume)
+            except (VoxwatchError, OSError) as exc:
+                log.warning("stream %s could not resume: %s", ws.source, exc)
+                self.store.unwatch_stream(ws.source)
+                continue
+            log.info("stream %s resumed%s", ws.source, f" at {ws.position_s:.1f} s" if ws.resume else "")
+
+    def _keep_positions(self) -> None:
+        """Every second, store where each watched stream can resume after a restart (a live stream's clock every
+        ``WatchedStream.LIVE_CLOCK_STEP_S``: it resumes that much later, so its times never repeat)."""
+        kept: dict[str, Quiet] = {}
+        while not self._closing.wait(1.0):
+            try:
+                status = {s.source: s for s in self.watch.status() if s.state == "running"}
+                with self._lock:
+                    kinds = {s.tap.name: s.kind for s in self._streams.values()}
+                changed = []
+                for source, kind in kinds.items():
+                    point, last = resume_point(kind, self.watch.resume_points.get(source), status.get(source)), kept.get(source)
+                    step = WatchedStream.LIVE_CLOCK_STEP_S if kind == "url" else 0.0
+                    if point is not None and (
+                        last is None or point.at_s - last.at_s > step or point.last_heard != last.last_heard
+                    ):
+                        changed.append(point)
+                        kept[source] = point
+                self.store.stream_positions(changed)
+            except Exception:  # a database hiccup: the next round tries again
+                log.exception("could not store the streams' positions")
 
     @blas_limited
     def _run_watch(self) -> None:
@@ -168,13 +222,16 @@ class Service:
             self.feed.publish("error", {"detail": f"the watch stopped: {self.watch_error}"})
 
     @property
-    def watch(self) -> Watch:
+    def watch(self) -> Watch | ClusterWatch:
         if self._watch is None:
             raise UsageError("the service has not been started")
         return self._watch
 
     def close(self) -> None:
         self.feed.close()
+        self._closing.set()
+        if self._checkpoints is not None:
+            self._checkpoints.join(5)
         if self._watch is not None:
             self._watch.stop()
         if self._thread is not None:
@@ -237,6 +294,7 @@ class Service:
                 if s.speakers is not None and name in s.speakers:
                     s.speakers = [x for x in s.speakers if x != name]
                     self.watch.restrict(s.tap.name, set(s.speakers))
+                    self.store.stream_speakers(s.tap.name, s.speakers)
         self.feed.publish("speakers", {"forgotten": True})
         return counts
 
@@ -255,6 +313,25 @@ class Service:
         if self.watch_error:
             raise ServiceDown(f"the watch has stopped ({self.watch_error}); restart the service")
         self.require_speakers(speakers)
+        stream = self._open(spec, speakers, reconnects, realtime, actor, uuid.uuid4().hex[:12], _now(), None)
+        self.store.audit(actor, "stream-add", stream.tap.name, json.dumps({"speakers": speakers, "reconnects": reconnects}))
+        self.publish_streams()
+        return self._describe(stream, {s.source: s for s in self.watch.status()})
+
+    def _open(
+        self,
+        spec: str,
+        speakers: list[str] | None,
+        reconnects: int,
+        realtime: bool,
+        actor: str,
+        stream_id: str,
+        added_at: str,
+        resume: Quiet | None,
+    ) -> _Stream:
+        """Start watching ``spec`` (from ``resume`` on) and keep it among the watched streams, to resume after a
+        restart."""
+        start_s = resume.at_s if resume else 0.0
         if "://" in spec:
             scheme = urlsplit(spec).scheme.lower()
             if scheme not in STREAM_SCHEMES:
@@ -262,13 +339,13 @@ class Service:
                     f"{spec}: stream scheme {scheme!r} is not allowed; use one of {', '.join(sorted(STREAM_SCHEMES))}"
                 )
             self.vet_url(spec, "stream URL")
-            source: Source = UrlSource(spec, reconnects=reconnects)
+            source: Source = UrlSource(spec, reconnects=reconnects, start_s=start_s)
             kind = "url"
         else:
             path = self.allowed(spec)
             if not path.is_file():
                 raise AudioError(f"{spec}: no such file")
-            source = FileSource(str(path), realtime=realtime)
+            source = FileSource(str(path), realtime=realtime, start_s=start_s)
             kind = "file"
         keep_s = max(self.options.snippet_max_s + 20, self.options.transcripts.keep_s if self.options.transcripts else 0)
         tap = Tap(source, keep_s=keep_s)
@@ -278,12 +355,25 @@ class Service:
                 raise Conflict(f"{tap.name}: this source is already being watched")
             for old in [k for k, s in self._streams.items() if s.tap.name == tap.name]:
                 del self._streams[old]
-            stream = _Stream(uuid.uuid4().hex[:12], tap, None if speakers is None else list(speakers), kind, _now(), actor)
+            listed = None if speakers is None else list(speakers)
+            stream = _Stream(stream_id, tap, listed, kind, added_at, actor)
             self._streams[stream.id] = stream
-            self.watch.add(tap, None if speakers is None else set(speakers))
-        self.store.audit(actor, "stream-add", tap.name, json.dumps({"speakers": speakers, "reconnects": reconnects}))
-        self.publish_streams()
-        return self._describe(stream, {s.source: s for s in self.watch.status()})
+            self.watch.add(tap, None if speakers is None else set(speakers), resume, stream_id)
+        self.store.watch_stream(
+            WatchedStream(
+                tap.name,
+                stream_id,
+                kind,
+                listed,
+                realtime,
+                reconnects,
+                added_at,
+                actor,
+                start_s,
+                resume.last_heard if resume else None,
+            )
+        )
+        return stream
 
     def streams(self) -> list[dict[str, Any]]:
         status = {s.source: s for s in self.watch.status()}
@@ -298,13 +388,16 @@ class Service:
             stream.speech_s = round(speech_s, 1)
         last = stream.tap.last_audio_at
         running = st is not None and st.state == "running"
+        connected = bool(running and last is not None and time.time() - last < 5)
+        if st is not None and st.worker is not None:  # on a cluster the audio arrives at its worker
+            connected = running and st.audio_s > 0
         return {
             "id": stream.id,
             "source": stream.tap.name,
             "kind": stream.kind,
             "speakers": stream.speakers,
             "state": st.state if st else "starting",
-            "connected": bool(running and last is not None and time.time() - last < 5),
+            "connected": connected,
             "audio_s": st.audio_s if st else 0.0,
             "speech_s": stream.speech_s,
             "lag_s": st.lag_s if st else 0.0,
@@ -314,6 +407,7 @@ class Service:
             "error": st.error if st else None,
             "added_at": stream.added_at,
             "added_by": stream.added_by,
+            "worker": st.worker if st else None,
         }
 
     def stop_stream(self, stream_id: str, actor: str) -> None:
@@ -323,6 +417,7 @@ class Service:
             raise NotFound(f"no stream with id {stream_id!r}")
         if any(s.source == stream.tap.name and s.state == "running" for s in self.watch.status()):
             self.watch.cancel(stream.tap.name)
+        self.store.unwatch_stream(stream.tap.name)
         self.store.audit(actor, "stream-stop", stream.tap.name, "")
         self.publish_streams()
 
@@ -352,7 +447,7 @@ class Service:
         self.count("alerts", alert.source)
         with self._lock:
             tap = next((s.tap for s in self._streams.values() if s.tap.name == alert.source), None)
-        if tap is not None:
+        if tap is not None and self.options.ray is None:  # on a cluster the audio stays on the workers
             self._snippets.keep(alert, tap)
         self.deliverer.wake()
         records = self.store.alert_records(alert_id=alert.alert_id)
@@ -475,12 +570,17 @@ class Service:
             "uptime_s": round(time.time() - self.started_at, 1),
             "transcripts": self._transcript_status(),
             "health": self.health(),
+            "workers": self.workers(),
         }
 
     def health(self) -> dict[str, Any]:
         """``{"status": "ok" | "failing", "checks": {name: {"status": ..., "reason": ...}}}``: the watch thread runs and
         the store answers. Reasons are short (``/healthz`` needs no token); the log and ``/api/status`` say more."""
         checks = {"watch": _check(self._watch_down()), "store": _check(self._store_down())}
+        workers = self.workers()
+        if workers is not None:  # on a cluster: failing when no worker answers (each one's health: /api/workers)
+            alive = sum(w["alive"] for w in workers)
+            checks["workers"] = _check(None if alive else f"none of {len(workers)} watch workers answers")
         failing = any(c["status"] != "ok" for c in checks.values())
         return {"status": "failing" if failing else "ok", "checks": checks}
 
@@ -501,6 +601,11 @@ class Service:
             return f"the database does not answer ({type(exc).__name__})"
         self._store_failing = False
         return None
+
+    def workers(self) -> list[dict[str, Any]] | None:
+        """On a cluster, each watch worker's health (alive, streams held, lag); None for a watch in this process."""
+        watch = self._watch
+        return None if watch is None or isinstance(watch, Watch) else watch.workers()
 
     def _transcript_status(self) -> dict[str, Any] | None:
         """The transcription worker: turns waiting, transcribed, and dropped because it fell behind."""

@@ -29,8 +29,9 @@ class Tap(Source):
         self.live = inner.live
         self._keep = int(keep_s * RATE_HZ)
         self._blocks: deque[np.ndarray] = deque()
-        self._first = 0  # stream sample index of the first kept sample
-        self._end = 0  # stream sample index just past the last sample that arrived
+        self.start_s = inner.start_s
+        self._first = round(inner.start_s * RATE_HZ)  # stream sample index of the first kept sample
+        self._end = self._first  # stream sample index just past the last sample that arrived
         self._waiting: list[tuple[int, Callable[[], None]]] = []
         self._lock = threading.Lock()
         self.ended = False

@@ -35,6 +35,7 @@ class StreamStatus(_JsonRecord):
     error: str | None = None
     drops: int = 0
     behind: bool = False  # a live source more than Multiplexer.BEHIND_S behind: the machine is not keeping up
+    worker: str | None = None  # the cluster worker holding it (None: this process)
 
 
 class Multiplexer:

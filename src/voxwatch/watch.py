@@ -6,13 +6,14 @@ import logging
 import queue
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from .audio import Source
-from .pipeline import Event, Window
-from .records import Alert, AlertTranscript, AudioChunk, Detection
+from .audio import RATE_HZ, Source
+from .pipeline import Event, StreamState, Window
+from .records import Alert, AlertTranscript, AudioChunk, Detection, Quiet
 from .streams import Multiplexer, StreamEnd, StreamStatus
 from .timings import ModelClock
 from .transcripts import AlertTranscripts, Transcription
@@ -21,6 +22,14 @@ if TYPE_CHECKING:
     from .engine import Engine
 
 log = logging.getLogger(__name__)
+
+
+def resume_point(kind: str, quiet: Quiet | None, status: StreamStatus | None) -> Quiet | None:
+    """Where a stream starts again: a recording at its latest quiet point (everything before it is committed); a live
+    stream with its clock going on from the audio it had reached, so its alerts' times (and ids) never repeat."""
+    if kind == "file" or status is None or (quiet is not None and quiet.at_s >= status.audio_s):
+        return quiet
+    return Quiet(status.source, status.audio_s, quiet.last_heard if quiet else {})
 
 
 class Sink(Protocol):
@@ -67,10 +76,12 @@ class Watch:
         speakers: list[str] | None = None,
         around_decide: Callable[[Callable[[], None]], None] | None = None,
         transcription: Transcription | None = None,
+        commits: bool = True,
     ):
         """``around_decide``, if given, runs the second thread's body (it must call it once): a hook for profiling
         and CPU accounting of that thread. With ``transcription``, alerted turns are transcribed on a third thread
-        (:mod:`voxwatch.transcripts`) and each alert is followed by its transcript."""
+        (:mod:`voxwatch.transcripts`) and each alert is followed by its transcript. With ``commits=False`` nothing is
+        written to the store: sinks get every alert uncommitted (a cluster worker relays them to the one writer)."""
         self.engine = engine
         self.mux = mux
         self.sinks = list(sinks)
@@ -83,10 +94,25 @@ class Watch:
         self.transcripts: AlertTranscripts | None = None
         self.clock = ModelClock()  # model time per stage and window, for /metrics
         self._sinks_lock = threading.Lock()  # sinks hear the watch and the transcription worker one call at a time
+        self.commits = commits
+        self.resume_points: dict[str, Quiet] = {}  # per stream, the latest point it can resume from
 
-    def add(self, source: Source, speakers: set[str] | None = None) -> None:
-        """Watch one more source, for ``speakers`` only or for every watched voice."""
+    def add(
+        self,
+        source: Source,
+        speakers: set[str] | None = None,
+        resume: Quiet | None = None,
+        stream_id: str | None = None,
+    ) -> None:
+        """Watch one more source, for ``speakers`` only or for every watched voice; ``resume``: the source starts at
+        that point (``source.start_s``), with the state the stream had there. ``stream_id`` names this watching of the
+        source (a new one when None): a stream resumed under its id raises no alert twice."""
         self.spotter.restrict(source.name, speakers)
+        self.resume_points.pop(source.name, None)
+        state = StreamState(source.name, stream_id=stream_id or uuid.uuid4().hex)
+        if resume is not None:
+            state.position, state.last_heard = round(resume.at_s * RATE_HZ), dict(resume.last_heard)
+        self.spotter.streams[source.name] = state
         self.mux.add(source)
 
     def cancel(self, name: str) -> None:
@@ -116,7 +142,8 @@ class Watch:
         and framing; a second embeds, scores and publishes. The hand-over queue between them is bounded, so a slow
         second half slows the readers (backpressure) and shows as lag, never as dropped audio."""
         names = self.spotter.watchlist.names
-        self.engine.store.audit(self.engine.actor, "watch", ",".join(names), " ".join(s.source for s in self.mux.status()))
+        if self.commits:
+            self.engine.store.audit(self.engine.actor, "watch", ",".join(names), " ".join(s.source for s in self.mux.status()))
         handover: queue.Queue[_Step | None] = queue.Queue(maxsize=self.HANDOVER_DEPTH)
         around = self._around_decide
         body = (lambda: around(lambda: self._decide_loop(handover))) if around else (lambda: self._decide_loop(handover))
@@ -214,10 +241,13 @@ class Watch:
 
     def _publish(self, events: list[Event]) -> None:
         store = self.engine.store
-        store.add_detections([e for e in events if isinstance(e, Detection)])
+        if self.commits:
+            store.add_detections([e for e in events if isinstance(e, Detection)])
         for e in events:
-            if isinstance(e, Alert):
-                if not store.add_alert(e):
+            if isinstance(e, Quiet):
+                self.resume_points[e.source] = e  # after the sinks heard everything before it
+            elif isinstance(e, Alert):
+                if self.commits and not store.add_alert(e):
                     continue
                 self.summary.alerts.append(e)
                 delivered = True
@@ -228,7 +258,7 @@ class Watch:
                         except Exception:  # a failing sink must not stop the watch; the alert stays in the outbox
                             log.exception("sink %s could not take alert %s", type(sink).__name__, e.alert_id)
                             delivered = False
-                if delivered:
+                if delivered and self.commits:
                     store.mark_delivered(e.alert_id)
                 if self.transcripts is not None:
                     self.transcripts.alert(e)

@@ -145,9 +145,10 @@ function renderStreams(streams) {
     el("td", {}, when(s.last_audio_at)),
     el("td", { class: "num" }, String(s.drops)),
     el("td", {}, s.speakers ? s.speakers.join(", ") : "all"),
+    el("td", { class: s.worker ? "" : "muted" }, s.worker || "this process"),
     el("td", {}, el("button", { class: "danger", type: "button", onclick: () => stopStream(s.id) }, s.state === "running" ? "Stop" : "Remove")),
   )));
-  if (!streams.length) body.append(el("tr", {}, el("td", { colspan: 9, class: "muted" }, "No streams. Add a URL or a file above.")));
+  if (!streams.length) body.append(el("tr", {}, el("td", { colspan: 10, class: "muted" }, "No streams. Add a URL or a file above.")));
 }
 
 async function stopStream(id) {

@@ -15,11 +15,12 @@ from .archive import Archive, IndexedRecording
 from .core import MIGRATIONS, StoreCore, now
 from .service_state import ServiceState
 from .voices import Voices
+from .watched import WatchedStream, WatchedStreams
 
-__all__ = ["MIGRATIONS", "IndexedRecording", "Store", "StoreCore", "now"]
+__all__ = ["MIGRATIONS", "IndexedRecording", "Store", "StoreCore", "WatchedStream", "now"]
 
 
-class Store(Voices, Archive, Alerts, ServiceState):
+class Store(Voices, Archive, Alerts, ServiceState, WatchedStreams):
     """One database, SQLite (WAL) or PostgreSQL. Every public method is one transaction; one writer connection,
     read-only readers."""
 
@@ -33,6 +34,7 @@ class Store(Voices, Archive, Alerts, ServiceState):
             speaker_id, enrollments = self._forget_voice(db, name)
             dropped = self._forget_alerts(db, name)
             search_hits = self._forget_in_service(db, name)
+            self._forget_in_watched(db, name)
             counts = {
                 "enrollments": enrollments,
                 "detections": dropped["detections"],

@@ -19,12 +19,17 @@ class Alerts(StoreCore):
     ``transcript_words``) and ``deliveries``."""
 
     def add_detections(self, detections: list[Detection]) -> None:
+        """Keep detections; a turn detected again (a stream resumed from an earlier point) is kept once."""
         if not detections:
             return
         with self._tx() as db:
             db.executemany(
-                "INSERT INTO detections (source, speaker, start_s, end_s, score, llr, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(d.source, d.speaker, d.start_s, d.end_s, d.score, d.llr, now()) for d in detections],
+                "INSERT INTO detections (source, speaker, start_s, end_s, score, llr, created_at) SELECT ?, ?, ?, ?, ?, ?, ?"
+                " WHERE NOT EXISTS (SELECT 1 FROM detections WHERE source = ? AND speaker = ? AND start_s = ?)",
+                [
+                    (d.source, d.speaker, d.start_s, d.end_s, d.score, d.llr, now(), d.source, d.speaker, d.start_s)
+                    for d in detections
+                ],
             )
 
     def set_language(self, source: str, speaker: str, start_s: float, language: str, probability: float) -> None:
@@ -50,15 +55,17 @@ class Alerts(StoreCore):
 
     def add_alert(self, alert: Alert) -> bool:
         """Commit an alert to the outbox; sinks deliver it afterwards. False (and nothing stored) when its voice has
-        been forgotten meanwhile."""
+        been forgotten meanwhile, or when an alert with its id is stored already (its turn processed again: a stream
+        resumed from an earlier point)."""
         with self._tx() as db:
             if db.execute("SELECT 1 FROM speakers WHERE name = ?", (alert.speaker,)).fetchone() is None:
                 return False
-            db.execute(
-                "INSERT INTO alerts (alert_id, source, speaker, wall_time, payload) VALUES (?, ?, ?, ?, ?)",
+            added = db.execute(
+                "INSERT INTO alerts (alert_id, source, speaker, wall_time, payload) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (alert_id) DO NOTHING",
                 (alert.alert_id, alert.source, alert.speaker, alert.wall_time, json.dumps(alert.to_json())),
             )
-        return True
+        return added.rowcount == 1
 
     def mark_delivered(self, alert_id: str) -> None:
         with self._tx() as db:

@@ -158,6 +158,14 @@ MIGRATIONS: list[str | Migration] = [
     CREATE INDEX transcript_words ON transcripts USING GIN (words);
     """,
     ),
+    # 6: the streams a service watches, so that they resume after a restart; a recording's resume point (a quiet
+    # moment with every earlier alert decided) and when each voice was last heard there (JSON).
+    """
+    CREATE TABLE watched_streams (
+        source TEXT PRIMARY KEY, stream_id TEXT NOT NULL, kind TEXT NOT NULL, speakers TEXT, realtime INTEGER NOT NULL,
+        reconnects INTEGER NOT NULL, position_s REAL NOT NULL DEFAULT 0, last_heard TEXT NOT NULL DEFAULT '{}',
+        added_at TEXT NOT NULL, added_by TEXT NOT NULL);
+    """,
 ]
 
 
