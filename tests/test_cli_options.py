@@ -130,6 +130,11 @@ NOT_RUN = {
     "voxwatch demo": "test_packaging runs it, from a fresh install",
     "voxwatch demo --data ../shared/data/resemblyzer/audio_data/librispeech_test-other": "the demo again",
     "voxwatch serve --allow-dir recordings/ --port 8686 --retain-days 30": "runs until stopped (test_service covers it)",
+    "voxwatch --log-format json serve --metrics-public": "runs until stopped (test_operations covers it)",
+    "voxwatch serve --allow-dir recordings/ --ray auto": "runs until stopped, on a Ray cluster (test_cluster covers it)",
+    "voxwatch index /shared/archive --ray auto": "a user's archive folder, on a Ray cluster (test_cluster covers it)",
+    "voxwatch transcribe /archive/call-0142.wav --format json --language nl": "a user's archive folder",
+    "voxwatch search /archive/calls --language ar": "a user's archive folder",
 }
 RUN_ORDER = [  # the others, in an order a user would take
     "voxwatch token create alice --role admin",
@@ -152,6 +157,11 @@ RUN_ORDER = [  # the others, in an order a user would take
     "voxwatch --calibration ours.json watch line1.wav",
     "voxwatch compare intercept.wav --reference suspect-interview1.wav --reference suspect-interview2.flac --report case-17.html",
     'voxwatch search --speaker "Jane Doe" --rttm',
+    "voxwatch transcribe interview.mp3",
+    "voxwatch transcribe hearing.flac --format srt",
+    'voxwatch alerts --speaker "Jane Doe" --since 2026-11-29T08:00:00Z',
+    'voxwatch alerts --text "bridge" --language en',
+    "voxwatch alerts --format csv",
     'voxwatch audit --speaker "Jane Doe"',
     "voxwatch audit --action search --since 2026-11-01 --json",
     'voxwatch forget "Jane Doe"',
@@ -176,6 +186,8 @@ def test_help_examples_run_on_real_speech(tmp_path: Path, readers: dict[str, lis
         "wav/a.wav": speech["367"][0],
         "wav/b.wav": speech["367"][1],
         "wav/c.wav": speech["3005"][0],
+        "interview.mp3": speech["2609"][8],
+        "hearing.flac": speech["1688"][2],
     }
     for name, source in staged.items():  # the content is WAV whatever the name says: decoding probes it
         write_wav(tmp_path / name, load_audio(source))

@@ -18,8 +18,8 @@ from click.testing import CliRunner
 from voxwatch import StoreError, UnknownSpeakerError
 from voxwatch.cli import main
 from voxwatch.errors import UsageError
-from voxwatch.records import Alert, AlertTranscript, Detection, EnrollmentInfo, Segment
-from voxwatch.store import MIGRATIONS, Store, core
+from voxwatch.records import Alert, AlertTranscript, Detection, EnrollmentInfo, Quiet, Segment
+from voxwatch.store import MIGRATIONS, Store, WatchedStream, core
 from voxwatch.store.dialect import open_dialect
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -370,3 +370,38 @@ def test_a_database_from_a_newer_voxwatch_is_refused(db: str | Path) -> None:
     store.close()
     with pytest.raises(StoreError, match="newer voxwatch"):
         Store(db)
+
+
+def test_resumable_streams_and_idempotent_writes_on_both_stores(db: str | Path) -> None:
+    """What a resumed or moved stream relies on: watched streams with their resume points, forget reaching them, and an
+    alert or detection processed again stored once."""
+    store = Store(db)
+    try:
+        _fill(store)
+        first = WatchedStream("ch1", "s1", "file", ["low", "high"], True, 0, "2026-01-01T00:00:00+00:00", "tester")
+        store.watch_stream(first)
+        store.watch_stream(WatchedStream("http://radio/1", "s2", "url", None, True, 3, "2026-01-01T00:00:01+00:00", "op"))
+        store.stream_positions([Quiet("ch1", 12.5, {"low": 9.0, "high": 4.0})])
+        kept, live = store.watched_streams()
+        assert (kept.stream_id, kept.position_s, kept.last_heard, live.speakers, live.reconnects) == (
+            "s1",
+            12.5,
+            {"low": 9.0, "high": 4.0},
+            None,
+            3,
+        )
+        resume = kept.resume
+        assert resume is not None and resume.at_s == 12.5 and live.resume is None
+        store.watch_stream(first)  # the same source added again replaces the row, position and all
+        assert [(w.source, w.position_s) for w in store.watched_streams()] == [("ch1", 0.0), ("http://radio/1", 0.0)]
+        again = Alert("a1", "ch1", "high", 3.0, 2.0, 0.8, 5.0, 1.5, "2026-01-01T00:00:01.000+00:00")
+        assert not store.add_alert(again) and [a.alert_id for a in store.alerts()].count("a1") == 1
+        before = len(store.detection_languages())
+        store.add_detections([Detection("ch1", "low", 1.0, 2.5, 0.8, 5.0)])  # the same turn, detected again
+        assert len(store.detection_languages()) == before
+        store.forget("high", "tester")
+        assert store.watched_streams()[0].speakers == ["low"] and "high" not in (store.watched_streams()[0].last_heard or {})
+        store.unwatch_stream("ch1")
+        assert [w.source for w in store.watched_streams()] == ["http://radio/1"]
+    finally:
+        store.close()

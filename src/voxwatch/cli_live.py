@@ -235,7 +235,7 @@ def serve(
       voxwatch token create alice --role admin
       voxwatch serve --allow-dir recordings/ --port 8686 --retain-days 30
       voxwatch --log-format json serve --metrics-public     # JSON log lines; /metrics open to scrapers
-      voxwatch serve --allow-dir /shared/recordings --ray auto      # on a Ray head node
+      voxwatch serve --allow-dir recordings/ --ray auto             # on a Ray head node
     """
     from .api import serve as run_service
     from .service import Service, ServiceOptions
