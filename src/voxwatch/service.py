@@ -1,51 +1,47 @@
 """The service behind ``voxwatch serve``: one engine with a running watch, its streams, alerts, webhooks and searches.
 
-:mod:`voxwatch.api` puts HTTP in front of it; the live feed is :mod:`voxwatch.feed`, alert audio
-:mod:`voxwatch.snippets`, search jobs :mod:`voxwatch.searches`, webhook delivery :mod:`voxwatch.delivery`.
+:mod:`voxwatch.api` puts HTTP in front of it; its streams are kept by :mod:`voxwatch.service_streams`, the live
+feed is :mod:`voxwatch.feed`, alert audio :mod:`voxwatch.snippets`, search jobs :mod:`voxwatch.searches`, webhook
+delivery :mod:`voxwatch.delivery`.
 """
 
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import threading
 import time
-import uuid
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 import numpy as np
 
 from . import __version__
-from .audio import FileSource, Source, UrlSource, check_upload, find_audio_files
+from .audio import check_upload, find_audio_files
 from .auth import Guard, Principal
 from .blas import blas_limited
 from .delivery import Deliverer, DeliveryOptions, Webhook, check_url
 from .engine import Engine
-from .errors import AudioError, Conflict, Forbidden, NotFound, ServiceDown, UsageError, VoxwatchError
+from .errors import Forbidden, NotFound, UsageError, VoxwatchError
 from .feed import Feed
 from .outbound import require_public
 from .quality import enrollment_quality
-from .records import Alert, AlertTranscript, Detection, EnrollmentInfo, Quiet
+from .records import Alert, AlertTranscript, Detection, EnrollmentInfo
 from .retention import Retention
 from .searches import Searches
-from .snippets import SnippetKeeper, Tap
-from .store import WatchedStream
+from .service_streams import ServiceStreams, _Stream
+from .snippets import SnippetKeeper
 from .streams import Multiplexer, StreamStatus
 from .transcripts import Transcription, TranscriptOptions
-from .watch import Watch, resume_point
+from .watch import Watch
 
 if TYPE_CHECKING:
     from .cluster import ClusterWatch
 
 log = logging.getLogger(__name__)
-
-STREAM_SCHEMES = {"http", "https", "rtsp", "rtsps", "rtmp", "rtmps", "rtp", "udp", "srt", "mms", "mmsh"}
 
 
 @dataclass(frozen=True)
@@ -94,17 +90,6 @@ class _Sink:
         self.service.feed.publish("stream_end", {**status.to_json(), "stream": self.service.stream_id(status.source)})
 
 
-@dataclass
-class _Stream:
-    id: str
-    tap: Tap
-    speakers: list[str] | None
-    kind: str  # file or url
-    added_at: str
-    added_by: str
-    speech_s: float = 0.0
-
-
 def utc_iso(value: str | None, name: str, timespec: str = "milliseconds") -> str | None:
     """An ISO 8601 date or time given by a user (no zone: UTC), in UTC to ``timespec`` as the store keeps that table's
     times (alerts to milliseconds, the audit log to seconds), so that the two compare as strings (None: not given)."""
@@ -121,7 +106,7 @@ def utc_iso(value: str | None, name: str, timespec: str = "milliseconds") -> str
     return moment.astimezone(UTC).isoformat(timespec=timespec)
 
 
-class Service:
+class Service(ServiceStreams):
     """The engine with a running watch, the live feed, webhook delivery and search jobs; :func:`voxwatch.api.create_app`
     puts HTTP in front of it. :meth:`start` and :meth:`close` bracket its life."""
 
@@ -174,42 +159,6 @@ class Service:
         self._resume_streams()
         self._checkpoints = threading.Thread(target=self._keep_positions, name="stream-positions", daemon=True)
         self._checkpoints.start()
-
-    def _resume_streams(self) -> None:
-        """Watch again what the previous run was watching: recordings from their resume points, live streams anew."""
-        for ws in self.store.watched_streams():
-            known = {s.name for s in self.store.speakers()}
-            speakers = None if ws.speakers is None else [s for s in ws.speakers if s in known]
-            try:
-                spec = ws.source if ws.kind == "url" else str(self.allowed(ws.source))
-                self._open(spec, speakers, ws.reconnects, ws.realtime, ws.added_by, ws.stream_id, ws.added_at, ws.resume)
-            except (VoxwatchError, OSError) as exc:
-                log.warning("stream %s could not resume: %s", ws.source, exc)
-                self.store.unwatch_stream(ws.source)
-                continue
-            log.info("stream %s resumed%s", ws.source, f" at {ws.position_s:.1f} s" if ws.resume else "")
-
-    def _keep_positions(self) -> None:
-        """Every second, store where each watched stream can resume after a restart (a live stream's clock every
-        ``WatchedStream.LIVE_CLOCK_STEP_S``: it resumes that much later, so its times never repeat)."""
-        kept: dict[str, Quiet] = {}
-        while not self._closing.wait(1.0):
-            try:
-                status = {s.source: s for s in self.watch.status() if s.state == "running"}
-                with self._lock:
-                    kinds = {s.tap.name: s.kind for s in self._streams.values()}
-                changed = []
-                for source, kind in kinds.items():
-                    point, last = resume_point(kind, self.watch.resume_points.get(source), status.get(source)), kept.get(source)
-                    step = WatchedStream.LIVE_CLOCK_STEP_S if kind == "url" else 0.0
-                    if point is not None and (
-                        last is None or point.at_s - last.at_s > step or point.last_heard != last.last_heard
-                    ):
-                        changed.append(point)
-                        kept[source] = point
-                self.store.stream_positions(changed)
-            except Exception:  # a database hiccup: the next round tries again
-                log.exception("could not store the streams' positions")
 
     @blas_limited
     def _run_watch(self) -> None:
@@ -307,128 +256,6 @@ class Service:
         for name in speakers or []:
             self.store.enrollments(name)  # raises UnknownSpeakerError
 
-    # streams
-
-    def add_stream(self, spec: str, speakers: list[str] | None, reconnects: int, realtime: bool, actor: str) -> dict[str, Any]:
-        if self.watch_error:
-            raise ServiceDown(f"the watch has stopped ({self.watch_error}); restart the service")
-        self.require_speakers(speakers)
-        stream = self._open(spec, speakers, reconnects, realtime, actor, uuid.uuid4().hex[:12], _now(), None)
-        self.store.audit(actor, "stream-add", stream.tap.name, json.dumps({"speakers": speakers, "reconnects": reconnects}))
-        self.publish_streams()
-        return self._describe(stream, {s.source: s for s in self.watch.status()})
-
-    def _open(
-        self,
-        spec: str,
-        speakers: list[str] | None,
-        reconnects: int,
-        realtime: bool,
-        actor: str,
-        stream_id: str,
-        added_at: str,
-        resume: Quiet | None,
-    ) -> _Stream:
-        """Start watching ``spec`` (from ``resume`` on) and keep it among the watched streams, to resume after a
-        restart."""
-        start_s = resume.at_s if resume else 0.0
-        if "://" in spec:
-            scheme = urlsplit(spec).scheme.lower()
-            if scheme not in STREAM_SCHEMES:
-                raise Forbidden(
-                    f"{spec}: stream scheme {scheme!r} is not allowed; use one of {', '.join(sorted(STREAM_SCHEMES))}"
-                )
-            self.vet_url(spec, "stream URL")
-            source: Source = UrlSource(spec, reconnects=reconnects, start_s=start_s)
-            kind = "url"
-        else:
-            path = self.allowed(spec)
-            if not path.is_file():
-                raise AudioError(f"{spec}: no such file")
-            source = FileSource(str(path), realtime=realtime, start_s=start_s)
-            kind = "file"
-        keep_s = max(self.options.snippet_max_s + 20, self.options.transcripts.keep_s if self.options.transcripts else 0)
-        tap = Tap(source, keep_s=keep_s)
-        with self._lock:
-            running = {s.source for s in self.watch.status() if s.state == "running"}
-            if tap.name in running:
-                raise Conflict(f"{tap.name}: this source is already being watched")
-            for old in [k for k, s in self._streams.items() if s.tap.name == tap.name]:
-                del self._streams[old]
-            listed = None if speakers is None else list(speakers)
-            stream = _Stream(stream_id, tap, listed, kind, added_at, actor)
-            self._streams[stream.id] = stream
-            self.watch.add(tap, None if speakers is None else set(speakers), resume, stream_id)
-        self.store.watch_stream(
-            WatchedStream(
-                tap.name,
-                stream_id,
-                kind,
-                listed,
-                realtime,
-                reconnects,
-                added_at,
-                actor,
-                start_s,
-                resume.last_heard if resume else None,
-            )
-        )
-        return stream
-
-    def streams(self) -> list[dict[str, Any]]:
-        status = {s.source: s for s in self.watch.status()}
-        with self._lock:
-            streams = list(self._streams.values())
-        return [self._describe(s, status) for s in streams]
-
-    def _describe(self, stream: _Stream, status: dict[str, StreamStatus]) -> dict[str, Any]:
-        st = status.get(stream.tap.name)
-        speech_s = self.watch.speech_s(stream.tap.name)
-        if speech_s is not None:
-            stream.speech_s = round(speech_s, 1)
-        last = stream.tap.last_audio_at
-        running = st is not None and st.state == "running"
-        connected = bool(running and last is not None and time.time() - last < 5)
-        if st is not None and st.worker is not None:  # on a cluster the audio arrives at its worker
-            connected = running and st.audio_s > 0
-        return {
-            "id": stream.id,
-            "source": stream.tap.name,
-            "kind": stream.kind,
-            "speakers": stream.speakers,
-            "state": st.state if st else "starting",
-            "connected": connected,
-            "audio_s": st.audio_s if st else 0.0,
-            "speech_s": stream.speech_s,
-            "lag_s": st.lag_s if st else 0.0,
-            "behind": bool(st and st.behind),
-            "last_audio_at": None if last is None else datetime.fromtimestamp(last, UTC).isoformat(timespec="seconds"),
-            "drops": stream.tap.drops,
-            "error": st.error if st else None,
-            "added_at": stream.added_at,
-            "added_by": stream.added_by,
-            "worker": st.worker if st else None,
-        }
-
-    def stop_stream(self, stream_id: str, actor: str) -> None:
-        with self._lock:
-            stream = self._streams.pop(stream_id, None)
-        if stream is None:
-            raise NotFound(f"no stream with id {stream_id!r}")
-        if any(s.source == stream.tap.name and s.state == "running" for s in self.watch.status()):
-            self.watch.cancel(stream.tap.name)
-        self.store.unwatch_stream(stream.tap.name)
-        self.store.audit(actor, "stream-stop", stream.tap.name, "")
-        self.publish_streams()
-
-    def stream_id(self, source: str) -> str | None:
-        """The id of the stream reading ``source`` (None when no stream does)."""
-        with self._lock:
-            return next((s.id for s in self._streams.values() if s.tap.name == source), None)
-
-    def publish_streams(self) -> None:
-        self.feed.publish("streams", self.streams())
-
     # alerts
 
     def count(self, what: str, source: str) -> None:
@@ -445,8 +272,7 @@ class Service:
     def on_alert(self, alert: Alert) -> None:
         """On the watch thread, after the alert is committed: keep its audio, tell the feed, wake delivery."""
         self.count("alerts", alert.source)
-        with self._lock:
-            tap = next((s.tap for s in self._streams.values() if s.tap.name == alert.source), None)
+        tap = self._tap(alert.source)
         if tap is not None and self.options.ray is None:  # on a cluster the audio stays on the workers
             self._snippets.keep(alert, tap)
         self.deliverer.wake()
@@ -456,8 +282,7 @@ class Service:
 
     def _turn_audio(self, source: str, start_s: float, end_s: float) -> tuple[float, np.ndarray]:
         """What is kept of a stretch of a watched stream: its actual start and samples (none when the stream is gone)."""
-        with self._lock:
-            tap = next((s.tap for s in self._streams.values() if s.tap.name == source), None)
+        tap = self._tap(source)
         return (start_s, np.zeros(0, np.float32)) if tap is None else tap.cut(start_s, end_s)
 
     def on_transcript(self, transcript: AlertTranscript) -> None:
@@ -623,7 +448,3 @@ class Service:
 
 def _check(reason: str | None) -> dict[str, Any]:
     return {"status": "ok" if reason is None else "failing", "reason": reason}
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
