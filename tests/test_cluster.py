@@ -13,6 +13,8 @@ from typing import Any
 import numpy as np
 import pytest
 import ray
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 from ray.cluster_utils import Cluster
 from test_resume import (
     OTHER,
@@ -28,6 +30,7 @@ from test_service import Server, make_token
 from voxwatch import Engine, Settings
 from voxwatch.records import FileDone
 from voxwatch.service import Service, ServiceOptions
+from voxwatch.service_metrics import registry
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +45,10 @@ def cluster() -> Iterator[Cluster]:
 
 def holder(service: Service, stream_id: str) -> str | None:
     return next((s["worker"] for s in service.streams() if s["id"] == stream_id), None)
+
+
+def others(service: Service, worker: str) -> list[str]:
+    return [w["worker"] for w in service.workers() or [] if w["worker"] != worker]
 
 
 def answering(service: Service) -> list[dict[str, Any]]:
@@ -63,6 +70,15 @@ def test_a_worker_killed_mid_stream_loses_and_repeats_no_alert(
         # it resumes there, so the second voice's turn is processed twice and must be stored once
         wait_until(lambda: len(stored_alerts(engine, path)) == 2, 30, "both alerts")
         assert 6.9 < service.watch.resume_points[str(path)].at_s < 11.0
+        metrics = {  # /metrics on a cluster: each worker's health and model clock, labelled by worker
+            (s.name, s.labels.get("worker")): s.value
+            for family in text_string_to_metric_families(generate_latest(registry(service)).decode())
+            for s in family.samples
+        }
+        assert {w: metrics["voxwatch_worker_up", w] for w in (first, *others(service, first))} == dict.fromkeys(
+            (first, *others(service, first)), 1.0
+        )
+        assert metrics["voxwatch_worker_streams", first] == 1 and metrics["voxwatch_audio_seconds_total", first] > 5
         ray.kill(ray.get_actor(first, namespace="voxwatch"))
         wait_until(lambda: (holder(service, stream["id"]) or first) != first, 10, "the stream on another worker")
         moved = holder(service, stream["id"])

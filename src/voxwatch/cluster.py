@@ -27,6 +27,7 @@ from .cluster_worker import Report, StreamSpec, WatchWorker
 from .errors import ServiceDown, UsageError
 from .records import Alert, Detection, Quiet
 from .streams import StreamStatus
+from .timings import ModelTime
 from .watch import resume_point
 
 if TYPE_CHECKING:
@@ -181,6 +182,16 @@ class ClusterWatch:
                 st = p.status or StreamStatus(name, "running", 0.0, 0.0)
                 out.append(dataclasses.replace(st, state="running", worker=p.worker))
             return out
+
+    def model_times(self) -> dict[str, ModelTime]:
+        """Each answering worker's model clock, as it last reported."""
+        now = time.monotonic()
+        with self._lock:
+            return {
+                w.name: w.report.model_time
+                for w in self._workers.values()
+                if w.report is not None and w.report.model_time is not None and w.seen and now - w.seen < self.dead_after_s
+            }
 
     def workers(self) -> list[dict[str, Any]]:
         """Each worker's health: alive (answering polls), streams held, worst lag, streams falling behind."""

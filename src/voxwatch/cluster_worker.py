@@ -17,6 +17,7 @@ from .records import Alert, Detection, Quiet
 from .settings import Settings
 from .snippets import Tap
 from .streams import Multiplexer, StreamStatus
+from .timings import ModelTime
 from .watch import Watch
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,7 @@ class Report:
     resume_points: dict[str, Quiet]  # read before the events were taken: every alert before a point is in events
     streams: list[StreamStatus]
     speech_s: dict[str, float] = field(default_factory=dict)
+    model_time: ModelTime | None = None  # its watch's model clock (for /metrics)
 
 
 class _Relay:
@@ -128,4 +130,4 @@ class WatchWorker:
         events = self._relay.take()
         status = self.watch.status()
         speech = {s.source: self.watch.speech_s(s.source) or 0.0 for s in status if s.state == "running"}
-        return Report(self.worker, self.node, events, points, status, speech)
+        return Report(self.worker, self.node, events, points, status, speech, self.watch.clock.snapshot())

@@ -15,6 +15,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 
 from . import __version__
 from .timings import STAGES
+from .watch import Watch
 
 if TYPE_CHECKING:
     from .service import Service
@@ -106,37 +107,56 @@ class ServiceCollector:
         yield dropped
 
     def _model_time(self) -> Iterator[Metric]:
-        clock = self.service.watch.clock.snapshot()
+        """The watch's model clock; on a cluster each worker's, labelled by ``worker``, and each worker's health."""
+        watch = self.service.watch
+        if isinstance(watch, Watch):
+            clocks, labels = {(): watch.clock.snapshot()}, []
+        else:
+            clocks, labels = {(name,): clock for name, clock in watch.model_times().items()}, ["worker"]
+            yield from self._workers()
         busy = CounterMetricFamily(
             "voxwatch_model_busy_seconds",
             "Time in model calls by stage: vad (VAD and framing), embedding (embedding and scoring).",
-            labels=["stage"],
+            labels=[*labels, "stage"],
         )
-        for stage in STAGES:
-            busy.add_metric([stage], clock.busy_s[stage])
-        yield busy
-        yield CounterMetricFamily("voxwatch_audio_seconds", "Stream audio that went through the watch.", value=clock.audio_s)
-        yield HistogramMetricFamily(
+        audio = CounterMetricFamily("voxwatch_audio_seconds", "Stream audio that went through the watch.", labels=labels)
+        windows = HistogramMetricFamily(
             "voxwatch_window_embedding_seconds",
             "Embedding and scoring time per speech window (each batched call's time shared among its windows).",
-            buckets=[(_le(le), n) for le, n in clock.window_buckets],
-            sum_value=clock.window_sum_s,
+            labels=labels,
         )
         rtf = GaugeMetricFamily(
             "voxwatch_real_time_factor",
             "Model seconds per second of stream audio over the last minute, by stage (absent without audio).",
-            labels=["stage"],
+            labels=[*labels, "stage"],
         )
-        for stage, factor in clock.real_time_factor.items():
-            rtf.add_metric([stage], factor)
-        yield rtf
-        capacity = clock.capacity_streams
-        if capacity is not None:
-            yield GaugeMetricFamily(
-                "voxwatch_capacity_streams",
-                "Real-time streams the watch could hold at the last minute's mix of speech (1 / the slower stage's real-time factor).",
-                value=capacity,
-            )
+        capacity = GaugeMetricFamily(
+            "voxwatch_capacity_streams",
+            "Real-time streams the watch could hold at the last minute's mix of speech (1 / the slower stage's real-time factor).",
+            labels=labels,
+        )
+        for key, clock in clocks.items():
+            for stage in STAGES:
+                busy.add_metric([*key, stage], clock.busy_s[stage])
+            audio.add_metric(list(key), clock.audio_s)
+            windows.add_metric(list(key), [(_le(le), n) for le, n in clock.window_buckets], clock.window_sum_s)
+            for stage, factor in clock.real_time_factor.items():
+                rtf.add_metric([*key, stage], factor)
+            if clock.capacity_streams is not None:
+                capacity.add_metric(list(key), clock.capacity_streams)
+        yield from (busy, audio, windows, rtf)
+        if capacity.samples:
+            yield capacity
+
+    def _workers(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily("voxwatch_worker_up", "1 while a watch worker answers the coordinator's polls.", labels=["worker"])
+        held = GaugeMetricFamily("voxwatch_worker_streams", "Streams a watch worker holds.", labels=["worker"])
+        lag = GaugeMetricFamily("voxwatch_worker_lag_seconds", "A watch worker's worst stream lag.", labels=["worker"])
+        for w in self.service.workers() or []:
+            up.add_metric([w["worker"]], 1 if w["alive"] else 0)
+            held.add_metric([w["worker"]], w["streams"])
+            lag.add_metric([w["worker"]], w["lag_s"])
+        yield from (up, held, lag)
 
 
 def _le(bound: float) -> str:
