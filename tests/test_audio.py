@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from voxwatch import AudioError, FileSource, PcmFormat, PcmSource, UsageError, load_audio, open_source
-from voxwatch.audio import RATE_HZ, UrlSource, find_audio_files
+from voxwatch.audio import RATE_HZ, UrlSource, decode, duration_s, find_audio_files
 from voxwatch.streams import Multiplexer
 
 
@@ -59,6 +59,20 @@ def test_formats_rates_and_channels_decode_to_16k_mono(
     env = lambda x: np.sqrt(np.mean(x[:n].reshape(-1, 800) ** 2, axis=1))
     best = max(np.corrcoef(env(np.roll(decoded, -lag)), env(speech))[0, 1] for lag in range(0, 1600, 160))
     assert best > 0.9
+
+
+@pytest.mark.parametrize(("suffix", "codec", "rate"), [("flac", "flac", 16000), ("mp3", "libmp3lame", 22050)])
+def test_decoding_from_a_time_on_seeks_and_keeps_the_files_clock(
+    tmp_path: Path, data: Path, suffix: str, codec: str, rate: int
+) -> None:
+    path = str(_encode(tmp_path / f"speech.{suffix}", _speech(data), rate, codec))
+    whole = load_audio(path)
+    assert abs(duration_s(path) - len(whole) / RATE_HZ) < 0.1
+    part = np.concatenate(list(decode(path, start_s=1.3)))
+    tail = whole[round(1.3 * RATE_HZ) :]
+    assert abs(len(part) - len(tail)) < 0.01 * RATE_HZ, "starts at 1.3 s, within 10 ms"
+    n = min(len(part), len(tail))
+    assert np.corrcoef(part[:n], tail[:n])[0, 1] > 0.9
 
 
 def test_narrowband_8k_file_is_upsampled(data: Path) -> None:

@@ -132,7 +132,7 @@ NOT_RUN = {
     "voxwatch serve --allow-dir recordings/ --port 8686 --retain-days 30": "runs until stopped (test_service covers it)",
     "voxwatch --log-format json serve --metrics-public": "runs until stopped (test_operations covers it)",
     "voxwatch serve --allow-dir recordings/ --ray auto": "runs until stopped, on a Ray cluster (test_cluster covers it)",
-    "voxwatch index /shared/archive --ray auto": "a user's archive folder, on a Ray cluster (test_cluster covers it)",
+    "voxwatch index /shared/archive --ray auto --chunk-minutes 20": "a user's archive folder, on a Ray cluster (test_cluster covers it)",
     "voxwatch transcribe /archive/call-0142.wav --format json --language nl": "a user's archive folder",
     "voxwatch search /archive/calls --language ar": "a user's archive folder",
 }

@@ -4,6 +4,7 @@ node joining late lose no alert and store none twice: the alert ids stored equal
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from ray.cluster_utils import Cluster
 from test_resume import (
     OTHER,
     TARGET,
+    by_size,
     enroll_two,
     stored_alerts,
     uninterrupted_alerts,
@@ -28,6 +30,7 @@ from test_resume import (
 from test_service import Server, make_token
 
 from voxwatch import Engine, Settings
+from voxwatch.audio import RATE_HZ, load_audio, write_wav
 from voxwatch.records import FileDone
 from voxwatch.service import Service, ServiceOptions
 from voxwatch.service_metrics import registry
@@ -167,6 +170,43 @@ def test_index_on_the_cluster_matches_local_indexing_and_skips_what_is_indexed(
         assert np.allclose(got.spans, want.spans, atol=1e-3) and np.allclose(got.vectors, want.vectors, atol=2e-3)
     again, _ = engine.index(files, ray=cluster.address)  # by content hash: nothing is segmented twice
     assert [e.sha256 for e in again] == [e.sha256 for e in entries]
+
+
+def write_long(path: Path, readers: dict[str, list[Path]]) -> Path:
+    """About 3.8 minutes of real speech: three readers taking turns of two readings, with pauses of 0.8 to 4 s."""
+    names = [TARGET, OTHER, min(set(readers) - {TARGET, OTHER})]
+    pauses_s = [1.0, 4.0, 1.5, 0.8, 3.5, 2.0]
+    pieces = []
+    for j in range(30):
+        reading = load_audio(by_size(readers[names[j // 2 % 3]])[3 + j % 6])  # (0-2 are enrolled)
+        pieces += [reading, np.zeros(int(pauses_s[j % 6] * RATE_HZ), np.float32)]
+    return write_wav(path, np.concatenate(pieces)).resolve()
+
+
+def test_index_on_the_cluster_splits_a_long_file_into_chunks_and_joins_them_as_local_indexing_would(
+    cluster: Cluster, engine: Engine, models: Any, readers: dict[str, list[Path]], tmp_path: Path, caplog: Any
+) -> None:
+    path = str(write_long(tmp_path / "long.wav", readers))
+    with caplog.at_level(logging.INFO, logger="voxwatch.indexing"):
+        (got,), errors = engine.index([path], ray=cluster.address, chunk_s=60)
+    assert errors == [] and "long.wav: 4 of 4 chunks segmented" in caplog.text
+    backend, vad = models
+    local = Engine(Settings(db=tmp_path / "local.db", workers=1), actor="tester", backend=backend, vad=vad)
+    try:
+        (want,), _ = local.index([path])
+        enroll_two(local, readers)
+        expected = local.search([path]).detections
+    finally:
+        local.close()
+    assert got.sha256 == want.sha256 and abs(got.duration_s - want.duration_s) < 0.01
+    assert abs(len(got.spans) - len(want.spans)) <= 1 and len(want.spans) > 20
+    near = [np.abs(got.spans[:, :2] - span[:2]).max(axis=1).min() < 0.5 for span in want.spans]
+    assert sum(near) >= len(want.spans) - 1, "every segment but one (split at a chunk's cut) is found again"
+    enroll_two(engine, readers)
+    found = engine.search([path]).detections
+    assert len(found) == len(expected) > 5
+    for d, e in zip(found, expected):
+        assert d.speaker == e.speaker and abs(d.start_s - e.start_s) < 0.5 and abs(d.end_s - e.end_s) < 0.5
 
 
 def test_without_ray_voxwatch_runs_and_serve_ray_names_the_extra(tmp_path: Path) -> None:

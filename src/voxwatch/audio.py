@@ -66,8 +66,11 @@ class _Resampler:
         return np.concatenate([f.to_ndarray().reshape(-1) for f in frames]).astype(np.float32, copy=False)
 
 
-def decode(location: str, *, options: dict[str, str] | None = None, timeout_s: float = 10.0) -> Iterator[np.ndarray]:
-    """Decode the first audio stream of a file, URL or device into 16 kHz mono float32 blocks.
+def decode(
+    location: str, *, options: dict[str, str] | None = None, timeout_s: float = 10.0, start_s: float = 0.0
+) -> Iterator[np.ndarray]:
+    """Decode the first audio stream of a file, URL or device into 16 kHz mono float32 blocks; from ``start_s`` on (a
+    file is sought there, then decoded samples before it are dropped).
 
     Raises :class:`AudioError` naming ``location`` when it cannot be opened or decoded.
     """
@@ -85,16 +88,36 @@ def decode(location: str, *, options: dict[str, str] | None = None, timeout_s: f
             raise AudioError(f"{location}: has no audio stream")
         stream = container.streams.audio[0]
         resampler = _Resampler()
+        skip: int | None = 0  # samples still to drop before start_s (None: not known until the first frame)
         try:
+            if start_s > 0:  # in the stream's time base, which starts at its first sample's time (a codec's delay)
+                first = stream.start_time or 0
+                container.seek(int(start_s / stream.time_base) + first, stream=stream)
+                skip = None
             for frame in container.decode(stream):
+                if skip is None:
+                    skip = max(0, round((start_s - float(((frame.pts or first) - first) * stream.time_base)) * RATE_HZ))
                 block = resampler.frame(frame)
-                if len(block):
-                    yield block
+                dropped = min(skip, len(block))
+                skip -= dropped
+                if len(block) > dropped:
+                    yield block[dropped:]
             tail = resampler.flush()
         except (av.FFmpegError, ValueError) as exc:
             raise AudioError(f"{location}: audio is corrupt or truncated ({_reason(exc)})") from exc
     if len(tail):
         yield tail
+
+
+def duration_s(path: str) -> float:
+    """A file's duration as its container states it, without decoding (0.0 when unknown or unreadable)."""
+    import av
+
+    try:
+        with av.open(path) as container:
+            return max(0.0, (container.duration or 0) / av.time_base)
+    except (av.FFmpegError, OSError, ValueError):
+        return 0.0
 
 
 def _reason(exc: Exception) -> str:

@@ -6,6 +6,7 @@ import click
 
 from .cli_context import Context, fail_on, guard, language_code, language_filter, operating_point, worker_count
 from .cli_progress import Progress
+from .indexing import CHUNK_S
 from .rttm import file_ids, rttm_line
 from .sinks import clock
 
@@ -21,23 +22,31 @@ from .sinks import clock
     help="Segment on a Ray cluster, a task per group of files (the files at the same paths on every node);"
     " needs pip install 'voxwatch[cluster]'.",
 )
+@click.option(
+    "--chunk-minutes",
+    type=click.FloatRange(min=1),
+    default=CHUNK_S / 60,
+    show_default=True,
+    help="With --ray, split a file longer than this into time ranges (cut in pauses), a task each.",
+)
 @click.pass_obj
 @guard
-def index(obj: Context, paths: tuple[str, ...], workers: int | None, ray_address: str | None) -> None:
+def index(obj: Context, paths: tuple[str, ...], workers: int | None, ray_address: str | None, chunk_minutes: float) -> None:
     """Index recordings once (skips files already indexed) so searches need not touch the audio again. Shows progress
-    on a terminal; with --json, one progress line per file on stderr.
+    on a terminal; with --json, one progress line per file on stderr. On a cluster, long files are split into
+    chunks, indexed by separate tasks and joined again (one entry per file, as without --ray).
 
     \b
     Example:
       voxwatch index /archive/2026 --workers 4
-      voxwatch index /shared/archive --ray auto
+      voxwatch index /shared/archive --ray auto --chunk-minutes 20
     """
     if ray_address is not None:
         from .cluster import require_ray
 
         require_ray()
     with Progress("indexing", obj.as_json) as progress:
-        entries, errors = obj.engine(workers=workers).index(list(paths), progress, ray_address)
+        entries, errors = obj.engine(workers=workers).index(list(paths), progress, ray_address, chunk_minutes * 60)
     for e in entries:
         obj.emit(
             {

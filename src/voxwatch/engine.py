@@ -23,7 +23,7 @@ from .blas import blas_limited
 from .channels import simulate
 from .embedding import EmbeddingBackend, load_backend
 from .errors import AudioError, EnrollmentError, ModelError, UsageError
-from .indexing import merge_detections, segment_groups
+from .indexing import CHUNK_S, merge_detections, segment_groups
 from .named_transcripts import named_turns
 from .parallel import each
 from .pipeline import Event, Spotter, SpotterOptions
@@ -321,13 +321,17 @@ class Engine:
 
     @blas_limited
     def index(
-        self, paths: list[str], progress: Callable[[FileDone], None] | None = None, ray: str | None = None
+        self,
+        paths: list[str],
+        progress: Callable[[FileDone], None] | None = None,
+        ray: str | None = None,
+        chunk_s: float = CHUNK_S,
     ) -> tuple[list[IndexedRecording], list[str]]:
         """Index recordings once (by content hash); returns the index entries and the errors of files that failed.
 
         Files are hashed as they are reached and segmented by ``settings.workers`` processes (or, with ``ray``, a
-        cluster's address, by Ray tasks), each running several files at once as streams; ``progress`` hears of each
-        file as it finishes."""
+        cluster's address, by Ray tasks, a file longer than ``chunk_s`` split into time ranges), each running several
+        files at once as streams; ``progress`` hears of each file as it finishes."""
         files = [str(f) for f in find_audio_files(paths)]
         entries: dict[str, IndexedRecording] = {}
         digests: dict[str, str] = {}
@@ -356,18 +360,18 @@ class Engine:
         group = max(1, min(self.settings.max_parallel_files, len(files) // (4 * max(1, self.settings.workers))))
         waiting = unindexed()
         groups = iter(lambda: list(islice(waiting, group)), [])
-        for path, duration_s, segments, error in self._segment_files(groups, ray):
+        for path, duration_s, segments, error in self._segment_files(groups, ray, chunk_s):
             if error is None:
                 entries[path] = self.store.add_recording(path, digests[path], self.backend.name, duration_s, segments)
             report(path, duration_s, error)
         return [entries[f] for f in files if f in entries], errors
 
     def _segment_files(
-        self, groups: Iterable[Sequence[str]], ray: str | None = None
+        self, groups: Iterable[Sequence[str]], ray: str | None = None, chunk_s: float = CHUNK_S
     ) -> Iterator[tuple[str, float, list[Segment], str | None]]:
         options = dataclasses.replace(self.settings.spotter, hop_s=self.settings.index_hop_s)
         return segment_groups(
-            groups, lambda: self.spotter(options=options), self.settings.model, options, self.settings.workers, ray
+            groups, lambda: self.spotter(options=options), self.settings.model, options, self.settings.workers, ray, chunk_s
         )
 
     @blas_limited
