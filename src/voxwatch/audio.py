@@ -358,7 +358,8 @@ class FileSource(Source):
 
 
 def _skip(blocks: Iterator[np.ndarray], samples: int) -> Iterator[np.ndarray]:
-    """The blocks without their first ``samples`` samples."""
+    """The blocks without their first ``samples`` samples: exact to the sample, where ``decode(start_s=)`` seeks to
+    within milliseconds (a resumed stream's turns, and so its alert ids, must come out at the times they had)."""
     for block in blocks:
         if samples >= len(block):
             samples -= len(block)
