@@ -34,6 +34,8 @@ from voxwatch.audio import RATE_HZ, load_audio, write_wav
 from voxwatch.records import FileDone
 from voxwatch.service import Service, ServiceOptions
 from voxwatch.service_metrics import registry
+from voxwatch.sinks import CollectingSink
+from voxwatch.transcripts import TranscriptOptions
 
 
 @pytest.fixture(scope="module")
@@ -63,8 +65,11 @@ def test_a_worker_killed_mid_stream_loses_and_repeats_no_alert(
 ) -> None:
     enroll_two(engine, readers)
     path = write_stream(tmp_path / "channel.wav", readers, [(TARGET, 3), (OTHER, 5)])
-    service = Service(engine, ServiceOptions(allow_dirs=(tmp_path,), transcripts=None, ray=cluster.address))
+    at_once = TranscriptOptions(yield_lag_s=60.0)  # the workers transcribe, even while this busy machine lags
+    service = Service(engine, ServiceOptions(allow_dirs=(tmp_path,), transcripts=at_once, ray=cluster.address))
     service.start()
+    heard = CollectingSink()
+    service.watch.sinks.append(heard)
     try:
         wait_until(lambda: len(answering(service)) == 2, 60, "a worker on each node")
         stream = service.add_stream("channel.wav", None, 0, True, "tester")
@@ -72,6 +77,7 @@ def test_a_worker_killed_mid_stream_loses_and_repeats_no_alert(
         # kill the worker once both alerts are stored and the pause before the second voice is its resume point:
         # it resumes there, so the second voice's turn is processed twice and must be stored once
         wait_until(lambda: len(stored_alerts(engine, path)) == 2, 30, "both alerts")
+        wait_until(lambda: len(heard.transcripts) == 1, 10, "the first turn's transcript")
         assert 6.9 < service.watch.resume_points[str(path)].at_s < 11.0
         metrics = {  # /metrics on a cluster: each worker's health and model clock, labelled by worker
             (s.name, s.labels.get("worker")): s.value
@@ -88,11 +94,34 @@ def test_a_worker_killed_mid_stream_loses_and_repeats_no_alert(
         assert moved in {w["worker"] for w in service.workers() or []}
         wait_until(lambda: service.streams()[0]["state"] == "ended", 30, "the stream's end")
         assert service.streams()[0]["worker"] == moved and service.streams()[0]["audio_s"] > 14
+        alerts = sorted(engine.store.alerts(), key=lambda a: a.stream_time_s)
+        wait_until(lambda: len(heard.transcripts) == 2, 30, "a transcript follow-up for each alert")
+        recording_s = len(load_audio(path)) / RATE_HZ
+        whole = {a.alert_id: min(a.stream_time_s + 5.0, recording_s) for a in alerts}  # at once: up to the alert
+        wait_until(lambda: all(service.alert_audio(i)[2] > end_s - 0.05 for i, end_s in whole.items()), 10, "whole snippets")
     finally:
         service.close()
     expected = uninterrupted_alerts(engine, path, stream["id"])
     assert len(expected) == 2 and sorted(stored_alerts(engine, path)) == sorted(expected), "0 lost, 0 duplicated"
     assert engine.store.watched_streams() == []
+    # each alert's audio, cut on its worker: the turn from its start to 5 s past the alert (or the recording's end),
+    # real speech as in the file
+    recording = load_audio(path)
+    for alert in alerts:
+        media_type, start_s, end_s, data = service.alert_audio(alert.alert_id)
+        assert abs(start_s - alert.segment_start_s) < 0.05
+        assert abs(end_s - min(alert.stream_time_s + 5.0, recording_s)) < 0.05
+        (tmp_path / "snippet").write_bytes(data)
+        played, said = load_audio(tmp_path / "snippet"), recording[int(start_s * RATE_HZ) : int(end_s * RATE_HZ)]
+        assert abs(len(played) / RATE_HZ - (end_s - start_s)) < 0.1 and media_type.startswith("audio/")
+        assert 0.7 < np.sqrt(np.mean(played**2) / np.mean(said**2)) < 1.3
+    # one transcript follow-up per alert, stored and published: the first turn transcribed by Whisper on its worker;
+    # the second voice's turn had not ended when its worker died: dropped, naming the worker (the replay's is ignored)
+    stored = {t.alert_id: t for t in engine.store.transcripts()}
+    assert sorted(stored) == sorted(t.alert_id for t in heard.transcripts) == sorted(a.alert_id for a in alerts)
+    done, lost = (stored[a.alert_id] for a in alerts)
+    assert done.status == "done" and done.language == "en" and len(done.text.split()) > 3, done
+    assert lost.status == "dropped" and first in lost.reason, lost
 
 
 @pytest.mark.slow

@@ -205,7 +205,8 @@ def demo(obj: Context, data: str | None, out: str, pace: str, seconds: float, se
     metavar="auto|ray://HOST:PORT",
     default=None,
     help="Coordinate a Ray cluster: streams run on watch workers, one per node (auto: this machine's cluster, started"
-    " if none runs). Needs pip install 'voxwatch[cluster]'. Alerts come without transcripts and audio there.",
+    " if none runs); each worker keeps its streams' alert audio and transcribes their alerted turns. Needs pip"
+    " install 'voxwatch[cluster]'.",
 )
 @operating_point
 @click.pass_obj

@@ -3,7 +3,10 @@ node, :mod:`voxwatch.cluster_worker`). :class:`ClusterWatch` has the face of :cl
 service, its API and the dashboard work as before.
 
 The coordinator is the one writer: it polls each worker for what it found and commits it (an alert's id is derived
-from its stream, turn and voice, and stored once), then tells the sinks. A stream goes to the worker with the most
+from its stream, turn and voice, and stored once), then tells the sinks. The audio stays on the workers: each keeps
+its alerts' snippets and transcribes their turns, and relays both; every alert still gets exactly one transcript
+follow-up (the first relayed wins), and when a worker dies first the coordinator records it ``dropped``, naming the
+worker (a replay of the turn on another worker does not transcribe it again into a second follow-up). A stream goes to the worker with the most
 room by what the workers report (streams held, lag, falling behind). When a worker or its node dies its streams start
 again on the others: a live stream reconnects, a recording resumes from its latest quiet point with everything
 before it already committed, so alerts are neither lost nor, thanks to their ids, duplicated. A node that joins gets
@@ -25,13 +28,16 @@ from typing import TYPE_CHECKING, Any
 from .audio import Source
 from .cluster_worker import Report, StreamSpec, WatchWorker
 from .errors import ServiceDown, UsageError
-from .records import Alert, Detection, Quiet
+from .records import Alert, AlertTranscript, Detection, Quiet
+from .snippets import Snippet
 from .streams import StreamStatus
 from .timings import ModelTime
-from .watch import resume_point
+from .transcripts import outcome
+from .watch import commit_transcript, resume_point
 
 if TYPE_CHECKING:
     from .engine import Engine
+    from .service import ServiceOptions
     from .watch import Sink
 
 log = logging.getLogger(__name__)
@@ -93,21 +99,24 @@ class ClusterWatch:
     """A watch whose streams run on Ray workers. :meth:`run` coordinates until :meth:`stop`; the other methods may be
     called from other threads."""
 
-    transcripts = None  # alerts only: the audio stays on the workers
+    transcripts = None  # the transcription queues are on the workers
 
     def __init__(
         self,
         engine: Engine,
         sinks: Iterable[Sink],
         address: str,
+        options: ServiceOptions,
         worker_cpus: float = 1.0,
         poll_s: float = 0.5,
         dead_after_s: float = 8.0,
     ):
+        """``options``: the service's, handed to every worker (how much audio it keeps, how it transcribes)."""
         if worker_cpus <= 0:
             raise UsageError(f"worker_cpus={worker_cpus} must be positive")
         self.engine = engine
         self.sinks = list(sinks)
+        self.options = options
         self.ray = connect(address)
         self.worker_cpus = worker_cpus
         self.poll_s = poll_s
@@ -118,6 +127,7 @@ class ClusterWatch:
         self._workers: dict[str, _Worker] = {}
         self._placed: dict[str, _Placed] = {}
         self._ended: dict[str, StreamStatus] = {}
+        self._awaiting: dict[str, tuple[str, Alert]] = {}  # committed alerts without a transcript yet → their worker
         self._lock = threading.RLock()
         self._stop = threading.Event()
         self._synced = 0.0
@@ -215,7 +225,8 @@ class ClusterWatch:
 
     def run(self) -> None:
         """Coordinate until :meth:`stop`: poll every worker, commit what it found, replace what died; then stop
-        the workers (their streams stay persisted by the service, to resume with the next coordinator)."""
+        the workers (their streams stay persisted by the service, to resume with the next coordinator), and the
+        alerts still waiting for their transcripts get a ``dropped`` one."""
         try:
             while not self._stop.is_set():
                 started = time.monotonic()
@@ -228,6 +239,11 @@ class ClusterWatch:
                 workers, self._workers = list(self._workers.values()), {}
             for w in workers:
                 self.ray.kill(w.handle)
+            with self._lock:
+                waiting, self._awaiting = [a for _, a in self._awaiting.values()], {}
+            for alert in waiting:
+                reason = "the watch ended before it was transcribed"
+                self._follow_up(outcome(alert, alert.segment_start_s, alert.stream_time_s, "dropped", reason))
 
     # coordination
 
@@ -248,7 +264,7 @@ class ClusterWatch:
                     name=name,
                     namespace=NAMESPACE,
                     scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False),
-                ).remote(self.engine.settings, self.engine.actor, name)
+                ).remote(self.engine.settings, self.engine.actor, name, self.options)
                 self._workers[name] = _Worker(name, node["NodeID"], handle)
                 log.info("worker %s started on node %s", name, node["NodeManagerAddress"])
             for name in [n for n, p in self._placed.items() if p.worker is None]:
@@ -303,10 +319,18 @@ class ClusterWatch:
         """Commit a worker's events (alerts idempotently), tell the sinks, then note its streams' resume points."""
         store = self.engine.store
         store.add_detections([e for e in report.events if isinstance(e, Detection)])
+        alerted = {e.alert_id for e in report.events if isinstance(e, Alert)}
+        snippets = [e for e in report.events if isinstance(e, Snippet)]
         for e in report.events:
             if isinstance(e, Alert):
                 if not store.add_alert(e):
                     continue  # already committed (processed again after a move), or its voice was forgotten
+                if self.options.transcripts is not None:
+                    with self._lock:
+                        self._awaiting[e.alert_id] = (worker.name, e)
+                for snippet in snippets:  # its audio before the sinks hear of it, as on one machine
+                    if snippet.alert_id == e.alert_id:
+                        snippet.save(store)
                 delivered = True
                 for sink in self.sinks:
                     try:
@@ -316,6 +340,10 @@ class ClusterWatch:
                         delivered = False
                 if delivered:
                     store.mark_delivered(e.alert_id)
+            elif isinstance(e, Snippet) and e.alert_id not in alerted:  # a longer one, once its audio arrived
+                e.save(store)
+            elif isinstance(e, AlertTranscript):
+                self._follow_up(e)
             elif isinstance(e, Detection):
                 for sink in self.sinks:
                     sink.detection(e)
@@ -336,6 +364,19 @@ class ClusterWatch:
                     self._placed[st.source].status = st
                     self._placed[st.source].speech_s = round(report.speech_s.get(st.source, 0.0), 1)
 
+    def _follow_up(self, transcript: AlertTranscript) -> None:
+        """Commit an alert's transcript unless it has one (from a worker that held the stream before), then tell the
+        sinks."""
+        with self._lock:
+            self._awaiting.pop(transcript.alert_id, None)
+        if not commit_transcript(self.engine.store, transcript, replace=False):
+            return
+        for sink in self.sinks:
+            try:
+                sink.transcript(transcript)
+            except Exception:  # as for alerts: the transcript is stored, the coordinator goes on
+                log.exception("sink %s could not take the transcript of %s", type(sink).__name__, transcript.alert_id)
+
     def _lose(self, worker: _Worker) -> None:
         """A worker died: its streams start again on the others, from their resume points."""
         with self._lock:
@@ -348,6 +389,7 @@ class ClusterWatch:
                     placed.status or StreamStatus(name, "ended", 0.0, 0.0), state="ended", worker=worker.name
                 )
             moved = [n for n in held if n in self._placed]
+            lost = [a for w, a in self._awaiting.values() if w == worker.name]
             for name in moved:
                 self.resume_points[name] = resume_point(
                     self._placed[name].spec.kind, self.resume_points.get(name), self._placed[name].status
@@ -359,3 +401,6 @@ class ClusterWatch:
             log.debug("worker %s could not be killed", worker.name, exc_info=True)
         if moved:
             log.warning("%d stream(s) of worker %s moved: %s", len(moved), worker.name, ", ".join(moved))
+        for alert in lost:
+            reason = f"worker {worker.name} was lost before it transcribed the turn"
+            self._follow_up(outcome(alert, alert.segment_start_s, alert.stream_time_s, "dropped", reason))

@@ -1,6 +1,7 @@
 """One watch worker of a cluster (:mod:`voxwatch.cluster`): a Ray actor running today's two-thread :class:`Watch`
-over its shard of streams, with its own engine. It writes nothing: what it finds waits in a relay until the
-coordinator polls, and the coordinator is the one writer."""
+over its shard of streams, with its own engine. The audio is here, so the worker keeps each alert's snippet and
+transcribes its turn, as the service does on one machine. It writes nothing: what it finds (alerts, detections,
+snippets, transcripts) waits in a relay until the coordinator polls, and the coordinator is the one writer."""
 
 from __future__ import annotations
 
@@ -8,17 +9,26 @@ import logging
 import os
 import threading
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
 
 from .audio import FileSource, Source, UrlSource
 from .blas import blas_limited
 from .engine import Engine
 from .errors import UsageError
-from .records import Alert, Detection, Quiet
+from .records import Alert, AlertTranscript, Detection, Quiet
 from .settings import Settings
-from .snippets import Tap
+from .snippets import Snippet, SnippetKeeper, Tap
 from .streams import Multiplexer, StreamStatus
 from .timings import ModelTime
+from .transcripts import Transcription
 from .watch import Watch
+
+if TYPE_CHECKING:
+    from .service import ServiceOptions
+
+Event = Alert | Detection | StreamStatus | Snippet | AlertTranscript
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +67,7 @@ class Report:
 
     worker: str
     node: str
-    events: list[Alert | Detection | StreamStatus]
+    events: list[Event]
     resume_points: dict[str, Quiet]  # read before the events were taken: every alert before a point is in events
     streams: list[StreamStatus]
     speech_s: dict[str, float] = field(default_factory=dict)
@@ -65,28 +75,36 @@ class Report:
 
 
 class _Relay:
-    """The worker's only sink: keeps everything the watch finds until the next poll."""
+    """The worker's only sink: keeps everything the watch finds until the next poll, and the snippets of its alerts
+    (cut from the stream's tap as the service's :class:`SnippetKeeper` does)."""
 
-    def __init__(self) -> None:
+    def __init__(self, taps: dict[str, Tap], options: ServiceOptions) -> None:
         self._lock = threading.Lock()
-        self._events: list[Alert | Detection | StreamStatus] = []
+        self._events: list[Event] = []
+        self._taps = taps
+        self.snippets = SnippetKeeper(self._add, options.snippet_max_s, options.snippet_after_s)
+
+    def _add(self, event: Event) -> None:
+        with self._lock:
+            self._events.append(event)
 
     def alert(self, alert: Alert) -> None:
-        with self._lock:
-            self._events.append(alert)
+        self._add(alert)
+        tap = self._taps.get(alert.source)
+        if tap is not None:
+            self.snippets.keep(alert, tap)
 
-    def transcript(self, transcript: object) -> None:  # a worker runs no transcription
-        pass
+    def transcript(self, transcript: AlertTranscript) -> None:
+        self._add(transcript)
 
     def detection(self, detection: Detection) -> None:
-        with self._lock:
-            self._events.append(detection)
+        self._add(detection)
 
     def stream_end(self, status: StreamStatus) -> None:
-        with self._lock:
-            self._events.append(status)
+        self._add(status)
+        self._taps.pop(status.source, None)  # its turns are cut; snippets still due hold the tap they need
 
-    def take(self) -> list[Alert | Detection | StreamStatus]:
+    def take(self) -> list[Event]:
         with self._lock:
             events, self._events = self._events, []
         return events
@@ -96,12 +114,21 @@ class WatchWorker:
     """The actor body (the coordinator wraps it with ``ray.remote``, and ends it with ``ray.kill``). Its methods are
     called one at a time."""
 
-    def __init__(self, settings: Settings, actor: str, worker: str):
+    def __init__(self, settings: Settings, actor: str, worker: str, options: ServiceOptions):
+        """``options``: the service's, for how much audio to keep and, unless ``options.transcripts`` is None, how to
+        transcribe alerted turns (with the model ``settings`` name)."""
         self.worker = worker
         self.node = os.uname().nodename
         self.engine = Engine(settings, actor=actor)
-        self._relay = _Relay()
-        self.watch = Watch(self.engine, Multiplexer([], persistent=True), [self._relay], commits=False)
+        self.options = options
+        self._taps: dict[str, Tap] = {}
+        self._relay = _Relay(self._taps, options)
+        transcription = None
+        if options.transcripts is not None:
+            transcription = Transcription(self.engine.transcriber, self._turn_audio, options.transcripts)
+        self.watch = Watch(
+            self.engine, Multiplexer([], persistent=True), [self._relay], transcription=transcription, commits=False
+        )
         threading.Thread(target=self._run, name="watch", daemon=True).start()
 
     @blas_limited
@@ -112,8 +139,13 @@ class WatchWorker:
             log.exception("worker %s: the watch stopped", self.worker)
 
     def add(self, spec: StreamSpec, speakers: list[str] | None, resume: Quiet | None) -> None:
-        source = spec.open(resume)
+        source = self._taps[spec.source] = Tap(spec.open(resume), self.options.keep_s)
         self.watch.add(source, None if speakers is None else set(speakers), resume, spec.stream_id)
+
+    def _turn_audio(self, source: str, start_s: float, end_s: float) -> tuple[float, np.ndarray]:
+        """What is kept of a stretch of a stream this worker holds: its actual start and samples."""
+        tap = self._taps.get(source)
+        return (start_s, np.zeros(0, np.float32)) if tap is None else tap.cut(start_s, end_s)
 
     def cancel(self, source: str) -> None:
         self.watch.cancel(source)

@@ -59,6 +59,11 @@ class ServiceOptions:
     metrics_public: bool = False  # serve /metrics without a token (Prometheus scrapers); else a viewer token
     ray: str | None = None  # a Ray cluster's address (auto, ray://HOST:PORT): streams run on its workers
 
+    @property
+    def keep_s(self) -> float:
+        """How much of each stream's latest audio is kept: for its alerts' snippets and their turns' transcripts."""
+        return max(self.snippet_max_s + 20, self.transcripts.keep_s if self.transcripts else 0)
+
     def __post_init__(self) -> None:
         if not 0 < self.max_upload_mb <= 4096:
             raise UsageError(f"max_upload_mb={self.max_upload_mb} is out of range (0 to 4096 MB)")
@@ -121,7 +126,9 @@ class Service(ServiceStreams):
         self._roots = tuple(Path(d).resolve() for d in self.options.allow_dirs)
         self._streams: dict[str, _Stream] = {}
         self._lock = threading.Lock()
-        self._snippets = SnippetKeeper(self.store, self.options.snippet_max_s, self.options.snippet_after_s)
+        self._snippets = SnippetKeeper(
+            lambda snippet: snippet.save(self.store), self.options.snippet_max_s, self.options.snippet_after_s
+        )
         self._watch: Watch | ClusterWatch | None = None
         self._thread: threading.Thread | None = None
         self._checkpoints: threading.Thread | None = None
@@ -137,19 +144,17 @@ class Service(ServiceStreams):
 
     def start(self) -> None:
         _ = self.engine.backend, self.engine.vad  # load the models before the first request needs them
-        transcription = None
-        if self.options.transcripts is not None:
-            transcription = Transcription(self.engine.transcriber, self._turn_audio, self.options.transcripts)
         interrupted = self.store.interrupt_search_jobs()
         if interrupted:
             log.warning("%d search job(s) were interrupted by the previous shutdown", interrupted)
-        if self.options.ray is not None:
+        if self.options.ray is not None:  # the workers keep the audio: they cut its snippets and transcribe
             from .cluster import ClusterWatch
 
-            if transcription is not None:
-                log.warning("on a cluster alerts come without transcripts (the audio stays on the workers)")
-            self._watch = ClusterWatch(self.engine, [_Sink(self)], self.options.ray)
+            self._watch = ClusterWatch(self.engine, [_Sink(self)], self.options.ray, self.options)
         else:
+            transcription = None
+            if self.options.transcripts is not None:
+                transcription = Transcription(self.engine.transcriber, self._turn_audio, self.options.transcripts)
             self._watch = Watch(self.engine, Multiplexer([], persistent=True), [_Sink(self)], transcription=transcription)
         self._thread = threading.Thread(target=self._run_watch, name="watch", daemon=True)
         self._thread.start()
@@ -273,7 +278,7 @@ class Service(ServiceStreams):
         """On the watch thread, after the alert is committed: keep its audio, tell the feed, wake delivery."""
         self.count("alerts", alert.source)
         tap = self._tap(alert.source)
-        if tap is not None and self.options.ray is None:  # on a cluster the audio stays on the workers
+        if tap is not None and self.options.ray is None:  # on a cluster its worker kept it, the coordinator stored it
             self._snippets.keep(alert, tap)
         self.deliverer.wake()
         records = self.store.alert_records(alert_id=alert.alert_id)

@@ -106,8 +106,7 @@ class ServiceStreams:
                 raise AudioError(f"{spec}: no such file")
             source = FileSource(str(path), realtime=realtime, start_s=start_s)
             kind = "file"
-        keep_s = max(self.options.snippet_max_s + 20, self.options.transcripts.keep_s if self.options.transcripts else 0)
-        tap = Tap(source, keep_s=keep_s)
+        tap = Tap(source, keep_s=self.options.keep_s)
         with self._lock:
             running = {s.source for s in self.watch.status() if s.state == "running"}
             if tap.name in running:

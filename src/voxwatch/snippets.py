@@ -8,6 +8,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -82,18 +83,35 @@ class Tap(Source):
         callback()
 
 
-class SnippetKeeper:
-    """Stores the audio of each alerted turn: at once what has arrived, and a longer snippet (up to ``after_s``
-    past the alert, at most ``max_s`` in all) once that audio has arrived, encoded off the reader thread."""
+@dataclass(frozen=True)
+class Snippet:
+    """The audio of an alert's turn, encoded as the store keeps it (a later, longer one replaces an earlier one)."""
 
-    def __init__(self, store: Store, max_s: float, after_s: float):
-        self.store = store
+    alert_id: str
+    speaker: str
+    media_type: str
+    start_s: float
+    end_s: float
+    audio: bytes
+
+    def save(self, store: Store) -> bool:
+        """Store it; False when its alert is not (or no longer) stored."""
+        return store.add_snippet(self.alert_id, self.speaker, self.media_type, self.start_s, self.end_s, self.audio)
+
+
+class SnippetKeeper:
+    """Keeps the audio of each alerted turn: at once what has arrived, and a longer snippet (up to ``after_s``
+    past the alert, at most ``max_s`` in all) once that audio has arrived, encoded off the reader thread; each goes
+    to ``save`` (the store, or a cluster worker's relay to the coordinator)."""
+
+    def __init__(self, save: Callable[[Snippet], object], max_s: float, after_s: float):
+        self.save = save
         self.max_s = max_s
         self.after_s = after_s
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="snippets")
 
     def keep(self, alert: Alert, tap: Tap) -> None:
-        """Called on the watch thread once the alert is committed."""
+        """Called on the watch thread once the alert is committed (or, on a cluster worker, relayed)."""
         end = alert.stream_time_s + self.after_s
         start = max(alert.segment_start_s, end - self.max_s)
         try:
@@ -116,11 +134,5 @@ class SnippetKeeper:
         if len(samples) < RATE_HZ // 10:
             return
         media_type, data = encode_snippet(samples)
-        self.store.add_snippet(
-            alert.alert_id,
-            alert.speaker,
-            media_type,
-            round(actual_start, 3),
-            round(actual_start + len(samples) / RATE_HZ, 3),
-            data,
-        )
+        end = round(actual_start + len(samples) / RATE_HZ, 3)
+        self.save(Snippet(alert.alert_id, alert.speaker, media_type, round(actual_start, 3), end, data))

@@ -248,23 +248,28 @@ class AlertTranscripts:
 
     @staticmethod
     def _outcome(job: _Job, status: str, reason: str) -> AlertTranscript:
-        a = job.alert
-        return AlertTranscript(
-            a.alert_id,
-            a.source,
-            a.speaker,
-            round(job.start_s, 3),
-            round(job.end_s, 3),
-            status,
-            reason=reason,
-            wall_time=datetime.now(UTC).isoformat(timespec="milliseconds"),
-        )
+        return outcome(job.alert, job.start_s, job.end_s, status, reason)
 
     def _give(self, job: _Job, status: str, reason: str) -> None:
         try:
             self.publish(self._outcome(job, status, reason))
         except Exception:
             log.exception("could not publish the transcript outcome of alert %s", job.alert.alert_id)
+
+
+def outcome(alert: Alert, start_s: float, end_s: float, status: str, reason: str) -> AlertTranscript:
+    """The follow-up of ``alert`` (its turn from ``start_s`` to ``end_s``), without words yet: ``status`` and why."""
+    a = alert
+    return AlertTranscript(
+        a.alert_id,
+        a.source,
+        a.speaker,
+        round(start_s, 3),
+        round(end_s, 3),
+        status,
+        reason=reason,
+        wall_time=datetime.now(UTC).isoformat(timespec="milliseconds"),
+    )
 
 
 def _lower_priority(step: int = 10) -> None:

@@ -20,6 +20,7 @@ from .transcripts import AlertTranscripts, Transcription
 
 if TYPE_CHECKING:
     from .engine import Engine
+    from .store import Store
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,17 @@ def resume_point(kind: str, quiet: Quiet | None, status: StreamStatus | None) ->
     if kind == "file" or status is None or (quiet is not None and quiet.at_s >= status.audio_s):
         return quiet
     return Quiet(status.source, status.audio_s, quiet.last_heard if quiet else {})
+
+
+def commit_transcript(store: Store, transcript: AlertTranscript, replace: bool = True) -> bool:
+    """Store an alert's transcript and, when it is done, its turn's language; False when nothing was stored (the
+    alert is gone, or, unless ``replace``, it has a transcript already)."""
+    if not store.add_transcript(transcript, replace):
+        return False
+    t = transcript
+    if t.status == "done":
+        store.set_language(t.source, t.speaker, t.start_s, t.language, t.language_probability)
+    return True
 
 
 class Sink(Protocol):
@@ -81,7 +93,8 @@ class Watch:
         """``around_decide``, if given, runs the second thread's body (it must call it once): a hook for profiling
         and CPU accounting of that thread. With ``transcription``, alerted turns are transcribed on a third thread
         (:mod:`voxwatch.transcripts`) and each alert is followed by its transcript. With ``commits=False`` nothing is
-        written to the store: sinks get every alert uncommitted (a cluster worker relays them to the one writer)."""
+        written to the store: sinks get every alert and transcript uncommitted (a cluster worker relays them to the one
+        writer), and the languages of turns that raised no alert are not identified."""
         self.engine = engine
         self.mux = mux
         self.sinks = list(sinks)
@@ -155,7 +168,7 @@ class Watch:
                 t.audio,
                 self._publish_transcript,
                 t.options,
-                self._identified,
+                self._identified if self.commits else None,  # a cluster worker: only alerted turns, transcribed
                 self._spotting_behind,
             )
         decider.start()
@@ -284,14 +297,10 @@ class Watch:
         self.engine.store.set_language(detection.source, detection.speaker, detection.start_s, language, probability)
 
     def _publish_transcript(self, transcript: AlertTranscript) -> None:
-        """On the transcription worker: commit the transcript, then tell every sink (none, if its voice was forgotten)."""
-        store = self.engine.store
-        if not store.add_transcript(transcript):
+        """On the transcription worker: commit the transcript (unless the watch commits nothing), then tell every sink
+        (none, if its voice was forgotten)."""
+        if self.commits and not commit_transcript(self.engine.store, transcript):
             return
-        if transcript.status == "done":
-            store.set_language(
-                transcript.source, transcript.speaker, transcript.start_s, transcript.language, transcript.language_probability
-            )
         self.summary.transcripts.append(transcript)
         with self._sinks_lock:
             for sink in self.sinks:

@@ -109,19 +109,21 @@ class Alerts(StoreCore):
             )
         return True
 
-    def add_transcript(self, transcript: AlertTranscript) -> bool:
-        """Commit an alert's transcript (one per alert); False (nothing stored) when the alert no longer exists."""
+    def add_transcript(self, transcript: AlertTranscript, replace: bool = True) -> bool:
+        """Commit an alert's transcript (one per alert, replacing the one it had unless ``replace`` is false); False
+        (nothing stored) when the alert no longer exists, or has a transcript already and ``replace`` is false."""
         t = transcript
         with self._tx() as db:
             if not db.execute("SELECT 1 FROM alerts WHERE alert_id = ?", (t.alert_id,)).fetchone():
                 return False
-            db.execute("DELETE FROM transcripts WHERE alert_id = ?", (t.alert_id,))  # its words leave the index too
-            db.execute(
+            if replace:
+                db.execute("DELETE FROM transcripts WHERE alert_id = ?", (t.alert_id,))  # its words leave the index too
+            added = db.execute(
                 "INSERT INTO transcripts (alert_id, speaker, status, language, text, payload, created_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (alert_id) DO NOTHING",
                 (t.alert_id, t.speaker, t.status, t.language, t.text, json.dumps(t.to_json()), now()),
             )
-        return True
+        return added.rowcount == 1
 
     def transcripts(self, speaker: str | None = None) -> list[AlertTranscript]:
         """Stored transcripts in commit order."""
