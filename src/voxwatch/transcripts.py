@@ -222,8 +222,8 @@ class AlertTranscripts:
         try:
             started = time.monotonic()
             heard = self.transcriber.transcribe(job.samples, self.options.language)
-            outcome = replace(
-                self._outcome(job, "done", ""),
+            done = replace(
+                outcome(job.alert, job.start_s, job.end_s, "done", ""),
                 language=heard.language,
                 language_probability=heard.language_probability,
                 text=heard.text,
@@ -233,7 +233,7 @@ class AlertTranscripts:
                 transcribe_s=round(time.monotonic() - started, 3),
             )
             self.done += 1
-            self.publish(outcome)
+            self.publish(done)
         except Exception as exc:  # the model or a sink failed: that turn says so, the worker goes on
             log.exception("transcribing the turn of alert %s failed", job.alert.alert_id)
             self._give(job, "failed", f"{type(exc).__name__}: {exc}")
@@ -246,24 +246,19 @@ class AlertTranscripts:
         except Exception:  # only that turn's language is missing
             log.exception("identifying the language of a turn of %s in %s failed", detection.speaker, detection.source)
 
-    @staticmethod
-    def _outcome(job: _Job, status: str, reason: str) -> AlertTranscript:
-        return outcome(job.alert, job.start_s, job.end_s, status, reason)
-
     def _give(self, job: _Job, status: str, reason: str) -> None:
         try:
-            self.publish(self._outcome(job, status, reason))
+            self.publish(outcome(job.alert, job.start_s, job.end_s, status, reason))
         except Exception:
             log.exception("could not publish the transcript outcome of alert %s", job.alert.alert_id)
 
 
 def outcome(alert: Alert, start_s: float, end_s: float, status: str, reason: str) -> AlertTranscript:
     """The follow-up of ``alert`` (its turn from ``start_s`` to ``end_s``), without words yet: ``status`` and why."""
-    a = alert
     return AlertTranscript(
-        a.alert_id,
-        a.source,
-        a.speaker,
+        alert.alert_id,
+        alert.source,
+        alert.speaker,
         round(start_s, 3),
         round(end_s, 3),
         status,
