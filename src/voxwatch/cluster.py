@@ -6,8 +6,8 @@ The coordinator is the one writer: it polls each worker for what it found and co
 from its stream, turn and voice, and stored once), then tells the sinks. The audio stays on the workers: each keeps
 its alerts' snippets and transcribes their turns, and relays both; every alert still gets exactly one transcript
 follow-up (the first relayed wins), and when a worker dies first the coordinator records it ``dropped``, naming the
-worker (a replay of the turn on another worker does not transcribe it again into a second follow-up). A stream goes to the worker with the most
-room by what the workers report (streams held, lag, falling behind). When a worker or its node dies its streams start
+worker (a replay of the turn on another worker does not make a second follow-up). A stream goes to the worker with
+the most room by what the workers report (streams held, lag, falling behind). When a worker or its node dies its streams start
 again on the others: a live stream reconnects, a recording resumes from its latest quiet point with everything
 before it already committed, so alerts are neither lost nor, thanks to their ids, duplicated. A node that joins gets
 a worker of its own and takes new streams.
@@ -345,8 +345,7 @@ class ClusterWatch:
             elif isinstance(e, AlertTranscript):
                 self._follow_up(e)
             elif isinstance(e, Detection):
-                for sink in self.sinks:
-                    sink.detection(e)
+                self._tell("detection", e)
             elif isinstance(e, StreamStatus):
                 with self._lock:
                     placed = self._placed.get(e.source)
@@ -354,8 +353,7 @@ class ClusterWatch:
                         continue
                     del self._placed[e.source]
                     self._ended[e.source] = final = dataclasses.replace(e, worker=worker.name)
-                for sink in self.sinks:
-                    sink.stream_end(final)
+                self._tell("stream_end", final)
         with self._lock:
             mine = {n for n, p in self._placed.items() if p.worker == worker.name}
             self.resume_points.update({n: q for n, q in report.resume_points.items() if n in mine})
@@ -363,6 +361,14 @@ class ClusterWatch:
                 if st.source in mine and st.state == "running":
                     self._placed[st.source].status = st
                     self._placed[st.source].speech_s = round(report.speech_s.get(st.source, 0.0), 1)
+
+    def _tell(self, event: str, record: Detection | StreamStatus) -> None:
+        """Pass a detection or a stream's end to every sink; one failing sink must not stop the coordinator."""
+        for sink in self.sinks:
+            try:
+                getattr(sink, event)(record)
+            except Exception:
+                log.exception("sink %s could not take a %s of %s", type(sink).__name__, event, record.source)
 
     def _follow_up(self, transcript: AlertTranscript) -> None:
         """Commit an alert's transcript unless it has one (from a worker that held the stream before), then tell the

@@ -38,9 +38,10 @@ def commit_transcript(store: Store, transcript: AlertTranscript, replace: bool =
     alert is gone, or, unless ``replace``, it has a transcript already)."""
     if not store.add_transcript(transcript, replace):
         return False
-    t = transcript
-    if t.status == "done":
-        store.set_language(t.source, t.speaker, t.start_s, t.language, t.language_probability)
+    if transcript.status == "done":
+        store.set_language(
+            transcript.source, transcript.speaker, transcript.start_s, transcript.language, transcript.language_probability
+        )
     return True
 
 
