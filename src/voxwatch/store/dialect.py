@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import time
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -82,6 +83,19 @@ def text_terms(text: str | None) -> list[tuple[str, bool]]:
     return terms
 
 
+def _wal(db: sqlite3.Connection, deadline: float) -> None:
+    """Put the file in WAL mode. While another process opens or migrates the same new file, SQLite refuses the switch
+    at once ("database is locked": its busy timeout does not cover it), so it is tried again until ``deadline``."""
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 class SQLite:
     """A SQLite file (WAL; ``:memory:`` for a private, writer-only database). Deleted rows are overwritten
     (``secure_delete``), so a forgotten voice leaves no bytes behind in the file."""
@@ -101,7 +115,7 @@ class SQLite:
         if self.readers:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None, timeout=30)
-        db.execute("PRAGMA journal_mode=WAL")
+        _wal(db, deadline=time.monotonic() + 30)
         db.execute("PRAGMA foreign_keys=ON")
         db.execute("PRAGMA secure_delete=ON")
         return db
