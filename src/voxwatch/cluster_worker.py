@@ -19,7 +19,7 @@ from .engine import Engine
 from .errors import UsageError
 from .records import Alert, AlertTranscript, Detection, Quiet
 from .settings import Settings
-from .snippets import Snippet, SnippetKeeper, Tap
+from .snippets import Snippet, SnippetKeeper, Tap, turn_audio
 from .streams import Multiplexer, StreamStatus
 from .timings import ModelTime
 from .transcripts import Transcription
@@ -144,8 +144,7 @@ class WatchWorker:
 
     def _turn_audio(self, source: str, start_s: float, end_s: float) -> tuple[float, np.ndarray]:
         """What is kept of a stretch of a stream this worker holds: its actual start and samples."""
-        tap = self._taps.get(source)
-        return (start_s, np.zeros(0, np.float32)) if tap is None else tap.cut(start_s, end_s)
+        return turn_audio(self._taps.get(source), start_s, end_s)
 
     def cancel(self, source: str) -> None:
         self.watch.cancel(source)

@@ -33,7 +33,7 @@ from .records import Alert, AlertTranscript, Detection, EnrollmentInfo
 from .retention import Retention
 from .searches import Searches
 from .service_streams import ServiceStreams, _Stream
-from .snippets import SnippetKeeper
+from .snippets import SnippetKeeper, turn_audio
 from .streams import Multiplexer, StreamStatus
 from .transcripts import Transcription, TranscriptOptions
 from .watch import Watch
@@ -287,8 +287,7 @@ class Service(ServiceStreams):
 
     def _turn_audio(self, source: str, start_s: float, end_s: float) -> tuple[float, np.ndarray]:
         """What is kept of a stretch of a watched stream: its actual start and samples (none when the stream is gone)."""
-        tap = self._tap(source)
-        return (start_s, np.zeros(0, np.float32)) if tap is None else tap.cut(start_s, end_s)
+        return turn_audio(self._tap(source), start_s, end_s)
 
     def on_transcript(self, transcript: AlertTranscript) -> None:
         """On the transcription worker, after the transcript is committed: tell the feed, wake delivery."""

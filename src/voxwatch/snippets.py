@@ -99,6 +99,12 @@ class Snippet:
         return store.add_snippet(self.alert_id, self.speaker, self.media_type, self.start_s, self.end_s, self.audio)
 
 
+def turn_audio(tap: Tap | None, start_s: float, end_s: float) -> tuple[float, np.ndarray]:
+    """What ``tap`` kept of a stretch of its stream (see :meth:`Tap.cut`); nothing when there is no tap (the stream
+    is gone): how a transcription worker gets an alerted turn's audio."""
+    return (start_s, np.zeros(0, np.float32)) if tap is None else tap.cut(start_s, end_s)
+
+
 class SnippetKeeper:
     """Keeps the audio of each alerted turn: at once what has arrived, and a longer snippet (up to ``after_s``
     past the alert, at most ``max_s`` in all) once that audio has arrived, encoded off the reader thread; each goes
