@@ -32,7 +32,7 @@ from voxwatch.audio import RATE_HZ, load_audio
 from voxwatch.embedding import SHIPPED_MODELS
 from voxwatch.engine import Engine, Settings
 from voxwatch.metrics import cllr, eer, min_cllr
-from voxwatch.scoring import Calibration, Cohort, l2_normalise
+from voxwatch.scoring import Calibration, Cohort, l2_normalise, pair_maxima
 from voxwatch.trials import EvidenceSet, enrollment_watchlist, spotting_evidence
 
 # Models whose scores are AS-normalised, with how many of the closest cohort voices count (of about 480: each training
@@ -136,9 +136,14 @@ def report(band: str, calibration: Calibration, evidence: EvidenceSet) -> None:
         f" running-score EER {eer(t, n)[0] * 100:.2f} %, Cllr {cllr(t, n):.3f} bits, minCllr {min_cllr(t, n):.3f} bits,"
         f" speech behind the scores up to {evidence.speech_s.max():.1f} s"
     )
+    best = pair_maxima(t, evidence.pairs[evidence.target])  # what each target turn reaches at its best
+    worst = pair_maxima(n, evidence.pairs[~evidence.target])  # what raises a false alarm on a non-target turn
     for rate in (10.0, 3.0, 1.0, 0.3, 0.1):
+        threshold = calibration.threshold_for(rate)
         print(
-            f"  {rate} false alarms per hour of non-target speech per voice: LLR threshold {calibration.threshold_for(rate):+.2f}"
+            f"  {rate} false alarms per hour of non-target speech per voice: LLR threshold {threshold:+.2f};"
+            f" {np.mean(best >= threshold) * 100:.0f} % of the {len(best)} target turns reach it;"
+            f" it rests on the {int(np.sum(worst >= threshold - 0.25))} non-target turns that reach the step below it"
         )
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from voxwatch import UsageError, channels, load_audio, load_backend
 from voxwatch.metrics import eer
-from voxwatch.scoring import Calibration, Cohort, Watchlist, l2_normalise
+from voxwatch.scoring import Calibration, Cohort, Watchlist, l2_normalise, pair_maxima
 
 ENCODER = "voxwatch-enc"
 
@@ -43,6 +43,19 @@ def test_the_cohort_travels_with_the_calibration_that_was_fitted_with_it() -> No
     assert again == shipped and again.cohort is not None and again.cohort.top == shipped.cohort.top
     assert Calibration.default("ge2e").cohort is None  # GE2E keeps plain cosines
     assert Calibration.borrowed("someone-elses-model").cohort is None  # another model's cohort would be meaningless
+
+
+def test_the_false_alarm_table_counts_each_non_target_turn_once_at_its_worst() -> None:
+    assert pair_maxima(np.array([0.5, 3.0, 1.0, -2.0]), np.array([7, 7, 9, 9])).tolist() == [3.0, 1.0]
+    # two non-target turns (pairs 0 and 1) of 1800 s each, one voice-hour in all, and two target turns
+    scores = np.array([0.1, 0.3, 0.2, 0.05, 0.9, 0.8])
+    speech = np.array([900.0, 1800.0, 900.0, 1800.0, 20.0, 20.0])
+    target = np.array([False, False, False, False, True, True])
+    fitted = Calibration.fit(scores, speech, target, np.array([0, 0, 1, 1, 2, 3]))
+    llr = fitted.llr(scores, speech)
+    worst = [max(llr[0], llr[1]), max(llr[2], llr[3])]
+    for threshold, rate in zip(fitted.fa_llr, fitted.fa_per_hour, strict=True):
+        assert rate == sum(w >= threshold for w in worst)  # false alarms per hour: turns whose worst reaches it
 
 
 @pytest.mark.parametrize("model", [ENCODER, "ge2e"])

@@ -171,12 +171,8 @@ class Calibration:
         fitted = cls(float(a), float(b), float(c), float(d))
         llr = fitted.llr(scores, speech_s)
         non = ~target
-        ids, inverse = np.unique(pairs[non], return_inverse=True)
-        worst = np.full(len(ids), -np.inf)
-        np.maximum.at(worst, inverse, llr[non])
-        length = np.zeros(len(ids))
-        np.maximum.at(length, inverse, speech_s[non])
-        hours = max(length.sum() / 3600, 1e-9)
+        worst = pair_maxima(llr[non], pairs[non])
+        hours = max(pair_maxima(speech_s[non], pairs[non]).sum() / 3600, 1e-9)
         grid = np.round(np.arange(-5.0, 20.01, 0.25), 2)
         rates = [round(float((worst >= g).sum() / hours), 4) for g in grid]
         return cls(fitted.a, fitted.b, fitted.c, fitted.d, tuple(float(g) for g in grid), tuple(rates))
@@ -217,6 +213,14 @@ class Calibration:
             return cls.from_json(json.loads(Path(path).read_text()))
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise UsageError(f"{path}: not a voxwatch calibration file ({exc})") from exc
+
+
+def pair_maxima(values: np.ndarray, pairs: np.ndarray) -> np.ndarray:
+    """The largest of ``values`` per distinct pair id (a turn's running scores share one), in the order of the ids."""
+    ids, inverse = np.unique(pairs, return_inverse=True)
+    out = np.full(len(ids), -np.inf)
+    np.maximum.at(out, inverse, values)
+    return out
 
 
 def l2_normalise(x: np.ndarray) -> np.ndarray:
