@@ -140,10 +140,11 @@ def report(band: str, calibration: Calibration, evidence: EvidenceSet) -> None:
     worst = pair_maxima(n, evidence.pairs[~evidence.target])  # what raises a false alarm on a non-target turn
     for rate in (10.0, 3.0, 1.0, 0.3, 0.1):
         threshold = calibration.threshold_for(rate)
+        below = max((t for t in calibration.fa_llr if t < threshold), default=threshold)  # the table's step below
         print(
             f"  {rate} false alarms per hour of non-target speech per voice: LLR threshold {threshold:+.2f};"
             f" {np.mean(best >= threshold) * 100:.0f} % of the {len(best)} target turns reach it;"
-            f" it rests on the {int(np.sum(worst >= threshold - 0.25))} non-target turns that reach the step below it"
+            f" it rests on the {int(np.sum(worst >= below))} non-target turns that reach the step below it ({below:+.2f})"
         )
 
 
