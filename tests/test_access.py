@@ -10,6 +10,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -26,12 +27,12 @@ from voxwatch.auth import Role, create_token
 from voxwatch.cli import main
 from voxwatch.engine import Engine
 from voxwatch.errors import UsageError
-from voxwatch.outbound import internal
+from voxwatch.outbound import internal, redact_url
 from voxwatch.records import AlertTranscript
 from voxwatch.retention import Retention
 from voxwatch.service import Service, ServiceOptions
 from voxwatch.settings import resolve_settings
-from voxwatch.store import Store
+from voxwatch.store import Store, WatchedStream
 from voxwatch.testing import tone_engine, tone_voice
 
 DATA = Path(__file__).resolve().parent / "data"
@@ -201,6 +202,96 @@ def test_webhooks_and_streams_to_internal_hosts_are_refused_unless_allowed(tones
     assert sum(a["action"] == "forbidden" for a in tones.store.audit_log()) == len(internal_urls) + 3
     with app_client(tones, tmp_path, allow_private_urls=True) as client:
         assert client.post("/api/webhooks", headers=headers, json={"url": "http://127.0.0.1:9/hook"}).status_code == 201
+
+
+def test_urls_are_shown_without_their_secrets() -> None:
+    assert redact_url("rtsp://admin:pw@cam.example:554/live?channel=1") == "rtsp://admin:***@cam.example:554/live?channel=1"
+    assert redact_url("https://radio.example/a.mp3?token=abc&bitrate=32") == "https://radio.example/a.mp3?token=***&bitrate=32"
+    assert (
+        redact_url("srt://relay.example:9000?passphrase=zz&latency=200") == "srt://relay.example:9000?passphrase=***&latency=200"
+    )
+    for unchanged in ("http://listener@radio.example/live", "http://[::1]:80/x?key=", "recordings/a.wav", "pulse:monitor"):
+        assert redact_url(unchanged) == unchanged
+
+
+@contextmanager
+def radio_behind_a_password() -> Iterator[tuple[str, list[str]]]:
+    """A local HTTP radio behind basic authentication that plays the tone recording once, then is off the air (404):
+    its URL with the user and password in it, and the paths of the requests that carried them."""
+    programme, authorised = RECORDING.read_bytes(), []
+
+    class Radio(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.headers.get("Authorization") != "Basic bGlzdGVuZXI6czNjcmV0":  # listener:s3cret
+                self.send_response(401)
+                self.send_header("WWW-Authenticate", 'Basic realm="radio"')
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            authorised.append(self.path)
+            on_air = len(authorised) == 1
+            self.send_response(200 if on_air else 404)
+            self.send_header("Content-Type", "audio/flac")
+            self.send_header("Content-Length", str(len(programme) if on_air else 0))
+            self.end_headers()
+            if on_air:
+                self.wfile.write(programme)
+
+        def log_message(self, *args) -> None:  # type: ignore[no-untyped-def]
+            pass
+
+    radio = ThreadingHTTPServer(("127.0.0.1", 0), Radio)
+    threading.Thread(target=radio.serve_forever, daemon=True).start()
+    try:
+        yield f"http://listener:s3cret@127.0.0.1:{radio.server_address[1]}/live.flac", authorised
+    finally:
+        radio.shutdown()
+        radio.server_close()
+
+
+def test_a_streams_password_opens_it_but_is_never_shown_logged_or_stored_with_its_alerts(
+    tones: Engine, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A stream behind HTTP basic authentication, added with its user and password in the URL: the password reaches
+    the server, and the stream plays and alerts; its name in the API, its alerts, the audit log, the logs and its
+    error when it goes off the air hide the password. The store keeps it only to reopen the stream after a restart."""
+    headers = bearer(create_token(tones.store, "root", "admin", Role.ADMIN))
+    with radio_behind_a_password() as (url, authorised), app_client(tones, tmp_path, allow_private_urls=True) as client:
+        shown = url.replace("s3cret", "***")
+        added = client.post("/api/streams", headers=headers, json={"source": url, "reconnects": 1})
+        assert added.status_code == 201 and added.json()["source"] == shown, added.text
+        (kept,) = tones.store.watched_streams()
+        assert (kept.source, kept.location) == (shown, url)  # what a restart reopens
+        deadline = time.monotonic() + 30
+        while (status := client.get("/api/streams", headers=headers).json()[0])["state"] == "running":
+            assert time.monotonic() < deadline, status
+            time.sleep(0.1)
+        assert status["state"] == "failed" and "404" in status["error"] and status["source"] == shown, status
+        alerts = client.get("/api/alerts", headers=headers, params={"stream": shown}).json()
+        assert alerts, "the stream played and alerted"
+        shown_anywhere = json.dumps([status, alerts, tones.store.audit_log()]) + caplog.text
+        assert "s3cret" not in shown_anywhere and shown in shown_anywhere
+        assert authorised == ["/live.flac", "/live.flac"]  # played, then the reconnection found it off the air
+
+
+def test_a_stream_kept_with_its_password_in_its_name_resumes_under_its_name_without_it(tones: Engine) -> None:
+    """A stream that an earlier version kept under its URL with the password: a restart reopens it with the password,
+    and keeps it from then on under the name without it (the old row goes)."""
+    with radio_behind_a_password() as (url, authorised):
+        tones.store.watch_stream(WatchedStream(url, "s1", "url", None, True, 0, "2026-12-01T00:00:00+00:00", "admin"))
+        service = Service(tones, ServiceOptions(allow_private_urls=True, transcripts=None))
+        service.start()
+        try:
+            (resumed,) = service.streams()
+            (kept,) = tones.store.watched_streams()
+            shown = url.replace("s3cret", "***")
+            assert (resumed["id"], resumed["source"], kept.source, kept.location) == ("s1", shown, shown, url)
+            deadline = time.monotonic() + 10
+            while not authorised:
+                assert time.monotonic() < deadline, "the resumed stream was never opened with its password"
+                time.sleep(0.1)
+        finally:
+            service.close()
 
 
 def test_delivery_refuses_a_webhook_host_that_resolves_inside_by_now(

@@ -380,7 +380,10 @@ def test_resumable_streams_and_idempotent_writes_on_both_stores(db: str | Path) 
         _fill(store)
         first = WatchedStream("ch1", "s1", "file", ["low", "high"], True, 0, "2026-01-01T00:00:00+00:00", "tester")
         store.watch_stream(first)
-        store.watch_stream(WatchedStream("http://radio/1", "s2", "url", None, True, 3, "2026-01-01T00:00:01+00:00", "op"))
+        live_url = "http://op:pw@radio/1"  # kept beside the name without the password, to reopen the stream
+        store.watch_stream(
+            WatchedStream("http://op:***@radio/1", "s2", "url", None, True, 3, "2026-01-01T00:00:01+00:00", "op", url=live_url)
+        )
         store.stream_positions([Quiet("ch1", 12.5, {"low": 9.0, "high": 4.0})])
         kept, live = store.watched_streams()
         assert (kept.stream_id, kept.position_s, kept.last_heard, live.speakers, live.reconnects) == (
@@ -392,8 +395,9 @@ def test_resumable_streams_and_idempotent_writes_on_both_stores(db: str | Path) 
         )
         resume = kept.resume
         assert resume is not None and resume.at_s == 12.5 and live.resume is None
+        assert (kept.location, live.location) == ("ch1", live_url)
         store.watch_stream(first)  # the same source added again replaces the row, position and all
-        assert [(w.source, w.position_s) for w in store.watched_streams()] == [("ch1", 0.0), ("http://radio/1", 0.0)]
+        assert [(w.source, w.position_s) for w in store.watched_streams()] == [("ch1", 0.0), ("http://op:***@radio/1", 0.0)]
         again = Alert("a1", "ch1", "high", 3.0, 2.0, 0.8, 5.0, 1.5, "2026-01-01T00:00:01.000+00:00")
         assert not store.add_alert(again) and [a.alert_id for a in store.alerts()].count("a1") == 1
         before = len(store.detection_languages())
@@ -402,6 +406,6 @@ def test_resumable_streams_and_idempotent_writes_on_both_stores(db: str | Path) 
         store.forget("high", "tester")
         assert store.watched_streams()[0].speakers == ["low"] and "high" not in (store.watched_streams()[0].last_heard or {})
         store.unwatch_stream("ch1")
-        assert [w.source for w in store.watched_streams()] == ["http://radio/1"]
+        assert [w.source for w in store.watched_streams()] == ["http://op:***@radio/1"]
     finally:
         store.close()

@@ -20,6 +20,7 @@ from typing import BinaryIO
 import numpy as np
 
 from .errors import AudioError, UsageError
+from .outbound import redact_url
 from .records import AudioChunk
 
 log = logging.getLogger(__name__)
@@ -72,20 +73,22 @@ def decode(
     """Decode the first audio stream of a file, URL or device into 16 kHz mono float32 blocks; from ``start_s`` on (a
     file is sought there, then decoded samples before it are dropped).
 
-    Raises :class:`AudioError` naming ``location`` when it cannot be opened or decoded.
+    Raises :class:`AudioError` naming ``location`` (without its secrets: :func:`redact_url`) when it cannot be opened
+    or decoded.
     """
     import av
 
     fmt = None
     if ":" in location and location.split(":", 1)[0] in ("alsa", "pulse", "dshow", "avfoundation"):
         fmt, location = location.split(":", 1)
+    shown = redact_url(location)
     try:
         container = av.open(location, format=fmt, options=options or {}, timeout=timeout_s)
     except (av.FFmpegError, OSError, ValueError) as exc:
-        raise AudioError(f"{location}: cannot open as audio ({_reason(exc)})") from exc
+        raise AudioError(f"{shown}: cannot open as audio ({_reason(exc)})") from exc
     with container:
         if not container.streams.audio:
-            raise AudioError(f"{location}: has no audio stream")
+            raise AudioError(f"{shown}: has no audio stream")
         stream = container.streams.audio[0]
         resampler = _Resampler()
         skip: int | None = 0  # samples still to drop before start_s (None: not known until the first frame)
@@ -104,7 +107,7 @@ def decode(
                     yield block[dropped:]
             tail = resampler.flush()
         except (av.FFmpegError, ValueError) as exc:
-            raise AudioError(f"{location}: audio is corrupt or truncated ({_reason(exc)})") from exc
+            raise AudioError(f"{shown}: audio is corrupt or truncated ({_reason(exc)})") from exc
     if len(tail):
         yield tail
 
@@ -385,6 +388,9 @@ def _gather(blocks: Iterator[np.ndarray], size: int) -> Iterator[np.ndarray]:
 class UrlSource(Source):
     """A network stream PyAV can open (http/icecast/hls/rtsp/rtp/udp), reconnecting with backoff when it drops.
 
+    Its ``name``, which alerts, logs and the API carry, is the URL without its secrets (:func:`redact_url`); ``url``,
+    with them, is only opened.
+
     ``reconnects`` bounds *consecutive* failed attempts: once audio flows again the count starts afresh, so a
     live stream that drops now and then is followed indefinitely, and a dead one is given up after that many.
     ``start_s``: the stream's clock goes on from there (watched again after a restart, its times never repeat)."""
@@ -392,9 +398,10 @@ class UrlSource(Source):
     def __init__(
         self, url: str, *, reconnects: int = 0, backoff_s: float = 1.0, max_backoff_s: float = 30.0, start_s: float = 0.0
     ):
-        super().__init__(url)
+        super().__init__(redact_url(url))
         if start_s < 0:
-            raise UsageError(f"{url}: start_s={start_s} must be >= 0")
+            raise UsageError(f"{self.name}: start_s={start_s} must be >= 0")
+        self.url = url
         self.start_s = start_s
         self.reconnects = reconnects
         self.backoff_s = backoff_s
@@ -405,7 +412,7 @@ class UrlSource(Source):
         attempt = 0
         while True:
             try:
-                for block in decode(self.name):
+                for block in decode(self.url):
                     attempt = 0
                     yield block
                 error: AudioError | None = None

@@ -37,11 +37,12 @@ log = logging.getLogger(__name__)
 class StreamSpec:
     """How a worker opens a stream: a recording (``realtime`` or as fast as it decodes) or a live URL."""
 
-    source: str
+    source: str  # the source's name, which its events carry
     stream_id: str  # the watching of the source that its alerts are keyed by (kept when the stream moves)
     kind: str  # file or url
     realtime: bool = False
     reconnects: int = 0
+    url: str = ""  # a live stream's URL with its secrets (``source`` is without them)
 
     @classmethod
     def of(cls, source: Source, stream_id: str) -> StreamSpec:
@@ -50,14 +51,14 @@ class StreamSpec:
         if isinstance(inner, FileSource):
             return cls(inner.name, stream_id, "file", inner.live)
         if isinstance(inner, UrlSource):
-            return cls(inner.name, stream_id, "url", True, inner.reconnects)
+            return cls(inner.name, stream_id, "url", True, inner.reconnects, inner.url)
         raise UsageError(f"{source.name}: a cluster watches recordings and URLs, not {type(inner).__name__}")
 
     def open(self, resume: Quiet | None) -> Source:
         """The source, from ``resume`` on: a recording resumes there, a live stream's clock goes on from there."""
         start_s = resume.at_s if resume else 0.0
         if self.kind == "url":
-            return UrlSource(self.source, reconnects=self.reconnects, start_s=start_s)
+            return UrlSource(self.url, reconnects=self.reconnects, start_s=start_s)
         return FileSource(self.source, realtime=self.realtime, start_s=start_s)
 
 

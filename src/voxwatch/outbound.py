@@ -1,16 +1,36 @@
-"""The check on URLs the service is asked to connect to (webhooks, network streams): a token holder must not be
-able to make the service reach loopback, link-local or private addresses (its own host, cloud metadata, the
-internal network) unless the operator allows it (``voxwatch serve --allow-private-urls``)."""
+"""URLs voxwatch connects to (webhooks, network streams): the check that a token holder cannot make the service reach
+loopback, link-local or private addresses (its own host, cloud metadata, the internal network) unless the operator
+allows it (``voxwatch serve --allow-private-urls``), and the form of a URL that may be shown: without its secrets."""
 
 from __future__ import annotations
 
 import ipaddress
+import re
 import socket
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from .errors import Forbidden, UsageError
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+SECRET_PARAMETER = re.compile(r"pass|pwd|token|key|secret|auth|sig|cred", re.IGNORECASE)  # query names hidden by redact_url
+
+
+def redact_url(url: str) -> str:
+    """``url`` as it may be shown, logged and stored with alerts: the password of its user (``rtsp://user:***@host``)
+    and the values of query parameters named like secrets (``?token=***``) replaced; otherwise unchanged."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if parts.password:
+        userinfo, _, host = netloc.rpartition("@")
+        netloc = f"{userinfo.partition(':')[0]}:***@{host}"
+    pieces = []
+    for piece in parts.query.split("&") if parts.query else []:
+        name, equals, value = piece.partition("=")
+        pieces.append(f"{name}=***" if equals and value and SECRET_PARAMETER.search(name) else piece)
+    query = "&".join(pieces)
+    if netloc == parts.netloc and query == parts.query:
+        return url
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 def internal(address: Address) -> bool:
@@ -39,12 +59,12 @@ def require_public(url: str, what: str) -> None:
     try:
         host, port = parts.hostname, parts.port
     except ValueError as exc:
-        raise UsageError(f"{what} {url!r}: {exc}") from exc
+        raise UsageError(f"{what} {redact_url(url)!r}: {exc}") from exc
     if not host:
-        raise Forbidden(f"{what} {url!r} names no host; the service connects only to named public hosts")
+        raise Forbidden(f"{what} {redact_url(url)!r} names no host; the service connects only to named public hosts")
     for address in resolve(host, port):
         if internal(address):
             raise Forbidden(
-                f"{what} {url!r}: {host} is an internal address ({address}: loopback, link-local or private);"
+                f"{what} {redact_url(url)!r}: {host} is an internal address ({address}: loopback, link-local or private);"
                 " start the service with --allow-private-urls to allow it"
             )

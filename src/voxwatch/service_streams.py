@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from .audio import FileSource, Source, UrlSource
 from .errors import AudioError, Conflict, Forbidden, NotFound, ServiceDown, VoxwatchError
+from .outbound import redact_url
 from .records import Quiet
 from .snippets import Tap
 from .store import Store, WatchedStream
@@ -95,7 +96,7 @@ class ServiceStreams:
             scheme = urlsplit(spec).scheme.lower()
             if scheme not in STREAM_SCHEMES:
                 raise Forbidden(
-                    f"{spec}: stream scheme {scheme!r} is not allowed; use one of {', '.join(sorted(STREAM_SCHEMES))}"
+                    f"{redact_url(spec)}: stream scheme {scheme!r} is not allowed; use one of {', '.join(sorted(STREAM_SCHEMES))}"
                 )
             self.vet_url(spec, "stream URL")
             source: Source = UrlSource(spec, reconnects=reconnects, start_s=start_s)
@@ -129,6 +130,7 @@ class ServiceStreams:
                 actor,
                 start_s,
                 resume.last_heard if resume else None,
+                spec if kind == "url" and spec != tap.name else None,
             )
         )
         return stream
@@ -192,14 +194,17 @@ class ServiceStreams:
         for ws in self.store.watched_streams():
             known = {s.name for s in self.store.speakers()}
             speakers = None if ws.speakers is None else [s for s in ws.speakers if s in known]
+            shown = redact_url(ws.source)  # kept by a version that stored a stream's URL with its secrets as its name
             try:
-                spec = ws.source if ws.kind == "url" else str(self.allowed(ws.source))
+                spec = ws.location if ws.kind == "url" else str(self.allowed(ws.source))
                 self._open(spec, speakers, ws.reconnects, ws.realtime, ws.added_by, ws.stream_id, ws.added_at, ws.resume)
             except (VoxwatchError, OSError) as exc:
-                log.warning("stream %s could not resume: %s", ws.source, exc)
+                log.warning("stream %s could not resume: %s", shown, exc)
                 self.store.unwatch_stream(ws.source)
                 continue
-            log.info("stream %s resumed%s", ws.source, f" at {ws.position_s:.1f} s" if ws.resume else "")
+            if shown != ws.source:
+                self.store.unwatch_stream(ws.source)  # watched again under its name without secrets
+            log.info("stream %s resumed%s", shown, f" at {ws.position_s:.1f} s" if ws.resume else "")
 
     def _keep_positions(self) -> None:
         """Every second, store where each watched stream can resume after a restart (a live stream's clock every

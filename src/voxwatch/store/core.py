@@ -166,6 +166,8 @@ MIGRATIONS: list[str | Migration] = [
         reconnects INTEGER NOT NULL, position_s REAL NOT NULL DEFAULT 0, last_heard TEXT NOT NULL DEFAULT '{}',
         added_at TEXT NOT NULL, added_by TEXT NOT NULL);
     """,
+    # 7: a watched live stream's URL with its secrets, to reopen it; ``source`` names it without them
+    "ALTER TABLE watched_streams ADD COLUMN url TEXT;",
 ]
 
 

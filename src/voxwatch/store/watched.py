@@ -26,6 +26,12 @@ class WatchedStream(_JsonRecord):
     added_by: str
     position_s: float = 0.0
     last_heard: dict[str, float] | None = None
+    url: str | None = None  # a live stream's URL with its secrets, which only reopening it reads (``source`` is without)
+
+    @property
+    def location(self) -> str:
+        """What to open to watch it again."""
+        return self.url or self.source
 
     @property
     def resume(self) -> Quiet | None:
@@ -46,10 +52,11 @@ class WatchedStreams(StoreCore):
         with self._tx() as db:
             db.execute(
                 "INSERT INTO watched_streams (source, stream_id, kind, speakers, realtime, reconnects, position_s,"
-                " last_heard, added_at, added_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source) DO UPDATE"
-                " SET stream_id = excluded.stream_id, kind = excluded.kind, speakers = excluded.speakers,"
+                " last_heard, added_at, added_by, url) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (source)"
+                " DO UPDATE SET stream_id = excluded.stream_id, kind = excluded.kind, speakers = excluded.speakers,"
                 " realtime = excluded.realtime, reconnects = excluded.reconnects, position_s = excluded.position_s,"
-                " last_heard = excluded.last_heard, added_at = excluded.added_at, added_by = excluded.added_by",
+                " last_heard = excluded.last_heard, added_at = excluded.added_at, added_by = excluded.added_by,"
+                " url = excluded.url",
                 (
                     stream.source,
                     stream.stream_id,
@@ -61,6 +68,7 @@ class WatchedStreams(StoreCore):
                     json.dumps(stream.last_heard or {}),
                     stream.added_at,
                     stream.added_by,
+                    stream.url,
                 ),
             )
 
@@ -98,10 +106,12 @@ class WatchedStreams(StoreCore):
 
     def watched_streams(self) -> list[WatchedStream]:
         rows = self._query(
-            "SELECT source, stream_id, kind, speakers, realtime, reconnects, added_at, added_by, position_s, last_heard"
-            " FROM watched_streams ORDER BY added_at, source"
+            "SELECT source, stream_id, kind, speakers, realtime, reconnects, added_at, added_by, position_s, last_heard,"
+            " url FROM watched_streams ORDER BY added_at, source"
         )
         return [
-            WatchedStream(r[0], r[1], r[2], None if r[3] is None else json.loads(r[3]), bool(r[4]), *r[5:9], json.loads(r[9]))
+            WatchedStream(
+                r[0], r[1], r[2], None if r[3] is None else json.loads(r[3]), bool(r[4]), *r[5:9], json.loads(r[9]), r[10]
+            )
             for r in rows
         ]
