@@ -34,7 +34,7 @@ from voxwatch.audio import RATE_HZ, load_audio, write_wav
 from voxwatch.records import FileDone
 from voxwatch.service import Service, ServiceOptions
 from voxwatch.service_metrics import registry
-from voxwatch.sinks import CollectingSink
+from voxwatch.sinks import WatchSummary
 from voxwatch.transcripts import TranscriptOptions
 
 
@@ -68,7 +68,7 @@ def test_a_worker_killed_mid_stream_loses_and_repeats_no_alert(
     at_once = TranscriptOptions(yield_lag_s=60.0)  # the workers transcribe, even while this busy machine lags
     service = Service(engine, ServiceOptions(allow_dirs=(tmp_path,), transcripts=at_once, ray=cluster.address))
     service.start()
-    heard = CollectingSink()
+    heard = WatchSummary()
     service.watch.sinks.append(heard)
     try:
         wait_until(lambda: len(answering(service)) == 2, 60, "a worker on each node")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from conftest import largest
 
-from voxwatch import CollectingSink, Engine, FileSource, channels
+from voxwatch import Engine, FileSource, WatchSummary, channels
 from voxwatch.audio import RATE_HZ, load_audio, write_wav
 from voxwatch.corpus import spotting_task
 from voxwatch.records import Alert, AudioChunk, Evidence, Segment
@@ -34,7 +34,7 @@ def watched(tmp_path: Path, engine: Engine, task):  # type: ignore[no-untyped-de
     for name, files in task.enrollment.items():
         engine.enroll(name, [str(f) for f in files], note="test")
     stream = write_wav(tmp_path / "stream.wav", task.audio)
-    sink = CollectingSink()
+    sink = WatchSummary()
     summary = engine.watch([FileSource(str(stream))], [sink])
     return summary, sink, task, str(stream)
 
@@ -67,7 +67,7 @@ def test_alerts_are_committed_and_detections_recorded(watched, engine: Engine) -
     assert engine.store.alerts(undelivered=True) == []
     detections = engine.store.detections()
     assert detections and all(d.speaker in ENROLLED for d in detections)
-    assert sink.ended and sink.ended[0].state == "ended" and abs(sink.ended[0].audio_s - task.duration_s) < 0.2
+    assert sink.streams and sink.streams[0].state == "ended" and abs(sink.streams[0].audio_s - task.duration_s) < 0.2
 
 
 def test_several_streams_in_one_watch(tmp_path: Path, engine: Engine, task) -> None:  # type: ignore[no-untyped-def]
@@ -158,19 +158,21 @@ def test_a_turn_alerts_only_its_most_likely_voice(tmp_path: Path, engine: Engine
 
 def test_a_failing_step_or_sink_does_not_stop_the_watch(tmp_path: Path, engine: Engine, task, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """A model error on one step and a sink that always fails: the watch logs them, goes on to the end of the stream,
-    and keeps every alert in the outbox as undelivered."""
+    the sink after the failing one still hears every alert and the stream's end, and every alert stays in the outbox
+    as undelivered."""
     for name, files in task.enrollment.items():
         engine.enroll(name, [str(f) for f in files])
     stream = write_wav(tmp_path / "stream.wav", task.audio[: 90 * RATE_HZ])
 
-    class Down(CollectingSink):
+    class Down(WatchSummary):
         def alert(self, alert: Alert) -> None:
             raise RuntimeError("receiver down")
 
         def stream_end(self, status: StreamStatus) -> None:
             raise RuntimeError("receiver down")
 
-    watch = Watch(engine, Multiplexer([FileSource(str(stream))]), [Down()])
+    summary = WatchSummary()
+    watch = Watch(engine, Multiplexer([FileSource(str(stream))]), [Down(), summary])
     decide, calls = watch.spotter.decide, []
 
     def hiccup(windows):  # type: ignore[no-untyped-def]
@@ -180,7 +182,7 @@ def test_a_failing_step_or_sink_does_not_stop_the_watch(tmp_path: Path, engine: 
         return decide(windows)
 
     monkeypatch.setattr(watch.spotter, "decide", hiccup)
-    summary = watch.run()
+    watch.run()
     assert len(calls) > 2 and summary.alerts, "the watch went on after the failed step"
     assert [s.state for s in summary.streams] == ["ended"]
     assert {a.alert_id for a in engine.store.alerts(undelivered=True)} == {a.alert_id for a in summary.alerts}

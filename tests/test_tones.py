@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
-from voxwatch import CollectingSink, FileSource, load_audio
+from voxwatch import FileSource, WatchSummary, load_audio
 from voxwatch.api import create_app
 from voxwatch.audio import RATE_HZ, write_wav
 from voxwatch.auth import Role, create_token
@@ -96,16 +96,16 @@ def test_spotter_alerts_the_enrolled_tones_of_the_recording(tones: Engine) -> No
 
 def test_watch_commits_alerts_before_sinks_and_restricts_streams(tones: Engine) -> None:
     audio = load_audio(RECORDING)
-    sink = CollectingSink()
+    sink = WatchSummary()
     watch = Watch(tones, Multiplexer([]), [sink])
     watch.add(ArraySource("both", audio))
     watch.add(ArraySource("high only", audio), {"high"})
-    summary = watch.run()
-    by_source = {name: [a.speaker for a in summary.alerts if a.source == name] for name in ("both", "high only")}
+    watch.run()
+    by_source = {name: [a.speaker for a in sink.alerts if a.source == name] for name in ("both", "high only")}
     assert by_source == {"both": ["low", "high"], "high only": ["high"]}
     assert [a.alert_id for a in sink.alerts] == [a.alert_id for a in tones.store.alerts()]
     assert tones.store.alerts(undelivered=True) == []
-    assert sorted(s.source for s in summary.streams) == ["both", "high only"] and all(s.state == "ended" for s in summary.streams)
+    assert sorted(s.source for s in sink.streams) == ["both", "high only"] and all(s.state == "ended" for s in sink.streams)
     assert watch.speech_s("both") is None  # ended streams keep no state
 
 

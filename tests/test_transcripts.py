@@ -23,7 +23,7 @@ from voxwatch.delivery import body_of, idempotency_key
 from voxwatch.engine import Engine
 from voxwatch.errors import ModelError
 from voxwatch.records import Alert, AlertTranscript, Detection, Transcript
-from voxwatch.sinks import CollectingSink, ConsoleSink, JsonLinesSink, LanguageFilter
+from voxwatch.sinks import ConsoleSink, JsonLinesSink, LanguageFilter, WatchSummary
 from voxwatch.store import Store
 from voxwatch.streams import StreamStatus
 from voxwatch.testing import ArraySource, ToneTranscriber, compose_tones, tone_engine, tone_voice
@@ -42,7 +42,7 @@ def tones(tmp_path: Path, db: str | Path) -> Engine:
     engine.close()
 
 
-class OrderSink(CollectingSink):
+class OrderSink(WatchSummary):
     """Keeps the order in which alerts and transcripts arrived."""
 
     def __init__(self) -> None:

@@ -34,11 +34,11 @@ from .records import (
 )
 from .scoring import Calibration, Watchlist
 from .settings import Settings, resolve_settings
-from .sinks import CollectingSink, ConsoleSink, JsonLinesSink
+from .sinks import ConsoleSink, JsonLinesSink, WatchSummary
 from .streams import StreamStatus
 from .transcripts import TranscriptOptions
 from .vad import SileroVad
-from .watch import Sink, WatchSummary
+from .watch import Sink
 
 # What a user needs: the engine and its settings, sources, results, sinks, errors, models, and the streaming spotter.
 # Everything else (the store, the multiplexer, evaluation and benchmark helpers) is imported from its module.
@@ -50,7 +50,6 @@ __all__ = [
     "AudioError",
     "Calibration",
     "Candidate",
-    "CollectingSink",
     "Comparison",
     "ConsoleSink",
     "Detection",

@@ -31,12 +31,13 @@ from .quality import Quality, measure
 from .records import AudioChunk, Candidate, Detection, EnrollmentInfo, FileDone, NamedTurn, Segment, Verification
 from .scoring import FIT_ONE, SHIPPED_CALIBRATIONS, Calibration, Watchlist, l2_normalise
 from .settings import Settings, default_db  # re-exported: Settings lived here
+from .sinks import WatchSummary
 from .snippets import Tap
 from .store import IndexedRecording, Store, now
 from .streams import Multiplexer
 from .transcripts import Transcription, TranscriptOptions
 from .vad import SileroVad, VoiceActivity
-from .watch import Sink, Watch, WatchSummary
+from .watch import Sink, Watch
 
 __all__ = ["Analysis", "Engine", "SearchResult", "Settings", "Sink", "Watch", "WatchSummary", "default_db"]
 
@@ -472,4 +473,6 @@ class Engine:
             taps = {s.name: Tap(s, keep_s=transcripts.keep_s) for s in sources}
             sources = list(taps.values())
             transcription = Transcription(self.transcriber, lambda name, t0, t1: taps[name].cut(t0, t1), transcripts)
-        return Watch(self, Multiplexer(sources), sinks, speakers, transcription=transcription).run()
+        summary = WatchSummary()
+        Watch(self, Multiplexer(sources), [*sinks, summary], speakers, transcription=transcription).run()
+        return summary

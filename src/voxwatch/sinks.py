@@ -1,5 +1,5 @@
-"""Sinks observe what a watch produces: the console, an append-only JSON-lines file, a list (for tests), and a
-language filter in front of other sinks."""
+"""Sinks observe what a watch produces: the console, an append-only JSON-lines file, lists (a watch's summary, and a
+test double), and a language filter in front of other sinks."""
 
 from __future__ import annotations
 
@@ -98,12 +98,13 @@ class JsonLinesSink:
 
 
 @dataclass
-class CollectingSink:
-    """Keeps everything in lists (test double)."""
+class WatchSummary:
+    """Everything a watch raised, in lists: what :meth:`Engine.watch <voxwatch.engine.Engine.watch>` returns once its
+    sources have ended (a service, which runs for months, keeps none), and a test double."""
 
     alerts: list[Alert] = field(default_factory=list)
     detections: list[Detection] = field(default_factory=list)
-    ended: list[StreamStatus] = field(default_factory=list)
+    streams: list[StreamStatus] = field(default_factory=list)  # each stream's status when it ended
     transcripts: list[AlertTranscript] = field(default_factory=list)
 
     def alert(self, alert: Alert) -> None:
@@ -116,7 +117,7 @@ class CollectingSink:
         self.detections.append(detection)
 
     def stream_end(self, status: StreamStatus) -> None:
-        self.ended.append(status)
+        self.streams.append(status)
 
 
 class LanguageFilter:

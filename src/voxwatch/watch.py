@@ -8,7 +8,8 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from operator import methodcaller
 from typing import TYPE_CHECKING, Protocol
 
 from .audio import RATE_HZ, Source
@@ -59,14 +60,6 @@ class Sink(Protocol):
 
 
 @dataclass
-class WatchSummary:
-    alerts: list[Alert] = field(default_factory=list)
-    detections: list[Detection] = field(default_factory=list)
-    streams: list[StreamStatus] = field(default_factory=list)
-    transcripts: list[AlertTranscript] = field(default_factory=list)
-
-
-@dataclass
 class _Step:
     """What the first half of a watch hands to the second: windows to embed, chunks they came from, ended streams."""
 
@@ -101,7 +94,6 @@ class Watch:
         self.sinks = list(sinks)
         self.speakers = speakers
         self.spotter = engine.spotter(engine.watchlist(speakers))
-        self.summary = WatchSummary()
         self._around_decide = around_decide
         self._transcription = transcription
         self._behind_at = -float("inf")  # when spotting last fell behind (transcription waits a while after)
@@ -151,7 +143,7 @@ class Watch:
     def status(self) -> list[StreamStatus]:
         return self.mux.status()
 
-    def run(self) -> WatchSummary:
+    def run(self) -> None:
         """Two threads, so the two models run side by side: this one takes chunks off the multiplexer and runs VAD
         and framing; a second embeds, scores and publishes. The hand-over queue between them is bounded, so a slow
         second half slows the readers (backpressure) and shows as lag, never as dropped audio."""
@@ -194,7 +186,6 @@ class Watch:
             decider.join()
             if self.transcripts is not None:  # interrupted (Ctrl-C): the turns still waiting are dropped at once
                 self.transcripts.close(wait=finished)
-        return self.summary
 
     def _decide_loop(self, handover: queue.Queue[_Step | None]) -> None:
         """The second thread: takes every step waiting, decides on their windows together, publishes; until ``None``."""
@@ -247,10 +238,7 @@ class Watch:
         for end in ended:
             if self.transcripts is not None:
                 self.transcripts.stream_ended(end.source)
-            self.summary.streams.append(status[end.source])
-            with self._sinks_lock:
-                for sink in self.sinks:
-                    sink.stream_end(status[end.source])
+            self._tell(f"the end of {end.source}", methodcaller("stream_end", status[end.source]))
         return time.monotonic(), behind
 
     def _publish(self, events: list[Event]) -> None:
@@ -263,24 +251,13 @@ class Watch:
             elif isinstance(e, Alert):
                 if self.commits and not store.add_alert(e):
                     continue
-                self.summary.alerts.append(e)
-                delivered = True
-                with self._sinks_lock:
-                    for sink in self.sinks:
-                        try:
-                            sink.alert(e)
-                        except Exception:  # a failing sink must not stop the watch; the alert stays in the outbox
-                            log.exception("sink %s could not take alert %s", type(sink).__name__, e.alert_id)
-                            delivered = False
+                delivered = self._tell(f"alert {e.alert_id}", methodcaller("alert", e))  # else it stays in the outbox
                 if delivered and self.commits:
                     store.mark_delivered(e.alert_id)
                 if self.transcripts is not None:
                     self.transcripts.alert(e)
             elif isinstance(e, Detection):
-                self.summary.detections.append(e)
-                with self._sinks_lock:
-                    for sink in self.sinks:
-                        sink.detection(e)
+                self._tell(f"a detection on {e.source}", methodcaller("detection", e))
                 if self.transcripts is not None:
                     self.transcripts.turn_ended(e)
 
@@ -302,10 +279,18 @@ class Watch:
         (none, if its voice was forgotten)."""
         if self.commits and not commit_transcript(self.engine.store, transcript):
             return
-        self.summary.transcripts.append(transcript)
+        self._tell(f"the transcript of {transcript.alert_id}", methodcaller("transcript", transcript))
+
+    def _tell(self, what: str, call: Callable[[Sink], object]) -> bool:
+        """Hand one event to every sink, one call at a time (the watch's and the transcription worker's calls never
+        interleave). A failing sink is logged and keeps it from no other sink, nor stops the watch; what it failed to
+        take stays stored. Whether every sink took it."""
+        took = True
         with self._sinks_lock:
             for sink in self.sinks:
                 try:
-                    sink.transcript(transcript)
-                except Exception:  # as for alerts: the transcript is stored, the watch goes on
-                    log.exception("sink %s could not take the transcript of %s", type(sink).__name__, transcript.alert_id)
+                    call(sink)
+                except Exception:
+                    log.exception("sink %s could not take %s", type(sink).__name__, what)
+                    took = False
+        return took
