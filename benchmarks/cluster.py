@@ -43,10 +43,10 @@ from common import require_data
 from ray.cluster_utils import Cluster
 from streams import Clip, Collector, build_clips, pct
 
-from voxwatch.audio import FileSource
 from voxwatch.cluster import ClusterWatch
 from voxwatch.engine import Engine, Settings, Watch
 from voxwatch.records import Alert
+from voxwatch.sources import FileSource
 from voxwatch.streams import Multiplexer, StreamStatus
 
 HELD_LAG_S = 2.0

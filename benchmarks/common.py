@@ -9,9 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-from voxwatch.audio import FileSource, write_wav
+from voxwatch.audio import write_wav
 from voxwatch.corpus import SpottingTask, speaker_folders, spotting_task
 from voxwatch.engine import Engine, Settings, WatchSummary
+from voxwatch.sources import FileSource
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"

@@ -59,12 +59,13 @@ from pathlib import Path
 import numpy as np
 from common import DATA, require_data
 
-from voxwatch.audio import RATE_HZ, FileSource, write_wav
+from voxwatch.audio import RATE_HZ, write_wav
 from voxwatch.corpus import Turn, manifest, speaker_folders, spotting_task
 from voxwatch.embedding import DEFAULT_MODEL
 from voxwatch.engine import Engine, Settings, Watch
 from voxwatch.records import Alert, AlertTranscript, Detection
 from voxwatch.snippets import Tap
+from voxwatch.sources import FileSource
 from voxwatch.spotting_metrics import score_alerts
 from voxwatch.streams import Multiplexer, StreamStatus
 from voxwatch.transcripts import Transcription, TranscriptOptions

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from voxwatch import AudioError, FileSource, PcmFormat, PcmSource, UsageError, load_audio, open_source
-from voxwatch.audio import RATE_HZ, UrlSource, decode, duration_s, find_audio_files
+from voxwatch.audio import RATE_HZ, decode, duration_s, find_audio_files
+from voxwatch.sources import UrlSource
 from voxwatch.streams import Multiplexer
 
 

@@ -238,8 +238,12 @@ def test_watch_logs_text_lines_with_utc_time_then_json_when_asked(engine: Engine
     as_text = runner.invoke(main, args)
     assert as_json.exit_code == 3 and as_text.exit_code == 3, as_json.output + as_text.output
     line = next(json.loads(x) for x in as_json.stderr.splitlines() if x.startswith("{"))
-    assert line["logger"] == "voxwatch.audio" and line["level"] == "WARNING" and "reconnecting in 1.0 s (1/1)" in line["message"]
-    pattern = r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z WARNING voxwatch\.audio: .* dropped \(.*\); reconnecting in 1\.0 s \(1/1\)"
+    assert (
+        line["logger"] == "voxwatch.sources" and line["level"] == "WARNING" and "reconnecting in 1.0 s (1/1)" in line["message"]
+    )
+    pattern = (
+        r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z WARNING voxwatch\.sources: .* dropped \(.*\); reconnecting in 1\.0 s \(1/1\)"
+    )
     assert any(re.fullmatch(pattern, x) for x in as_text.stderr.splitlines()), as_text.stderr
 
 
@@ -279,7 +283,7 @@ def test_serve_logs_json_lines_for_uvicorn_and_voxwatch_without_tokens_or_secret
     assert all(set(line) >= {"time", "level", "logger", "message"} for line in lines)
     assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", line["time"]) for line in lines)
     loggers = {line["logger"] for line in lines}
-    assert {"uvicorn.error", "uvicorn.access", "voxwatch.audio"} <= loggers
-    reconnect = next(line for line in lines if line["logger"] == "voxwatch.audio")
+    assert {"uvicorn.error", "uvicorn.access", "voxwatch.sources"} <= loggers
+    reconnect = next(line for line in lines if line["logger"] == "voxwatch.sources")
     assert reconnect["level"] == "WARNING" and "reconnecting in 1.0 s (1/1)" in reconnect["message"], reconnect
     assert any(line["logger"] == "uvicorn.access" and "GET /api/status" in line["message"] for line in lines)

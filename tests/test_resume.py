@@ -13,10 +13,11 @@ from pathlib import Path
 import numpy as np
 
 from voxwatch import Engine
-from voxwatch.audio import RATE_HZ, FileSource, load_audio, write_wav
+from voxwatch.audio import RATE_HZ, load_audio, write_wav
 from voxwatch.pipeline import StreamState
 from voxwatch.records import Alert, Quiet
 from voxwatch.service import Service, ServiceOptions
+from voxwatch.sources import FileSource
 from voxwatch.store import WatchedStream
 
 TARGET, OTHER = "2033", "3005"  # readers whose other utterances alert reliably

@@ -12,7 +12,7 @@ BLAS threads are limited (threadpoolctl) only while voxwatch computes; importing
 """
 
 from .asr import Transcriber, load_transcriber
-from .audio import FileSource, PcmFormat, PcmSource, Source, UrlSource, load_audio, open_source
+from .audio import PcmFormat, load_audio
 from .comparison import Comparison, compare
 from .embedding import EmbeddingBackend, load_backend
 from .engine import Analysis, Engine
@@ -35,6 +35,7 @@ from .records import (
 from .scoring import Calibration, Watchlist
 from .settings import Settings, resolve_settings
 from .sinks import ConsoleSink, JsonLinesSink, WatchSummary
+from .sources import FileSource, PcmSource, Source, UrlSource, open_source
 from .streams import StreamStatus
 from .transcripts import TranscriptOptions
 from .vad import SileroVad

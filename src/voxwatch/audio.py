@@ -1,17 +1,12 @@
-"""Audio in: the one place that decodes, downmixes and resamples (PyAV), and the live sources.
+"""Audio in: the one place that decodes, downmixes and resamples (PyAV, and raw PCM), and writes WAV and snippets.
 
-Everything leaves this module as 16 kHz mono float32. A source yields :class:`AudioChunk` blocks whose times
-come from the samples (the stream's own clock), never from the wall clock.
+Everything leaves this module as 16 kHz mono float32; :mod:`voxwatch.sources` turns it into live streams.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
-import logging
-import sys
-import time
-from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,9 +16,6 @@ import numpy as np
 
 from .errors import AudioError, UsageError
 from .outbound import redact_url
-from .records import AudioChunk
-
-log = logging.getLogger(__name__)
 
 RATE_HZ = 16000
 BLOCK_S = 0.25  # chunk length: a live stream's audio reaches the spotter in steps of this
@@ -299,138 +291,6 @@ def find_audio_files(paths: list[str]) -> list[Path]:
     return found
 
 
-class Source(ABC):
-    """A stream of audio: a name and 16 kHz mono float32 blocks. Subclasses only produce blocks.
-
-    ``live`` sources bring audio at their own pace, which processing has to keep up with; the others wait for it."""
-
-    live = True
-    start_s = 0.0  # the stream time of the first block (a recording resumed part-way)
-
-    def __init__(self, name: str):
-        self.name = name
-
-    @abstractmethod
-    def blocks(self) -> Iterator[np.ndarray]:
-        """Yield successive blocks; return at the end of the stream; raise :class:`AudioError` on failure."""
-
-    def chunks(self) -> Iterator[AudioChunk]:
-        """The blocks, re-cut to ``BLOCK_S`` and time-stamped by sample count."""
-        size = int(BLOCK_S * RATE_HZ)
-        pending = np.zeros(0, np.float32)
-        position = round(self.start_s * RATE_HZ)
-        for block in self.blocks():
-            pending = np.concatenate([pending, block]) if len(pending) else block
-            while len(pending) >= size:
-                yield AudioChunk(self.name, position / RATE_HZ, pending[:size])
-                position += size
-                pending = pending[size:]
-        if len(pending):
-            yield AudioChunk(self.name, position / RATE_HZ, pending)
-
-
-class FileSource(Source):
-    """A recording played as fast as it decodes, or at real-time pace (as a live stream would arrive); from
-    ``start_s`` on when it resumes part-way (its clock still counts from the recording's start)."""
-
-    def __init__(self, path: str, *, realtime: bool = False, loop: bool = False, start_s: float = 0.0):
-        super().__init__(path)
-        check_file(path)
-        if start_s < 0 or (loop and start_s):
-            raise UsageError(f"{path}: start_s={start_s} must be >= 0 (and 0 for a looped recording)")
-        self.live = realtime  # played at real-time pace, as a live stream would arrive
-        self.loop = loop
-        self.start_s = start_s
-
-    def blocks(self) -> Iterator[np.ndarray]:
-        started = time.monotonic()
-        played = 0
-        while True:
-            empty = True
-            decoded = _skip(decode(self.name), round(self.start_s * RATE_HZ))
-            for block in _gather(decoded, int(BLOCK_S * RATE_HZ)) if self.live else decoded:
-                empty = False
-                played += len(block)
-                if self.live:  # a block is released when its last sample would have arrived live
-                    time.sleep(max(0.0, played / RATE_HZ - (time.monotonic() - started)))
-                yield block
-            if empty and not self.start_s:  # (resumed at its very end: nothing was left to play)
-                raise AudioError(f"{self.name}: contains no audio samples")
-            if not self.loop:
-                return
-
-
-def _skip(blocks: Iterator[np.ndarray], samples: int) -> Iterator[np.ndarray]:
-    """The blocks without their first ``samples`` samples: exact to the sample, where ``decode(start_s=)`` seeks to
-    within milliseconds (a resumed stream's turns, and so its alert ids, must come out at the times they had)."""
-    for block in blocks:
-        if samples >= len(block):
-            samples -= len(block)
-            continue
-        yield block[samples:]
-        samples = 0
-
-
-def _gather(blocks: Iterator[np.ndarray], size: int) -> Iterator[np.ndarray]:
-    """Join small decoded blocks into blocks of at least ``size`` samples (the last may be shorter)."""
-    pending: list[np.ndarray] = []
-    have = 0
-    for block in blocks:
-        pending.append(block)
-        have += len(block)
-        if have >= size:
-            yield np.concatenate(pending)
-            pending, have = [], 0
-    if pending:
-        yield np.concatenate(pending)
-
-
-class UrlSource(Source):
-    """A network stream PyAV can open (http/icecast/hls/rtsp/rtp/udp), reconnecting with backoff when it drops.
-
-    Its ``name``, which alerts, logs and the API carry, is the URL without its secrets (:func:`redact_url`); ``url``,
-    with them, is only opened.
-
-    ``reconnects`` bounds *consecutive* failed attempts: once audio flows again the count starts afresh, so a
-    live stream that drops now and then is followed indefinitely, and a dead one is given up after that many.
-    ``start_s``: the stream's clock goes on from there (watched again after a restart, its times never repeat)."""
-
-    def __init__(
-        self, url: str, *, reconnects: int = 0, backoff_s: float = 1.0, max_backoff_s: float = 30.0, start_s: float = 0.0
-    ):
-        super().__init__(redact_url(url))
-        if start_s < 0:
-            raise UsageError(f"{self.name}: start_s={start_s} must be >= 0")
-        self.url = url
-        self.start_s = start_s
-        self.reconnects = reconnects
-        self.backoff_s = backoff_s
-        self.max_backoff_s = max_backoff_s
-        self.drops = 0
-
-    def blocks(self) -> Iterator[np.ndarray]:
-        attempt = 0
-        while True:
-            try:
-                for block in decode(self.url):
-                    attempt = 0
-                    yield block
-                error: AudioError | None = None
-            except AudioError as exc:
-                error = exc
-            if attempt >= self.reconnects:
-                if error is not None:
-                    raise error
-                return
-            self.drops += 1
-            delay = min(self.max_backoff_s, self.backoff_s * 2**attempt)
-            attempt += 1
-            log.warning(
-                "%s dropped (%s); reconnecting in %.1f s (%d/%d)", self.name, error or "ended", delay, attempt, self.reconnects
-            )
-            time.sleep(delay)
-
-
 @dataclass(frozen=True)
 class PcmFormat:
     """Raw PCM layout for stdin: sample format (s16le, s32le, f32le, u8), rate and channel count."""
@@ -448,39 +308,33 @@ class PcmFormat:
             raise UsageError(f"PCM channel count {self.channels} is out of range (1 to 32)")
 
 
-class PcmSource(Source):
-    """Raw interleaved PCM from a binary pipe (stdin by default)."""
-
-    def __init__(self, fmt: PcmFormat, stream: BinaryIO | None = None, name: str = "stdin"):
-        super().__init__(name)
-        self.fmt = fmt
-        self.stream = stream if stream is not None else sys.stdin.buffer
-
-    def blocks(self) -> Iterator[np.ndarray]:
-        dtype = PCM_FORMATS[self.fmt.encoding]
-        frame_bytes = dtype.itemsize * self.fmt.channels
-        want = max(frame_bytes, int(self.fmt.rate_hz * BLOCK_S) * frame_bytes)
-        resampler = _Resampler()
-        leftover = b""
-        total = 0
-        while True:
-            data = self.stream.read(want)
-            if not data:
-                break
-            data = leftover + data
-            usable = len(data) - len(data) % frame_bytes
-            data, leftover = data[:usable], data[usable:]
-            raw = np.frombuffer(data, dtype).reshape(-1, self.fmt.channels)
-            samples = _to_float(raw).mean(axis=1)
-            total += len(samples)
-            block = resampler.array(samples, self.fmt.rate_hz)
-            if len(block):
-                yield block
-        tail = resampler.flush()
-        if len(tail):
-            yield tail
-        if total == 0:
-            raise AudioError(f"{self.name}: the stream carried no audio")
+def decode_pcm(stream: BinaryIO, fmt: PcmFormat, name: str) -> Iterator[np.ndarray]:
+    """Decode raw interleaved PCM read from ``stream`` into 16 kHz mono float32 blocks; :class:`AudioError` naming
+    ``name`` if it carried none."""
+    dtype = PCM_FORMATS[fmt.encoding]
+    frame_bytes = dtype.itemsize * fmt.channels
+    want = max(frame_bytes, int(fmt.rate_hz * BLOCK_S) * frame_bytes)
+    resampler = _Resampler()
+    leftover = b""
+    total = 0
+    while True:
+        data = stream.read(want)
+        if not data:
+            break
+        data = leftover + data
+        usable = len(data) - len(data) % frame_bytes
+        data, leftover = data[:usable], data[usable:]
+        raw = np.frombuffer(data, dtype).reshape(-1, fmt.channels)
+        samples = _to_float(raw).mean(axis=1)
+        total += len(samples)
+        block = resampler.array(samples, fmt.rate_hz)
+        if len(block):
+            yield block
+    tail = resampler.flush()
+    if len(tail):
+        yield tail
+    if total == 0:
+        raise AudioError(f"{name}: the stream carried no audio")
 
 
 def _to_float(raw: np.ndarray) -> np.ndarray:
@@ -489,13 +343,3 @@ def _to_float(raw: np.ndarray) -> np.ndarray:
     if raw.dtype == np.uint8:
         return (raw.astype(np.float32) - 128.0) / 128.0
     return raw.astype(np.float32) / float(np.iinfo(raw.dtype).max + 1)
-
-
-def open_source(spec: str, *, realtime: bool = False, pcm: PcmFormat | None = None, reconnects: int = 0) -> Source:
-    """Turn a command-line source into a :class:`Source`: ``-`` (raw PCM on stdin), ``alsa:NAME`` or
-    ``pulse:NAME`` (a sound card), ``scheme://...`` (a network stream) or a file path."""
-    if spec == "-":
-        return PcmSource(pcm or PcmFormat())
-    if "://" in spec or spec.split(":", 1)[0] in ("alsa", "pulse"):
-        return UrlSource(spec, reconnects=reconnects)
-    return FileSource(spec, realtime=realtime)

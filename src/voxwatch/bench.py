@@ -12,12 +12,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .audio import FileSource, write_wav
+from .audio import write_wav
 from .conditions import Condition
 from .engine import Engine
 from .metrics import Metrics, evaluate
 from .quality import band_edge_hz
 from .records import Alert, Detection
+from .sources import FileSource
 from .spotting_metrics import SpottingResult, score_alerts
 from .trials import spotting_evidence
 

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import click
 
-from .audio import RATE_HZ, PcmFormat, open_source
+from .audio import RATE_HZ, PcmFormat
 from .auth import MAX_EXPIRES_DAYS, Role, create_token
 from .cli_context import Context, fail_on, guard, language_code, language_filter, operating_point
 from .errors import UsageError
 from .retention import Retention
 from .sinks import ConsoleSink, JsonLinesSink, LanguageFilter
+from .sources import open_source
 from .transcripts import TranscriptOptions
 
 

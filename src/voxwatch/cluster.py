@@ -25,11 +25,11 @@ from dataclasses import dataclass, field
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
-from .audio import Source
 from .cluster_worker import Report, StreamSpec, WatchWorker
 from .errors import ServiceDown, UsageError
 from .records import Alert, AlertTranscript, Detection, Quiet
 from .snippets import Snippet
+from .sources import Source
 from .streams import StreamStatus
 from .timings import ModelTime
 from .transcripts import outcome

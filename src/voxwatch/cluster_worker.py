@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .audio import FileSource, Source, UrlSource
 from .blas import blas_limited
 from .engine import Engine
 from .errors import UsageError
 from .records import Alert, AlertTranscript, Detection, Quiet
 from .settings import Settings
 from .snippets import Snippet, SnippetKeeper, Tap, turn_audio
+from .sources import FileSource, Source, UrlSource
 from .streams import Multiplexer, StreamStatus
 from .timings import ModelTime
 from .transcripts import Transcription

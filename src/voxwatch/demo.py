@@ -9,11 +9,12 @@ from pathlib import Path
 import click
 import numpy as np
 
-from .audio import FileSource, write_wav
+from .audio import write_wav
 from .corpus import SpottingTask, Turn, speaker_folders, spotting_task
 from .embedding import DEFAULT_MODEL
 from .engine import Engine, Settings
 from .sinks import ConsoleSink, JsonLinesSink
+from .sources import FileSource
 from .spotting_metrics import score_alerts
 from .transcripts import TranscriptOptions
 

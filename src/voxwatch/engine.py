@@ -18,7 +18,7 @@ from typing import Self
 import numpy as np
 
 from .asr import Transcriber, load_transcriber
-from .audio import RATE_HZ, AudioInput, Source, check_file, find_audio_files, load_audio, read_input, sha256_file
+from .audio import RATE_HZ, AudioInput, check_file, find_audio_files, load_audio, read_input, sha256_file
 from .blas import blas_limited
 from .channels import simulate
 from .embedding import EmbeddingBackend, load_backend
@@ -33,6 +33,7 @@ from .scoring import FIT_ONE, SHIPPED_CALIBRATIONS, Calibration, Watchlist, l2_n
 from .settings import Settings, default_db  # re-exported: Settings lived here
 from .sinks import WatchSummary
 from .snippets import Tap
+from .sources import Source
 from .store import IndexedRecording, Store, now
 from .streams import Multiplexer
 from .transcripts import Transcription, TranscriptOptions

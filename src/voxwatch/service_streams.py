@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from .audio import FileSource, Source, UrlSource
 from .errors import AudioError, Conflict, Forbidden, NotFound, ServiceDown, VoxwatchError
 from .outbound import redact_url
 from .records import Quiet
 from .snippets import Tap
+from .sources import FileSource, Source, UrlSource
 from .store import Store, WatchedStream
 from .streams import StreamStatus
 from .watch import Watch, resume_point

@@ -13,8 +13,9 @@ from typing import Any
 
 import numpy as np
 
-from .audio import RATE_HZ, Source, encode_snippet
+from .audio import RATE_HZ, encode_snippet
 from .records import Alert
+from .sources import Source
 from .store import Store
 
 log = logging.getLogger(__name__)

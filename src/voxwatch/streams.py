@@ -9,9 +9,9 @@ import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from .audio import Source
 from .errors import VoxwatchError
 from .records import AudioChunk, _JsonRecord
+from .sources import Source
 
 log = logging.getLogger(__name__)
 

@@ -24,12 +24,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import RATE_HZ, Source
+from .audio import RATE_HZ
 from .engine import Engine, Settings
 from .errors import StoreError, UsageError
 from .pipeline import SpotterOptions
 from .records import TimedText, Transcript
 from .scoring import Calibration
+from .sources import Source
 from .vad import VadState
 
 LOW_HZ, HIGH_HZ = 100.0, 4000.0

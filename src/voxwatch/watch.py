@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from operator import methodcaller
 from typing import TYPE_CHECKING, Protocol
 
-from .audio import RATE_HZ, Source
+from .audio import RATE_HZ
 from .pipeline import Event, StreamState, Window
 from .records import Alert, AlertTranscript, AudioChunk, Detection, Quiet
+from .sources import Source
 from .streams import Multiplexer, StreamEnd, StreamStatus
 from .timings import ModelClock
 from .transcripts import AlertTranscripts, Transcription
