@@ -10,7 +10,6 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,6 +18,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from fastapi.testclient import TestClient
+from test_service import http_radio
 
 from voxwatch import FileSource
 from voxwatch.api import create_app
@@ -214,41 +214,6 @@ def test_urls_are_shown_without_their_secrets() -> None:
         assert redact_url(unchanged) == unchanged
 
 
-@contextmanager
-def radio_behind_a_password() -> Iterator[tuple[str, list[str]]]:
-    """A local HTTP radio behind basic authentication that plays the tone recording once, then is off the air (404):
-    its URL with the user and password in it, and the paths of the requests that carried them."""
-    programme, authorised = RECORDING.read_bytes(), []
-
-    class Radio(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            if self.headers.get("Authorization") != "Basic bGlzdGVuZXI6czNjcmV0":  # listener:s3cret
-                self.send_response(401)
-                self.send_header("WWW-Authenticate", 'Basic realm="radio"')
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-                return
-            authorised.append(self.path)
-            on_air = len(authorised) == 1
-            self.send_response(200 if on_air else 404)
-            self.send_header("Content-Type", "audio/flac")
-            self.send_header("Content-Length", str(len(programme) if on_air else 0))
-            self.end_headers()
-            if on_air:
-                self.wfile.write(programme)
-
-        def log_message(self, *args) -> None:  # type: ignore[no-untyped-def]
-            pass
-
-    radio = ThreadingHTTPServer(("127.0.0.1", 0), Radio)
-    threading.Thread(target=radio.serve_forever, daemon=True).start()
-    try:
-        yield f"http://listener:s3cret@127.0.0.1:{radio.server_address[1]}/live.flac", authorised
-    finally:
-        radio.shutdown()
-        radio.server_close()
-
-
 def test_a_streams_password_opens_it_but_is_never_shown_logged_or_stored_with_its_alerts(
     tones: Engine, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -256,7 +221,8 @@ def test_a_streams_password_opens_it_but_is_never_shown_logged_or_stored_with_it
     the server, and the stream plays and alerts; its name in the API, its alerts, the audit log, the logs and its
     error when it goes off the air hide the password. The store keeps it only to reopen the stream after a restart."""
     headers = bearer(create_token(tones.store, "root", "admin", Role.ADMIN))
-    with radio_behind_a_password() as (url, authorised), app_client(tones, tmp_path, allow_private_urls=True) as client:
+    login = http_radio(RECORDING.read_bytes(), "audio/flac", plays=1, login="listener:s3cret")
+    with login as (url, connections), app_client(tones, tmp_path, allow_private_urls=True) as client:
         shown = url.replace("s3cret", "***")
         added = client.post("/api/streams", headers=headers, json={"source": url, "reconnects": 1})
         assert added.status_code == 201 and added.json()["source"] == shown, added.text
@@ -271,13 +237,13 @@ def test_a_streams_password_opens_it_but_is_never_shown_logged_or_stored_with_it
         assert alerts, "the stream played and alerted"
         shown_anywhere = json.dumps([status, alerts, tones.store.audit_log()]) + caplog.text
         assert "s3cret" not in shown_anywhere and shown in shown_anywhere
-        assert authorised == ["/live.flac", "/live.flac"]  # played, then the reconnection found it off the air
+        assert len(connections) == 2  # with the password: played, then the reconnection found it off the air
 
 
 def test_a_stream_kept_with_its_password_in_its_name_resumes_under_its_name_without_it(tones: Engine) -> None:
     """A stream that an earlier version kept under its URL with the password: a restart reopens it with the password,
     and keeps it from then on under the name without it (the old row goes)."""
-    with radio_behind_a_password() as (url, authorised):
+    with http_radio(RECORDING.read_bytes(), "audio/flac", plays=1, login="listener:s3cret") as (url, connections):
         tones.store.watch_stream(WatchedStream(url, "s1", "url", None, True, 0, "2026-12-01T00:00:00+00:00", "admin"))
         service = Service(tones, ServiceOptions(allow_private_urls=True, transcripts=None))
         service.start()
@@ -287,7 +253,7 @@ def test_a_stream_kept_with_its_password_in_its_name_resumes_under_its_name_with
             shown = url.replace("s3cret", "***")
             assert (resumed["id"], resumed["source"], kept.source, kept.location) == ("s1", shown, shown, url)
             deadline = time.monotonic() + 10
-            while not authorised:
+            while not connections:
                 assert time.monotonic() < deadline, "the resumed stream was never opened with its password"
                 time.sleep(0.1)
         finally:

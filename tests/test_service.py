@@ -7,6 +7,7 @@ test_dashboard.py.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -16,6 +17,8 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -34,6 +37,43 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@contextmanager
+def http_radio(programme: bytes, content_type: str, plays: int, login: str | None = None) -> Iterator[tuple[str, list[float]]]:
+    """A local HTTP radio that plays ``programme`` on its first ``plays`` connections, then is off the air (404). With
+    ``login`` ("user:password") it first asks for basic authentication and counts only the requests that carry it.
+    Its URL (with the login in it) and when each counted connection came."""
+    connections: list[float] = []
+    expected = "Basic " + base64.b64encode(login.encode()).decode() if login else None
+
+    class Radio(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if expected and self.headers.get("Authorization") != expected:
+                self.send_response(401)
+                self.send_header("WWW-Authenticate", 'Basic realm="radio"')
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            connections.append(time.monotonic())
+            on_air = len(connections) <= plays
+            self.send_response(200 if on_air else 404)
+            self.send_header("Content-Type", content_type)
+            self.send_header("Content-Length", str(len(programme) if on_air else 0))
+            self.end_headers()
+            if on_air:
+                self.wfile.write(programme)
+
+        def log_message(self, *args) -> None:  # type: ignore[no-untyped-def]
+            pass
+
+    radio = ThreadingHTTPServer(("127.0.0.1", 0), Radio)
+    threading.Thread(target=radio.serve_forever, daemon=True).start()
+    try:
+        yield f"http://{login + '@' if login else ''}127.0.0.1:{radio.server_address[1]}/live", connections
+    finally:
+        radio.shutdown()
+        radio.server_close()
 
 
 def make_token(db: Path | str, name: str = "tester", role: str = "admin") -> str:
@@ -282,48 +322,22 @@ def test_network_stream_that_drops_reconnects_and_reports_drops(
 ) -> None:  # type: ignore[type-arg]
     """An HTTP radio that plays one programme per connection, twice, then goes off the air (404): the watch
     reconnects with backoff after each drop, counts the drops, and gives up after ``reconnects`` failed attempts."""
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
     speech_stream(tmp_path / "live.wav", readers, [(TARGET, 5)])
-    programme = (tmp_path / "live.wav").read_bytes()
-    connections: list[float] = []
-
-    class Radio(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            connections.append(time.monotonic())
-            on_air = len(connections) <= 2
-            self.send_response(200 if on_air else 404)
-            self.send_header("Content-Type", "audio/wav")
-            self.send_header("Content-Length", str(len(programme) if on_air else 0))
-            self.end_headers()
-            if on_air:
-                self.wfile.write(programme)
-
-        def log_message(self, *args) -> None:  # type: ignore[no-untyped-def]
-            pass
-
-    radio = ThreadingHTTPServer(("127.0.0.1", 0), Radio)
-    threading.Thread(target=radio.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{radio.server_address[1]}/live.wav"
-    try:
-        with server.client() as c:
-            stream = c.post("/api/streams", json={"source": url, "reconnects": 2, "speakers": [TARGET]})
-            assert stream.status_code == 201, stream.text
-            deadline = time.monotonic() + 30
-            while (status := next(s for s in c.get("/api/streams").json() if s["source"] == url))[
-                "state"
-            ] == "running" and time.monotonic() < deadline:
-                time.sleep(0.2)
-            # two programmes ended (drops 1, 2), the first failed reconnection (drop 3), the second failure is final
-            assert status["state"] == "failed" and status["drops"] == 3 and "404" in status["error"], status
-            assert len(connections) == 4 and connections[3] - connections[2] >= 1.9  # backoff doubled: 1 s, then 2 s
-            assert status["audio_s"] > 1.9 * len(load_audio(tmp_path / "live.wav")) / RATE_HZ  # both plays, one clock
-            alerts = c.get("/api/alerts", params={"stream": url}).json()
-            assert alerts and all(a["speaker"] == TARGET for a in alerts)
-            assert c.delete(f"/api/streams/{stream.json()['id']}").status_code == 204
-    finally:
-        radio.shutdown()
-        radio.server_close()
+    with http_radio((tmp_path / "live.wav").read_bytes(), "audio/wav", plays=2) as (url, connections), server.client() as c:
+        stream = c.post("/api/streams", json={"source": url, "reconnects": 2, "speakers": [TARGET]})
+        assert stream.status_code == 201, stream.text
+        deadline = time.monotonic() + 30
+        while (status := next(s for s in c.get("/api/streams").json() if s["source"] == url))[
+            "state"
+        ] == "running" and time.monotonic() < deadline:
+            time.sleep(0.2)
+        # two programmes ended (drops 1, 2), the first failed reconnection (drop 3), the second failure is final
+        assert status["state"] == "failed" and status["drops"] == 3 and "404" in status["error"], status
+        assert len(connections) == 4 and connections[3] - connections[2] >= 1.9  # backoff doubled: 1 s, then 2 s
+        assert status["audio_s"] > 1.9 * len(load_audio(tmp_path / "live.wav")) / RATE_HZ  # both plays, one clock
+        alerts = c.get("/api/alerts", params={"stream": url}).json()
+        assert alerts and all(a["speaker"] == TARGET for a in alerts)
+        assert c.delete(f"/api/streams/{stream.json()['id']}").status_code == 204
 
 
 def test_stream_alert_arrives_live_with_audio_then_ack_and_forget(
