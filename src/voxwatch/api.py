@@ -24,21 +24,20 @@ import logging
 import shutil
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, File, Form, Header, HTTPException, Query, Request, UploadFile
+from fastapi import APIRouter, Depends, FastAPI, File, Form, Header, Query, Request, UploadFile
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 from prometheus_client.exposition import choose_encoder
-from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from . import __version__
+from .api_auth import ADMIN, VIEWER, Admin, Operator, authenticated
 from .api_models import (
     AlertView,
     AuditEntry,
@@ -46,18 +45,21 @@ from .api_models import (
     Forgotten,
     SearchJob,
     SearchJobSummary,
+    SearchRequest,
     SpeakerDetail,
     SpeakerView,
     Status,
+    StreamRequest,
     StreamView,
     TokenInfo,
     TranscriptPayload,
     WebhookPayload,
+    WebhookRequest,
     WebhookView,
     WorkerHealth,
 )
 from .audio import AUDIO_SUFFIXES
-from .auth import Principal, Role
+from .auth import Principal
 from .errors import AudioError, Forbidden, UsageError, VoxwatchError
 from .feed import event_text
 from .service import Service
@@ -67,48 +69,6 @@ log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
 JSON_BODY_LIMIT = 1 << 20
-
-
-BEARER = HTTPBearer(
-    auto_error=False,
-    scheme_name="token",
-    description="An API token from `voxwatch token create NAME --role viewer|operator|admin [--expires-days N]`.",
-)
-
-
-def _principal(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]) -> Principal:
-    """The bearer check every API route depends on: who the token acts as, or 401 (audit-logged)."""
-    service: Service = request.app.state.service
-    client = request.client.host if request.client else "?"
-    token = credentials.credentials if credentials else None
-    principal = service.authenticate(token, request.method, request.url.path, client)
-    if principal is None:
-        raise HTTPException(
-            401, "a valid bearer token is required (Authorization: Bearer <token>)", headers={"WWW-Authenticate": "Bearer"}
-        )
-    request.state.actor = principal.actor
-    return principal
-
-
-def _needs(role: Role) -> Callable[[Request, Principal], str]:
-    """A dependency admitting tokens of ``role`` or above (the acting token's audit name); 403, audit-logged, for
-    the rest."""
-
-    def check(request: Request, principal: Annotated[Principal, Depends(_principal)]) -> str:
-        if not principal.role.allows(role):
-            raise Forbidden(
-                f"{principal.actor} has role {principal.role}; {request.method} {request.url.path} needs role {role}"
-                f" (create a token with 'voxwatch token create NAME --role {role}')"
-            )
-        return principal.actor
-
-    return check
-
-
-_viewer, _operator, _admin = _needs(Role.VIEWER), _needs(Role.OPERATOR), _needs(Role.ADMIN)
-Operator = Annotated[str, Depends(_operator)]
-Admin = Annotated[str, Depends(_admin)]
-VIEWER, ADMIN = [Depends(_viewer)], [Depends(_admin)]
 
 
 EVENTS_DESCRIPTION = """A `text/event-stream` body, read with `fetch()` and the bearer header. Each event has a kind
@@ -126,28 +86,6 @@ Every published event carries an `id:` (the `streams` snapshots sent to one clie
 `EventSource` does) first gets the events it missed, from the last 1000."""
 
 EVENTS_EXAMPLE = 'id: 5f3a9c1e-42\nevent: alert\ndata: {"alert_id":"9c0f...","speaker":"Jane Doe","stream_time_s":83.4,...}\n\n'
-
-
-class StreamRequest(BaseModel):
-    source: str = Field(
-        description="A URL (http, https, rtsp, rtmp, rtp, udp, srt, mms) or a file path inside an allowed directory."
-    )
-    speakers: list[str] | None = Field(None, description="Only alert on these voices [default: every enrolled voice].")
-    reconnects: int = Field(0, ge=0, le=10000, description="Reconnect attempts with backoff when a network stream drops.")
-    realtime: bool = Field(
-        True, description="Play files at real-time pace (as a live stream would arrive) or as fast as they decode."
-    )
-
-
-class SearchRequest(BaseModel):
-    paths: list[str] = Field(min_length=1, max_length=1000, description="Files or folders inside an allowed directory.")
-    speakers: list[str] | None = Field(None, description="Only these voices [default: all enrolled].")
-
-
-class WebhookRequest(BaseModel):
-    url: str = Field(description="http:// or https:// URL that receives one POST per alert.")
-    secret: str | None = Field(None, description="Signs each body: header X-Voxwatch-Signature: sha256=<hex HMAC-SHA256>.")
-    speakers: list[str] | None = Field(None, description="Only alerts for these voices [default: all].")
 
 
 def create_app(service: Service) -> FastAPI:
@@ -183,10 +121,10 @@ def create_app(service: Service) -> FastAPI:
             await run_in_threadpool(service.audit, who, "forbidden", f"{request.method} {request.url.path}", str(exc))
         return JSONResponse({"detail": str(exc), "error": type(exc).__name__}, status_code=exc.http_status)
 
-    api = APIRouter(prefix="/api", dependencies=[Depends(_principal)])
+    api = APIRouter(prefix="/api", dependencies=[Depends(authenticated)])
 
     @api.get("/status", summary="Who you are (token and role) and how the service is doing", response_model=Status)
-    def get_status(principal: Annotated[Principal, Depends(_principal)]) -> dict[str, Any]:
+    def get_status(principal: Annotated[Principal, Depends(authenticated)]) -> dict[str, Any]:
         return service.status(principal)
 
     @api.get(

@@ -1,5 +1,6 @@
-"""The shapes of the HTTP API's answers, for its OpenAPI document and for checking each answer: made from the
-records the library already has (:mod:`voxwatch.records`), plus what the service adds to them."""
+"""The shapes of the HTTP API's requests and answers, for its OpenAPI document and for checking each of them: the
+answers made from the records the library already has (:mod:`voxwatch.records`), plus what the service adds to
+them."""
 
 from __future__ import annotations
 
@@ -219,3 +220,25 @@ class TranscriptPayload(BaseModel):
 
     event: Literal["transcript"]
     transcript: TranscriptModel  # type: ignore[valid-type]
+
+
+class StreamRequest(BaseModel):
+    source: str = Field(
+        description="A URL (http, https, rtsp, rtmp, rtp, udp, srt, mms) or a file path inside an allowed directory."
+    )
+    speakers: list[str] | None = Field(None, description="Only alert on these voices [default: every enrolled voice].")
+    reconnects: int = Field(0, ge=0, le=10000, description="Reconnect attempts with backoff when a network stream drops.")
+    realtime: bool = Field(
+        True, description="Play files at real-time pace (as a live stream would arrive) or as fast as they decode."
+    )
+
+
+class SearchRequest(BaseModel):
+    paths: list[str] = Field(min_length=1, max_length=1000, description="Files or folders inside an allowed directory.")
+    speakers: list[str] | None = Field(None, description="Only these voices [default: all enrolled].")
+
+
+class WebhookRequest(BaseModel):
+    url: str = Field(description="http:// or https:// URL that receives one POST per alert.")
+    secret: str | None = Field(None, description="Signs each body: header X-Voxwatch-Signature: sha256=<hex HMAC-SHA256>.")
+    speakers: list[str] | None = Field(None, description="Only alerts for these voices [default: all].")
