@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from .cluster_worker import Report, StreamSpec, WatchWorker
 from .errors import ServiceDown, UsageError
 from .records import Alert, AlertTranscript, Detection, Quiet
+from .sinks import tell
 from .snippets import Snippet
 from .sources import Source
 from .streams import StreamStatus
@@ -331,21 +332,14 @@ class ClusterWatch:
                 for snippet in snippets:  # its audio before the sinks hear of it, as on one machine
                     if snippet.alert_id == e.alert_id:
                         snippet.save(store)
-                delivered = True
-                for sink in self.sinks:
-                    try:
-                        sink.alert(e)
-                    except Exception:  # a failing sink must not stop the coordinator; the alert stays in the outbox
-                        log.exception("sink %s could not take alert %s", type(sink).__name__, e.alert_id)
-                        delivered = False
-                if delivered:
+                if tell(self.sinks, "alert", e):  # else it stays in the outbox
                     store.mark_delivered(e.alert_id)
             elif isinstance(e, Snippet) and e.alert_id not in alerted:  # a longer one, once its audio arrived
                 e.save(store)
             elif isinstance(e, AlertTranscript):
                 self._follow_up(e)
             elif isinstance(e, Detection):
-                self._tell("detection", e)
+                tell(self.sinks, "detection", e)
             elif isinstance(e, StreamStatus):
                 with self._lock:
                     placed = self._placed.get(e.source)
@@ -353,7 +347,7 @@ class ClusterWatch:
                         continue
                     del self._placed[e.source]
                     self._ended[e.source] = final = dataclasses.replace(e, worker=worker.name)
-                self._tell("stream_end", final)
+                tell(self.sinks, "stream_end", final)
         with self._lock:
             mine = {n for n, p in self._placed.items() if p.worker == worker.name}
             self.resume_points.update({n: q for n, q in report.resume_points.items() if n in mine})
@@ -362,14 +356,6 @@ class ClusterWatch:
                     self._placed[st.source].status = st
                     self._placed[st.source].speech_s = round(report.speech_s.get(st.source, 0.0), 1)
 
-    def _tell(self, event: str, record: Detection | StreamStatus) -> None:
-        """Pass a detection or a stream's end to every sink; one failing sink must not stop the coordinator."""
-        for sink in self.sinks:
-            try:
-                getattr(sink, event)(record)
-            except Exception:
-                log.exception("sink %s could not take a %s of %s", type(sink).__name__, event, record.source)
-
     def _follow_up(self, transcript: AlertTranscript) -> None:
         """Commit an alert's transcript unless it has one (from a worker that held the stream before), then tell the
         sinks."""
@@ -377,11 +363,7 @@ class ClusterWatch:
             self._awaiting.pop(transcript.alert_id, None)
         if not commit_transcript(self.engine.store, transcript, replace=False):
             return
-        for sink in self.sinks:
-            try:
-                sink.transcript(transcript)
-            except Exception:  # as for alerts: the transcript is stored, the coordinator goes on
-                log.exception("sink %s could not take the transcript of %s", type(sink).__name__, transcript.alert_id)
+        tell(self.sinks, "transcript", transcript)
 
     def _lose(self, worker: _Worker) -> None:
         """A worker died: its streams start again on the others, from their resume points."""

@@ -1,18 +1,40 @@
 """Sinks observe what a watch produces: the console, an append-only JSON-lines file, lists (a watch's summary, and a
-test double), and a language filter in front of other sinks."""
+test double), and a language filter in front of other sinks; :func:`tell` hands them each record."""
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from .errors import UsageError
 from .records import Alert, AlertTranscript, Detection
 from .streams import StreamStatus
+
+if TYPE_CHECKING:
+    from .watch import Sink
+
+log = logging.getLogger(__name__)
+
+
+def tell(sinks: Iterable[Sink], event: str, record: Alert | AlertTranscript | Detection | StreamStatus) -> bool:
+    """Hand ``record`` to every sink's ``event`` method (``alert``, ``transcript``, ``detection`` or ``stream_end``),
+    in order. A failing sink is logged and keeps it from no other sink, nor stops the watch; what it failed to take
+    stays stored. Whether every sink took it."""
+    took = True
+    for sink in sinks:
+        try:
+            getattr(sink, event)(record)
+        except Exception:
+            name = record.alert_id if isinstance(record, Alert | AlertTranscript) else record.source
+            log.exception("sink %s could not take the %s of %s", type(sink).__name__, event, name)
+            took = False
+    return took
 
 
 def clock(seconds: float) -> str:

@@ -9,12 +9,12 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from operator import methodcaller
 from typing import TYPE_CHECKING, Protocol
 
 from .audio import RATE_HZ
 from .pipeline import Event, StreamState, Window
 from .records import Alert, AlertTranscript, AudioChunk, Detection, Quiet
+from .sinks import tell
 from .sources import Source
 from .streams import Multiplexer, StreamEnd, StreamStatus
 from .timings import ModelClock
@@ -239,7 +239,7 @@ class Watch:
         for end in ended:
             if self.transcripts is not None:
                 self.transcripts.stream_ended(end.source)
-            self._tell(f"the end of {end.source}", methodcaller("stream_end", status[end.source]))
+            self._tell("stream_end", status[end.source])
         return time.monotonic(), behind
 
     def _publish(self, events: list[Event]) -> None:
@@ -252,13 +252,13 @@ class Watch:
             elif isinstance(e, Alert):
                 if self.commits and not store.add_alert(e):
                     continue
-                delivered = self._tell(f"alert {e.alert_id}", methodcaller("alert", e))  # else it stays in the outbox
+                delivered = self._tell("alert", e)  # else it stays in the outbox
                 if delivered and self.commits:
                     store.mark_delivered(e.alert_id)
                 if self.transcripts is not None:
                     self.transcripts.alert(e)
             elif isinstance(e, Detection):
-                self._tell(f"a detection on {e.source}", methodcaller("detection", e))
+                self._tell("detection", e)
                 if self.transcripts is not None:
                     self.transcripts.turn_ended(e)
 
@@ -280,18 +280,10 @@ class Watch:
         (none, if its voice was forgotten)."""
         if self.commits and not commit_transcript(self.engine.store, transcript):
             return
-        self._tell(f"the transcript of {transcript.alert_id}", methodcaller("transcript", transcript))
+        self._tell("transcript", transcript)
 
-    def _tell(self, what: str, call: Callable[[Sink], object]) -> bool:
-        """Hand one event to every sink, one call at a time (the watch's and the transcription worker's calls never
-        interleave). A failing sink is logged and keeps it from no other sink, nor stops the watch; what it failed to
-        take stays stored. Whether every sink took it."""
-        took = True
+    def _tell(self, event: str, record: Alert | AlertTranscript | Detection | StreamStatus) -> bool:
+        """:func:`~voxwatch.sinks.tell`, one call at a time: the watch's and the transcription worker's never
+        interleave."""
         with self._sinks_lock:
-            for sink in self.sinks:
-                try:
-                    call(sink)
-                except Exception:
-                    log.exception("sink %s could not take %s", type(sink).__name__, what)
-                    took = False
-        return took
+            return tell(self.sinks, event, record)
