@@ -87,6 +87,9 @@ def test_exported_onnx_file_loads_as_a_plugged_in_model(tmp_path: Path, data: Pa
     windows = np.stack([audio[:25600], audio[8000:33600]])
     np.testing.assert_allclose(plugged.embed(windows), backend.embed(windows), atol=1e-6)
     assert plugged.dimension == 256
+    path.with_suffix(".json").unlink()  # without its sidecar, the other contract (WeSpeaker's) is assumed
+    with pytest.raises(ModelError, match=r"takes mels and gives embedding, not the 'feats' and 'embs' expected.*sidecar"):
+        load_backend(str(path))
 
 
 def test_model_errors_are_clear(tmp_path: Path) -> None:

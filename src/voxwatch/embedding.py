@@ -69,6 +69,13 @@ class _OnnxEmbedder:
         self.window_s = window_s
         self._features = features
         self._session = _session(model, threads)
+        inputs = [i.name for i in self._session.get_inputs()]
+        outputs = [o.name for o in self._session.get_outputs()]
+        if input_name not in inputs or output_name not in outputs:
+            raise ModelError(
+                f"model {name!r} takes {', '.join(inputs)} and gives {', '.join(outputs)}, not the {input_name!r} and"
+                f" {output_name!r} expected: describe it in a sidecar <model>.json (features, window_s, input, output)"
+            )
         self._input = input_name
         self._output = output_name
         probe = self.embed(np.zeros((1, int(window_s * self.sample_rate)), np.float32) + 1e-3)
