@@ -1,5 +1,6 @@
-"""The encoder's training pieces: the held-out split, real codec round trips, the degradation chains, and the
-student's export (a student that still has GE2E's weights must give GE2E's embeddings through the shipped graph)."""
+"""The encoder's training pieces: the held-out split, real codec round trips, the degradation chains, crops played
+faster or slower (speaker augmentation), and the student's export (a student that still has GE2E's weights must
+give GE2E's embeddings through the shipped graph)."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ import pytest
 from training.augment import KINDS, Degrader
 from training.codec import CODECS, round_trip
 from training.data import TRAINABLE, read_split, speakers
+from training.prepare import WINDOW, crops, speed_spans
 from voxwatch import load_audio, load_backend
 from voxwatch.audio import RATE_HZ
+from voxwatch.perturb import resample
 
 SPEECH = "resemblyzer/audio_data/librispeech_test-other/2033/2033-164914-0000.flac"
 
@@ -45,6 +48,26 @@ def test_every_degradation_keeps_length_and_range(data: Path) -> None:
         y = getattr(degrade, kind)(x, rng)
         assert y.shape == x.shape and np.all(np.isfinite(y)) and np.abs(y).max() <= 1.0, kind
         assert not np.allclose(y, x), kind
+
+
+def test_a_crop_played_at_another_speed_stays_inside_its_utterance(data: Path) -> None:
+    speech = load_audio(data / SPEECH)
+    utterances = [speech[: 3 * RATE_HZ], speech[3 * RATE_HZ : 3 * RATE_HZ + 27200]]  # the second 1.7 s: one window and a bit
+    offsets = np.r_[0, np.cumsum([len(u) for u in utterances])]
+    starts = [offsets[i] + crops(u) for i, u in enumerate(utterances)]
+    table = {"start": np.concatenate(starts), "utterance": np.repeat([0, 1], [len(s) for s in starts]), "offsets": offsets}
+    utterance = table["utterance"]
+    same_start, same_length = speed_spans(table, 1.0)
+    assert np.array_equal(same_start, table["start"]) and np.all(same_length == WINDOW)
+    for speed in (0.9, 1.1):
+        start, length = speed_spans(table, speed)
+        assert np.all(start >= offsets[utterance]) and np.all(start + length <= offsets[utterance + 1])
+        assert np.array_equal(length, np.minimum(round(WINDOW * speed), np.diff(offsets)[utterance]))
+        # played at that speed, the stretch fills one window and still holds the same speech
+        stretch = speech[start[0] : start[0] + length[0]]
+        played = resample(stretch, WINDOW)
+        assert len(played) == WINDOW
+        assert np.corrcoef(resample(played, len(stretch)), stretch)[0, 1] > 0.99
 
 
 def test_exported_student_with_ge2e_weights_is_ge2e(data: Path, tmp_path: Path) -> None:

@@ -10,6 +10,8 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Mapping
+from itertools import islice
 from multiprocessing import Pool
 from pathlib import Path
 
@@ -17,6 +19,7 @@ import numpy as np
 
 from voxwatch.audio import RATE_HZ, load_audio
 from voxwatch.embedding import Ge2eBackend
+from voxwatch.perturb import resample
 
 from .augment import Degrader
 from .data import DATA, speakers
@@ -62,6 +65,36 @@ def crops(x: np.ndarray, floor_db: float = 15.0) -> np.ndarray:
     power = np.cumsum(np.r_[0.0, x.astype(np.float64) ** 2])
     db = 10 * np.log10((power[starts + WINDOW] - power[starts]) / WINDOW + 1e-12)
     return starts[db > db.max() - floor_db]
+
+
+def speed_spans(table: Mapping[str, np.ndarray], speed: float) -> tuple[np.ndarray, np.ndarray]:
+    """Start and length, in the cache's audio, of what each crop of ``table`` (``crops.npz``) becomes when played
+    ``speed`` times as fast: a stretch of ``speed`` windows (kept inside its utterance) that resampling squeezes into
+    one window."""
+    lo, hi = table["offsets"][table["utterance"]], table["offsets"][table["utterance"] + 1]
+    length = np.minimum(round(WINDOW * speed), hi - lo)
+    return np.clip(table["start"], lo, hi - length), length
+
+
+def speed_teacher(cache: Path, speeds: tuple[float, ...]) -> np.ndarray:
+    """The teacher's embeddings of every crop of clean audio played at each of ``speeds`` (1.0 first: the crops as
+    they are), (len(speeds), crops, 256). Computed once (about a minute per speed on 2 cores) and kept in the cache."""
+    path = cache / ("teacher-speeds-" + "-".join(f"{v:g}" for v in speeds) + ".npy")
+    if path.is_file():
+        return np.load(path)
+    table = np.load(cache / "crops.npz")
+    clean = np.load(cache / "clean.npy", mmap_mode="r")
+    teacher = Ge2eBackend(threads=2)
+    out = []
+    for speed in speeds:
+        if speed == 1.0:
+            out.append(table["teacher"].astype(np.float32))
+            continue
+        start, length = speed_spans(table, speed)
+        played = (resample(clean[s : s + n], WINDOW) for s, n in zip(start, length))
+        out.append(np.concatenate([teacher.embed(np.stack(list(islice(played, 256)))) for _ in range(0, len(start), 256)]))
+    np.save(path, np.stack(out).astype(np.float32))
+    return np.load(path)
 
 
 _DEGRADER: Degrader | None = None

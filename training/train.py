@@ -1,6 +1,8 @@
 """Step 2 of training: fine-tune a student encoder (GE2E's architecture, started from GE2E's weights) so that its
 embedding of degraded speech matches the teacher's embedding of the same clean speech (distillation), with an
-additive-angular-margin softmax over the training speakers keeping voices apart. Resumable: a checkpoint is
+additive-angular-margin softmax over the training speakers keeping voices apart. With ``--speeds``, crops are also
+played faster or slower (pitch, formants and tempo move together) and count as new speakers: speaker augmentation,
+which multiplies the speakers the margin softmax sees (two speeds: three times as many). Resumable: a checkpoint is
 written every ``--save-every`` steps and at the end of each run, and a run stops itself after ``--minutes``;
 running the same command again continues where the last run stopped, with the same batches (each step's draw is
 seeded by the step number).
@@ -18,6 +20,7 @@ import math
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -30,8 +33,11 @@ except ImportError:
 from voxwatch import ge2e
 from voxwatch.embedding import _ge2e_features
 from voxwatch.ge2e import read_legacy_state, resemblyzer_weights
+from voxwatch.perturb import resample
 
-from .prepare import WINDOW
+from .prepare import WINDOW, speed_spans, speed_teacher
+
+SPEED_DRAWS = 7  # keys the random draws of runs with --speeds apart from those without
 
 
 class Student(nn.Module):
@@ -72,12 +78,16 @@ class AamSoftmax(nn.Module):
 
 class Batches:
     """Training batches from a prepared cache: crops of degraded (or, with ``p_clean``, clean) audio, the teacher's
-    embedding of the same clean crop, and the speaker label."""
+    embedding of the same clean crop, and the speaker label. With ``speeds``, each crop is played at one of 1.0 and
+    ``speeds`` (drawn evenly), the teacher's target is its embedding of the clean crop at that speed, and each speed
+    of a speaker is a speaker of its own."""
 
-    def __init__(self, cache: Path, p_clean: float):
+    def __init__(self, cache: Path, p_clean: float, speeds: tuple[float, ...] = ()):
         crops = np.load(cache / "crops.npz")
         self.start, self.speaker = crops["start"], crops["speaker"]
-        self.teacher = crops["teacher"].astype(np.float32)
+        self.speeds = (1.0, *speeds)
+        self.spans = [speed_spans(crops, v) for v in self.speeds]
+        self.teacher = speed_teacher(cache, self.speeds) if speeds else crops["teacher"].astype(np.float32)[None]
         meta = json.loads((cache / "meta.json").read_text())
         self.n_speakers = len(meta["speakers"])
         self.clean = np.load(cache / "clean.npy", mmap_mode="r")
@@ -85,20 +95,39 @@ class Batches:
         self.p_clean = p_clean
 
     def centres(self) -> torch.Tensor:
-        """Each speaker's mean teacher embedding (where the margin softmax starts)."""
-        sums = np.zeros((self.n_speakers, self.teacher.shape[1]), np.float64)
-        np.add.at(sums, self.speaker, self.teacher)
+        """Each (speaker, speed)'s mean teacher embedding (where the margin softmax starts); row ``k * speakers + s``
+        is speaker ``s`` at speed ``k``."""
+        sums = np.zeros((self.n_speakers * len(self.speeds), self.teacher.shape[2]), np.float64)
+        for k, teacher in enumerate(self.teacher):
+            np.add.at(sums, self.speaker + k * self.n_speakers, teacher)
         return torch.from_numpy((sums / np.linalg.norm(sums, axis=1, keepdims=True)).astype(np.float32))
 
     def draw(self, step: int, seed: int, size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        rng = np.random.default_rng([seed, step])
+        speeds = len(self.speeds) > 1
+        rng = np.random.default_rng([seed, step, SPEED_DRAWS] if speeds else [seed, step])
         pick = rng.integers(0, len(self.start), size)
+        which = rng.integers(0, len(self.speeds), size) if speeds else np.zeros(size, np.int64)
         audio = np.empty((size, WINDOW), np.float32)
-        for row, i in enumerate(pick):
+        for row, (i, k) in enumerate(zip(pick, which)):
             source = self.clean if rng.random() < self.p_clean else self.versions[int(rng.integers(len(self.versions)))]
-            audio[row] = source[self.start[i] : self.start[i] + WINDOW]
+            start, length = self.spans[k][0][i], self.spans[k][1][i]
+            stretch = np.asarray(source[start : start + length], np.float32)
+            audio[row] = stretch if k == 0 else resample(stretch, WINDOW)
         mels = torch.from_numpy(_ge2e_features(audio))
-        return mels, torch.from_numpy(self.teacher[pick]), torch.from_numpy(self.speaker[pick].astype(np.int64))
+        labels = self.speaker[pick] + which * self.n_speakers
+        return mels, torch.from_numpy(self.teacher[which, pick]), torch.from_numpy(labels.astype(np.int64))
+
+
+def _widen_head(saved: dict[str, Any], centres: torch.Tensor) -> None:
+    """Give a checkpoint's margin head as many rows as ``centres`` (this run's starting centres), the new ones
+    starting there with no momentum in the optimiser (whose last parameter is the head's centres)."""
+    known = saved["head"]["centres"]
+    if len(known) > len(centres):
+        sys.exit(f"the checkpoint has {len(known)} speakers, more than this run's {len(centres)}")
+    saved["head"]["centres"] = torch.cat([known, centres[len(known) :]])
+    moments = saved["optimiser"]["state"][max(saved["optimiser"]["state"])]
+    for key in ("exp_avg", "exp_avg_sq"):
+        moments[key] = torch.cat([moments[key], torch.zeros(len(centres) - len(known), known.shape[1])])
 
 
 def export(model: Student, path: Path) -> None:
@@ -117,6 +146,15 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--aam", type=float, default=0.2, help="weight of the speaker margin softmax (0: distillation only)")
     parser.add_argument("--p-clean", type=float, default=0.15, help="share of crops left clean")
+    parser.add_argument(
+        "--speeds", type=float, nargs="*", default=[], help="also play crops at these speeds, each a speaker of its own"
+    )
+    parser.add_argument(
+        "--init",
+        type=Path,
+        help="start a new run from another run's checkpoint (model, margin head, optimiser, step); the margin head"
+        " gains rows for speakers the checkpoint did not have",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--save-every", type=int, default=100)
@@ -135,18 +173,21 @@ def main() -> None:
         return
     if not (args.cache / "meta.json").is_file():
         sys.exit(f"{args.cache}: no prepared training data; run python -m training.prepare --cache {args.cache} first")
-    data = Batches(args.cache, args.p_clean)
+    data = Batches(args.cache, args.p_clean, tuple(args.speeds))
     head = AamSoftmax(data.centres())
     params = list(model.parameters()) + list(head.parameters())
     optimiser = torch.optim.Adam(params, lr=args.lr)
     step = 0
-    if checkpoint.is_file():
-        saved = torch.load(checkpoint)
+    start = checkpoint if checkpoint.is_file() else args.init
+    if start is not None:
+        saved = torch.load(start)
         model.load_state_dict(saved["model"])
+        if start == args.init:
+            _widen_head(saved, head.centres.detach())
         head.load_state_dict(saved["head"])
         optimiser.load_state_dict(saved["optimiser"])
         step = saved["step"]
-        print(f"resumed at step {step}")
+        print(f"{'resumed' if start == checkpoint else f'started from {start}'} at step {step}")
 
     def save() -> None:
         torch.save(
