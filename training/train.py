@@ -196,7 +196,7 @@ def main() -> None:
                 "head": head.state_dict(),
                 "optimiser": optimiser.state_dict(),
                 "step": step,
-                "args": vars(args) | {"cache": str(args.cache), "run": str(args.run), "export": None},
+                "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},  # loadable weights-only
             },
             checkpoint.with_suffix(".tmp"),
         )
