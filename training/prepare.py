@@ -93,8 +93,9 @@ def speed_teacher(cache: Path, speeds: tuple[float, ...]) -> np.ndarray:
         start, length = speed_spans(table, speed)
         played = (resample(clean[s : s + n], WINDOW) for s, n in zip(start, length))
         out.append(np.concatenate([teacher.embed(np.stack(list(islice(played, 256)))) for _ in range(0, len(start), 256)]))
-    np.save(path, np.stack(out).astype(np.float32))
-    return np.load(path)
+    embeddings = np.stack(out).astype(np.float32)
+    np.save(path, embeddings)
+    return embeddings
 
 
 _DEGRADER: Degrader | None = None
