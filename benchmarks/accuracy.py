@@ -26,8 +26,9 @@ together), time-to-alert median/p95 (stream time from turn onset), and turn-leve
 Cllr over every (truth turn x enrolled voice) trial: voxwatch's final running turn score as an LLR, the naive
 spotter's best window cosine in the turn (no Cllr: it has no calibration). Then the score distributions behind them.
 With several seeds (each draws other enrolled voices, impostors and turns), each seed's table comes first, then the
-same table over all their turns and trials pooled, with voxwatch's false alarms per enrolled voice per hour: one seed
-has 10 voices (7 on Arabic) for about 20 minutes, too few for a false-alarm rate promised at 1 per voice-hour.
+same table over all their turns and trials pooled. Last, voxwatch's false alarms per enrolled voice per hour of stream,
+the unit of the promise, over every seed: one seed has 10 voices (7 on Arabic) for about 20 minutes, too few to
+measure a rate promised at 1 per voice-hour.
 
     .venv/bin/python benchmarks/accuracy.py [--seed N [N ...]] [--quick]
 """
@@ -116,8 +117,10 @@ def pooled(runs: list[SystemResult]) -> SystemResult:
             stream_s=sum(s.stream_s for s in spotting),
             times_to_alert_s=tuple(t for s in spotting for t in s.times_to_alert_s),
         ),
-        **{f: joined(f) for f in ("target_scores", "nontarget_scores", "target_llr", "nontarget_llr")},
-        **{f: joined(f) for f in ("target_peak_llr", "nontarget_peak_llr")},
+        **{
+            f: joined(f)
+            for f in ("target_scores", "nontarget_scores", "target_llr", "nontarget_llr", "target_peak_llr", "nontarget_peak_llr")
+        },
         unscored_turns=sum(r.unscored_turns for r in runs),
         held_back=sum(r.held_back for r in runs),
         threshold_llr=runs[0].threshold_llr,
@@ -247,17 +250,18 @@ def main() -> None:
         print(f"\n=== seed {seed}")
         report(results, naive_threshold)
         runs.append((results, enrolled))
+    together = {c: {s: pooled([r[c][s] for r, _ in runs]) for s in runs[0][0][c]} for c in runs[0][0]}
     if len(runs) > 1:
         print(f"\n=== seeds {', '.join(map(str, args.seed))} pooled")
-        together = {c: {s: pooled([r[c][s] for r, _ in runs]) for s in runs[0][0][c]} for c in runs[0][0]}
         report(together, None)
-        for condition, systems in together.items():
-            vox = systems["voxwatch"].spotting
-            voice_hours = sum(r[condition]["voxwatch"].spotting.stream_s * e[condition] for r, e in runs) / 3600
-            print(
-                f"  voxwatch, {condition}: {vox.false_alarms} false alarm{'' if vox.false_alarms == 1 else 's'} in {voice_hours:.1f} voice-hours"
-                f" = {vox.false_alarms / voice_hours:.2f} per voice-hour (the promise: at most 1)"
-            )
+    print()
+    for condition, systems in together.items():
+        vox = systems["voxwatch"].spotting
+        voice_hours = sum(r[condition]["voxwatch"].spotting.stream_s * e[condition] for r, e in runs) / 3600
+        print(
+            f"  voxwatch, {condition}: {vox.false_alarms} false alarm{'' if vox.false_alarms == 1 else 's'} in {voice_hours:.1f} voice-hours"
+            f" = {vox.false_alarms / voice_hours:.2f} per voice-hour (the promise: at most 1)"
+        )
     print(
         f"\n(model {args.model}, seed {' '.join(map(str, args.seed))}{', quick' if args.quick else ''}; {time.perf_counter() - started:.0f} s)"
     )
