@@ -11,7 +11,6 @@ import json
 import sys
 import time
 from collections.abc import Mapping
-from itertools import islice
 from multiprocessing import Pool
 from pathlib import Path
 
@@ -91,8 +90,11 @@ def speed_teacher(cache: Path, speeds: tuple[float, ...]) -> np.ndarray:
             out.append(table["teacher"].astype(np.float32))
             continue
         start, length = speed_spans(table, speed)
-        played = (resample(clean[s : s + n], WINDOW) for s, n in zip(start, length))
-        out.append(np.concatenate([teacher.embed(np.stack(list(islice(played, 256)))) for _ in range(0, len(start), 256)]))
+        embedded = []
+        for i in range(0, len(start), 256):  # 256 crops at a time: all of them played at once would take 1.2 GB
+            played = [resample(clean[s : s + n], WINDOW) for s, n in zip(start[i : i + 256], length[i : i + 256])]
+            embedded.append(teacher.embed(np.stack(played)))
+        out.append(np.concatenate(embedded))
     embeddings = np.stack(out).astype(np.float32)
     np.save(path, embeddings)
     return embeddings
