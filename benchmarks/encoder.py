@@ -12,7 +12,7 @@ second; test-other: 4 readings enrolled, 3 tested), ``words`` Speech Commands an
 Speech Commands (never trained on), ``ravdess`` RAVDESS actors (never trained on): neutral enrollment against
 strongly acted emotion.
 
-    .venv/bin/python benchmarks/encoder.py [--models ge2e voxwatch ...] [--seed 0]
+    .venv/bin/python benchmarks/encoder.py [--models ge2e voxwatch-enc ...] [--seed 0]
 """
 
 from __future__ import annotations
@@ -139,7 +139,7 @@ def trials(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="+", default=["ge2e", "voxwatch"], help="backends to compare (names or .onnx paths)")
+    parser.add_argument("--models", nargs="+", default=["ge2e", "voxwatch-enc"], help="backends to compare (names or .onnx paths)")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     require_data()
