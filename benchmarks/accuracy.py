@@ -18,7 +18,8 @@ Conditions, all built from ../shared/data (enrollment and stream audio never sha
 The conditions are built by ``voxwatch.conditions``. voxwatch runs the product's way (``voxwatch.bench``): enrollment
 WAVs through ``Engine.enroll``, the stream as a WAV through ``Engine.watch`` at the default settings (one operating
 point for every condition). The naive spotter (``voxwatch.baseline``) is the same embedding model (--model): the mean of 1.6 s enrollment windows per voice, 1.6 s windows every 0.8 s over the stream (windows below
--45 dBFS skipped), an alert when one window's cosine passes a threshold, at most one per voice per 10 s. Its
+-45 dBFS skipped), an alert when one window's cosine passes a threshold, at most one per voice per 10 s. It knows no
+channel band, so with a band-routed model (the default) it embeds every window with both encoders. Its
 threshold is chosen ONCE, on the clean condition (the lowest giving <= 2 false alarms per stream-hour), and kept.
 
 Per condition and system: detection rate over target turns, false alarms per stream-hour (all enrolled voices

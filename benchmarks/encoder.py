@@ -139,7 +139,9 @@ def trials(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--models", nargs="+", default=["ge2e", "voxwatch-enc"], help="backends to compare (names or .onnx paths)")
+    parser.add_argument(
+        "--models", nargs="+", default=["ge2e", "voxwatch-enc"], help="backends to compare (names or .onnx paths)"
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     require_data()

@@ -29,7 +29,7 @@ from training.data import speakers
 from training.prepare import trim
 from voxwatch import channels
 from voxwatch.audio import RATE_HZ, load_audio
-from voxwatch.embedding import SHIPPED_MODELS
+from voxwatch.embedding import SHIPPED_MODELS, load_backend
 from voxwatch.engine import Engine, Settings
 from voxwatch.metrics import cllr, eer, min_cllr
 from voxwatch.scoring import Calibration, Cohort, l2_normalise, pair_maxima
@@ -71,7 +71,7 @@ def cohort_vectors(engine: Engine) -> np.ndarray:
     rows = []
     for i, (name, files) in enumerate(sorted(speakers("train").items())):
         audio = np.concatenate([load_audio(f) for f in files[:6]])[: int(COHORT_S * RATE_HZ)]
-        analysis = engine.analyse_samples(audio, name)
+        analysis = engine.analyse_samples(audio, name, voiceprint=True)
         if analysis.segments:
             rows += engine.condition_embeddings(audio, analysis, seed=i).values()
     return np.stack(rows).astype(np.float16)
@@ -210,6 +210,7 @@ def main() -> None:
         if cohort is not None:
             cohorts[model] = cohort
             shipped[model]["cohort"] = {"name": model, "top": cohort.top}
+        shipped[model]["dimension"] = load_backend(model).dimension  # a band-routed pair of models splits its vectors by it
         for band, ev in evidence.items():
             llr = fits[band].llr(ev.scores, ev.speech_s)
             summaries |= {

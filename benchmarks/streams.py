@@ -32,6 +32,7 @@ both watch threads at a high N (cProfile; with ``--py-spy BIN`` also a whole-pro
     .venv/bin/python benchmarks/streams.py --quick              # 1, 50, 100 × 30 s
     .venv/bin/python benchmarks/streams.py --steps 1,250,300 --duration 45 --profile-n 250
     .venv/bin/python benchmarks/streams.py --transcripts --steps 1,50,100,150 --profile-n '' --readers-n 0
+    .venv/bin/python benchmarks/streams.py --radio --model ge2e+voxwatch-enc   # narrowband streams: voxwatch-enc's side
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ from pathlib import Path
 import numpy as np
 from common import DATA, require_data
 
+from voxwatch import channels
 from voxwatch.audio import RATE_HZ, write_wav
 from voxwatch.corpus import Turn, manifest, speaker_folders, spotting_task
 from voxwatch.embedding import DEFAULT_MODEL
@@ -95,8 +97,9 @@ class Clip:
     turns: tuple[Turn, ...]
 
 
-def build_clips(folder: Path, duration_s: float, seed: int) -> tuple[dict[str, list[Path]], list[Clip]]:
-    """Enrollment files of the 10 test-other readers, and BASE_STREAMS × CLIPS_PER_STREAM clips of about ``duration_s``."""
+def build_clips(folder: Path, duration_s: float, seed: int, radio: bool = False) -> tuple[dict[str, list[Path]], list[Clip]]:
+    """Enrollment files of the 10 test-other readers, and BASE_STREAMS × CLIPS_PER_STREAM clips of about ``duration_s``
+    (with ``radio``, heard through the accuracy benchmark's walkie-talkie channel)."""
     readers = speaker_folders(DATA / "resemblyzer/audio_data/librispeech_test-other")
     impostors = manifest(DATA, "resemblyzer/audio_data/librispeech_train-clean-100")
     impostor_names = list(impostors)
@@ -117,8 +120,9 @@ def build_clips(folder: Path, duration_s: float, seed: int) -> tuple[dict[str, l
             enrollment = task.enrollment
         elif task.enrollment != enrollment:
             raise RuntimeError("base streams disagree on the enrollment files")
+        audio = channels.radio(task.audio, np.random.default_rng(seed + k)) if radio else task.audio
         for c in range(CLIPS_PER_STREAM):
-            clips.append(_clip(folder / f"base{k}-clip{c}.wav", task.audio, task.turns, c, duration_s))
+            clips.append(_clip(folder / f"base{k}-clip{c}.wav", audio, task.turns, c, duration_s))
     assert enrollment is not None
     return enrollment, clips
 
@@ -672,6 +676,7 @@ def main() -> None:
         "--model", default=DEFAULT_MODEL, help="embedding model (compare two in the same session: the machine matters)"
     )
     parser.add_argument("--db", default="", help="keep the enrolled readers in this store and reuse them next time")
+    parser.add_argument("--radio", action="store_true", help="the streams through a walkie-talkie channel (narrowband)")
     parser.add_argument(
         "--transcripts", action="store_true", help="run each step without and then with alert transcripts (same session)"
     )
@@ -688,13 +693,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         t = time.monotonic()
-        enrollment, clips = build_clips(folder, duration, args.seed)
+        enrollment, clips = build_clips(folder, duration, args.seed, args.radio)
         if args.enrolled:
             enrollment = dict(sorted(enrollment.items())[: args.enrolled])
         profile_clips = clips
         if args.profile_n and abs(profile_s - duration) >= 1:
             (folder / "profile").mkdir()
-            profile_clips = build_clips(folder / "profile", profile_s, args.seed)[1]
+            profile_clips = build_clips(folder / "profile", profile_s, args.seed, args.radio)[1]
         built = time.monotonic() - t
         engine = Engine(Settings(db=Path(args.db) if args.db else folder / "bench.db", threads=args.threads, model=args.model))
         known = set(engine.watchlist().names)
@@ -707,7 +712,7 @@ def main() -> None:
             f"{len(clips)} clips of {np.mean([c.duration_s for c in clips]):.0f} s from {BASE_STREAMS} composed streams,"
             f" {targets} target turns by {len(enrollment)} enrolled readers; set-up {time.monotonic() - t:.0f} s"
             f" (streams {built:.0f} s, enrollment {time.monotonic() - t - built:.0f} s);"
-            f" model {args.model}; onnxruntime threads {args.threads}; OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}; {os.cpu_count()} CPUs"
+            f" model {args.model}{', radio channel' if args.radio else ''}; onnxruntime threads {args.threads}; OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}; {os.cpu_count()} CPUs"
         )
         print(HEADER, flush=True)
         done: list[Step] = []

@@ -95,6 +95,9 @@ def test_report_is_self_contained_and_complete(same: Comparison, tmp_path: Path)
     for section in ("Warnings", "Recording quality", "Tippett", "DET", "Limitations", "C<sub>llr</sub>"):
         assert section in page
     assert "<script" not in page and "http://" not in page and "https://" not in page
+    band = "narrowband" if 0 < same.questioned.bandwidth_hz < 4500 else "wideband"
+    encoder = "voxwatch-enc, voxwatch&#x27;s own speaker encoder" if band == "narrowband" else "the GE2E speaker encoder"
+    assert f"embedded with {encoder}, the encoder ge2e+voxwatch-enc uses for {band} recordings" in page
 
 
 def test_a_recording_cannot_be_its_own_reference(module_engine: Engine, case: dict) -> None:  # type: ignore[type-arg]

@@ -10,11 +10,13 @@ import numpy as np
 import pytest
 from conftest import largest
 
-from voxwatch import AudioError, Engine, EnrollmentError, UnknownSpeakerError, UsageError, load_audio
+from voxwatch import AudioError, Engine, EnrollmentError, Settings, UnknownSpeakerError, UsageError, load_audio
 from voxwatch.audio import RATE_HZ, write_wav
 from voxwatch.channels import radio
 from voxwatch.corpus import compose
-from voxwatch.scoring import NARROWBAND_HZ
+from voxwatch.embedding import DEFAULT_MODEL
+from voxwatch.records import AudioChunk, Segment
+from voxwatch.scoring import NARROWBAND_HZ, band_name
 
 
 @pytest.fixture
@@ -33,7 +35,7 @@ def test_enrollment_keeps_provenance_and_quality(engine: Engine, enrolled: dict[
     assert set(speakers) == {"1688", "2033", "3005"}
     assert all(s.enrollments == 3 and s.speech_s > 15 for s in speakers.values())
     infos = engine.store.enrollments("2033")
-    assert all(len(i.sha256) == 64 and i.note.startswith("LibriSpeech") and i.model == "ge2e" for i in infos)
+    assert all(len(i.sha256) == 64 and i.note.startswith("LibriSpeech") and i.model == DEFAULT_MODEL for i in infos)
     assert all(i.snr_db > 10 and 0.7 < i.consistency <= 1 for i in infos)
     assert [a["action"] for a in engine.store.audit_log()].count("enroll") == 9
 
@@ -114,7 +116,7 @@ def test_index_skips_known_content_and_reports_bad_files(tmp_path: Path, engine:
     shutil.copy(good, copy)
     again, _ = engine.index([str(copy)])
     assert again[0].sha256 == entries[0].sha256 and again[0].path == str(copy)
-    assert len(engine.store.recordings("ge2e")) == 1, "same content indexed once"
+    assert len(engine.store.recordings(engine.backend.name)) == 1, "same content indexed once"
 
 
 def test_forget_removes_every_trace(tmp_path: Path, engine: Engine, enrolled: dict[str, list[Path]]) -> None:
@@ -164,7 +166,7 @@ def test_an_indexed_recording_keeps_its_channel_band_for_search(
     assert bands["wide.wav"] > NARROWBAND_HZ > bands["narrow.wav"] > 0
     calibration = engine.calibration()
     for rec in result.recordings:
-        scores = engine.watchlist(["2033"]).scores(rec.vectors.astype(np.float32))[:, 0]
+        scores = engine.watchlist(["2033"]).scores(rec.vectors.astype(np.float32), band_name(rec.bandwidth_hz))[:, 0]
         expected = calibration.for_band(rec.bandwidth_hz).llr(scores, rec.spans[:, 2])
         found = [d.llr for d in result.detections if d.source == rec.path]  # merged regions keep their best LLR
         assert found and abs(max(found) - float(np.max(expected))) < 2e-3
@@ -188,14 +190,60 @@ def test_an_index_made_before_channel_bands_still_searches(
     vector = engine.watchlist(["2033"]).matrix[:1].astype(np.float16)
     db.execute(
         "INSERT INTO recordings (sha256, model, path, duration_s, speech_s, indexed_at, spans, vectors) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        ("0" * 64, "ge2e", "old.wav", 5.0, 4.5, "2026-01-01T00:00:00Z", spans.tobytes(), vector.tobytes()),
+        ("0" * 64, engine.backend.name, "old.wav", 5.0, 4.5, "2026-01-01T00:00:00Z", spans.tobytes(), vector.tobytes()),
     )
     db.commit()
     db.close()
     store = Store(old)
-    [recording] = store.recordings("ge2e")
+    [recording] = store.recordings(engine.backend.name)
     assert recording.path == "old.wav" and recording.bandwidth_hz == 0.0
     calibration = engine.calibration()
     assert calibration.for_band(recording.bandwidth_hz) is calibration
     assert sqlite3.connect(old).execute("PRAGMA user_version").fetchone()[0] == len(MIGRATIONS)
     store.close()
+
+
+def test_a_stream_that_changes_channel_band_changes_encoder_between_turns(engine: Engine, readers: dict[str, list[Path]]) -> None:
+    """The default model hears a wideband stretch with GE2E and a radio stretch with voxwatch-enc: no turn mixes the
+    two, and voiceprints hold both."""
+    speech = np.concatenate([load_audio(f) for f in largest(readers["1688"], 2)])
+    stream = np.concatenate([speech, radio(speech, np.random.default_rng(3), snr_db=20.0)])
+    spotter = engine.spotter()
+    events = []
+    for start in range(0, len(stream), RATE_HZ):
+        events += spotter.process([AudioChunk("line", start / RATE_HZ, stream[start : start + RATE_HZ])])
+    events += spotter.finish("line")
+    parts = [
+        (s.bandwidth_hz, np.abs(s.vector()[:256]).sum() > 0, np.abs(s.vector()[256:]).sum() > 0)
+        for s in events
+        if isinstance(s, Segment)
+    ]
+    assert all(wide != narrow for _, wide, narrow in parts), parts  # each turn heard by one encoder
+    assert all(wide == (band >= NARROWBAND_HZ) for band, wide, _ in parts), parts  # the one for its band
+    assert parts[-1][2] and sum(wide for _, wide, _ in parts) >= 2, parts  # the radio end by voxwatch-enc
+    engine.enroll("1688", [str(largest(readers["1688"], 3)[2])])
+    _, prints = engine.store.voiceprint_matrix(engine.backend.name)
+    assert np.all(np.abs(prints[:, :256]).sum(axis=1) > 0) and np.all(np.abs(prints[:, 256:]).sum(axis=1) > 0)
+
+
+def test_a_voice_enrolled_under_another_model_is_named_and_can_be_enrolled_again(
+    suite_db: str | Path,
+    readers: dict[str, list[Path]],
+    models,
+    caplog: pytest.LogCaptureFixture,  # type: ignore[no-untyped-def]
+) -> None:
+    files = [str(f) for f in largest(readers["3005"], 2)]
+    with Engine(Settings(db=suite_db, model="ge2e"), vad=models[1]) as old:
+        old.enroll("3005", files, note="before the default changed")
+    with Engine(Settings(db=suite_db), backend=models[0], vad=models[1]) as new:
+        with caplog.at_level("WARNING"):
+            assert new.watchlist().names == ()
+        assert "1 enrolled voice(s) have no voiceprint of model ge2e+voxwatch-enc, only of ge2e" in caplog.text
+        assert "3005" in caplog.text and "--model ge2e" in caplog.text
+        with pytest.raises(EnrollmentError, match="already enrolled for '3005'"):
+            new.enroll("someone else", files[:1])
+        new.enroll("3005", files)  # the same recordings again: this model's voiceprints join their enrollments
+        assert new.watchlist().names == ("3005",) and len(new.store.enrollments("3005")) == 2
+        with pytest.raises(EnrollmentError, match="already enrolled for '3005'"):
+            new.enroll("3005", files[:1])
+        assert new.store.voiceprint_models() == {"3005": {"ge2e", "ge2e+voxwatch-enc"}}

@@ -209,3 +209,25 @@ def test_kaldi_fbank_matches_kaldi_native_fbank(data: Path) -> None:
     povey.accept_waveform(RATE_HZ, (audio * 32768).tolist())
     povey.input_finished()
     assert np.abs(np.stack([povey.get_frame(i) for i in range(povey.num_frames_ready)]) - ours).max() > 0.1
+
+
+def test_the_default_model_routes_each_channel_band_to_its_encoder(data: Path, ge2e) -> None:
+    """ge2e+voxwatch-enc embeds wideband windows with GE2E, narrowband ones with voxwatch-enc, each in its own part of
+    one vector, and a voiceprint's windows with both."""
+    from voxwatch.embedding import BandRouted
+
+    routed = load_backend(DEFAULT_MODEL)
+    assert DEFAULT_MODEL == "ge2e+voxwatch-enc" and isinstance(routed, BandRouted)
+    assert (routed.dimension, routed.window_s, routed.parts()) == (512, 1.6, {"wideband": (0, 256), "narrowband": (256, 512)})
+    audio = load_audio(data / "resemblyzer/audio_data/librispeech_test-other/2033/2033-164914-0000.flac")
+    batch = np.stack([audio[s : s + 25600] for s in (0, 16000, 32000)])
+    encoder = load_backend("voxwatch-enc")
+    wide, narrow, both = (routed.embed(batch, band) for band in ("wideband", "narrowband", None))
+    np.testing.assert_allclose(wide[:, :256], ge2e.embed(batch), atol=1e-6)
+    np.testing.assert_allclose(narrow[:, 256:], encoder.embed(batch), atol=1e-6)
+    assert not wide[:, 256:].any() and not narrow[:, :256].any()
+    np.testing.assert_allclose(both * np.sqrt(2), np.hstack([ge2e.embed(batch), encoder.embed(batch)]), atol=1e-5)
+    with pytest.raises(ModelError, match="one per channel band: WIDE\\+NARROW"):
+        load_backend("ge2e+voxwatch-enc+ge2e")
+    with pytest.raises(ValueError, match="band must be"):
+        routed.embed(batch, "ultrasonic")

@@ -79,9 +79,9 @@ def test_blas_threads_are_limited_during_work_and_restored_after(tmp_path: Path)
     seen: list[int] = []
 
     class Recording(ToneBackend):
-        def embed(self, batch: np.ndarray) -> np.ndarray:
+        def embed(self, batch: np.ndarray, band: str | None = None) -> np.ndarray:
             seen.extend(lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas")
-            return super().embed(batch)
+            return super().embed(batch, band)
 
     if not [lib for lib in threadpool_info() if lib["user_api"] == "blas"]:
         pytest.skip("numpy here links no BLAS that threadpoolctl can see")

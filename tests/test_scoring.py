@@ -94,3 +94,31 @@ def test_as_norm_makes_one_threshold_serve_clean_and_radio_speech(readers: dict[
     raw_miss, norm_miss = (float(np.mean(s[truth] < np.quantile(s[~truth], 0.99))) for s in (raw, normalised))
     # measured: missed at 1 % false alarms 20.0 -> 12.2 %; EER 3.0 -> 3.3 % (one of the 90 same-voice trials is 1.1 %)
     assert norm_miss < 0.8 * raw_miss and norm_eer < raw_eer + 0.011, (raw_eer, norm_eer, raw_miss, norm_miss)
+
+
+def test_a_band_routed_calibration_scores_each_band_as_its_own_model_does(rng: np.random.Generator) -> None:
+    """ge2e+voxwatch-enc: a wideband test (GE2E's part filled) scores exactly as GE2E scores it, a narrowband one
+    (voxwatch-enc's part) exactly as voxwatch-enc does, AS-norm and all, against voiceprints holding both parts."""
+    routed, ge2e, enc = (Calibration.default(m) for m in ("ge2e+voxwatch-enc", "ge2e", ENCODER))
+    assert (routed.part, routed.band("narrowband").part) == ((0, 256), (256, 512))
+    wide_prints, narrow_prints = l2_normalise(rng.random((4, 256))), l2_normalise(rng.random((4, 256)))
+    prints = l2_normalise(np.hstack([wide_prints, narrow_prints]))  # a voiceprint is made for either band
+    wide_tests, narrow_tests = l2_normalise(rng.random((3, 256))), l2_normalise(rng.random((3, 256)))
+    zeros = np.zeros((3, 256), np.float32)
+    labels = ("a", "a", "b", "b")
+    for band, tests, single, calibration in (
+        (2000.0, np.hstack([zeros, narrow_tests]), Watchlist(labels, narrow_prints, enc), enc.band("narrowband")),
+        (8000.0, np.hstack([wide_tests, zeros]), Watchlist(labels, wide_prints, ge2e), ge2e),
+    ):
+        scores, llrs = Watchlist(labels, prints, routed).llrs(tests, 3.0, band)
+        expected, expected_llrs = single.llrs(tests[:, 256:] if band < 4500 else tests[:, :256], 3.0, band)
+        np.testing.assert_allclose(scores, expected, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(llrs, expected_llrs, rtol=1e-5, atol=1e-5)
+        assert routed.for_band(band).threshold_for(0.1) == calibration.threshold_for(0.1)
+    made = np.vstack([np.hstack([wide_tests, zeros]), np.hstack([zeros, narrow_tests])])
+    assert routed.narrow(made, 8000.0).tolist() == [False] * 3 + [True] * 3  # by the encoder that made each (search)
+    assert ge2e.narrow(made, 3000.0).all() and not ge2e.narrow(made, 8000.0).any()  # by the recording's band
+    # a test embedded for one band and scored as the other reads an empty part: no evidence either way
+    assert np.all(Watchlist(labels, prints, routed).scores(np.hstack([wide_tests, zeros]), "narrowband") < 0)
+    with pytest.raises(UsageError, match="reads values 256 to 512 of each voiceprint, the watchlist has 256-d"):
+        Watchlist(labels, wide_prints, routed)

@@ -67,9 +67,9 @@ def run_voxwatch(engine: Engine, condition: Condition, folder: Path) -> SystemRe
     summary = engine.watch([FileSource(str(stream))])
     spotting = score_alerts(summary.alerts, condition.turns, condition.enrolled, condition.duration_s)
     watchlist = engine.watchlist()
-    evidence = spotting_evidence(engine, watchlist, [(t.speaker, condition.cut(t)) for t in condition.turns])
-    voices = len(watchlist.names)
     band = band_edge_hz(condition.audio)  # the stream's channel band picks the calibration, as the watch does per stream
+    evidence = spotting_evidence(engine, watchlist, [(t.speaker, condition.cut(t)) for t in condition.turns], bandwidth_hz=band)
+    voices = len(watchlist.names)
     running = engine.calibration().for_band(band).llr(evidence.scores, evidence.speech_s)
     last: dict[int, int] = {}
     peak: dict[int, float] = {}

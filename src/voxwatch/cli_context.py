@@ -107,7 +107,8 @@ def global_options() -> list[click.Option]:
         ),
         click.Option(
             ["--model"],
-            help=f"Embedding model: voxwatch-enc, ge2e, a .onnx path, or hf:OWNER/REPO/FILE.onnx [default: {DEFAULT_MODEL}].",
+            help="Embedding model: voxwatch-enc, ge2e, a .onnx path, hf:OWNER/REPO/FILE.onnx, or WIDE+NARROW, one for"
+            f" wideband and one for narrowband (telephone, radio) channels [default: {DEFAULT_MODEL}].",
             **common,
         ),
         click.Option(

@@ -93,10 +93,17 @@ def calibrate(obj: Context, trials: str, root: str | None, out: Path, workers: i
     from .trials import read_trials, score_trials
 
     engine = obj.engine(workers=workers)
+    in_use = engine.calibration(required=False)  # the scores are normalised against its cohort, if it has one
+    if in_use.part is not None:
+        wide, _, narrow = engine.backend.name.partition("+")
+        raise UsageError(
+            f"{engine.backend.name} scores each channel band with its own encoder, so one calibration cannot map its"
+            f" scores: calibrate one of its models (--model {wide} for wideband, --model {narrow} for narrowband"
+            " channels) and use that model with the calibration"
+        )
     with Progress("scoring", obj.as_json) as progress:
-        scores, speech, target = score_trials(engine, read_trials(trials, root), progress)
+        scores, speech, target, _ = score_trials(engine, read_trials(trials, root), progress)
     fitted = Calibration.fit(scores, speech, target, np.arange(len(scores)))  # each trial counts as one turn
-    in_use = engine.calibration(required=False)  # the scores were normalised against its cohort, if it has one
     fitted = dataclasses.replace(fitted, model=engine.backend.name, cohort=in_use.cohort)
     old, new = in_use.llr(scores, speech), fitted.llr(scores, speech)
     before, after = evaluate(old[target], old[~target]), evaluate(new[target], new[~target])

@@ -28,7 +28,7 @@ from .embedding import DEFAULT_MODEL
 from .engine import Analysis, Engine
 from .errors import AudioError, ModelError, UsageError
 from .records import _JsonRecord
-from .scoring import SHIPPED_CALIBRATIONS, Calibration, Watchlist, band_name, l2_normalise
+from .scoring import SHIPPED_CALIBRATIONS, Calibration, Watchlist, band_name, has_shipped_calibration, l2_normalise
 
 __all__ = ["CalibrationScores", "Comparison", "Limits", "Recording", "calibration_scores", "compare", "format_lr", "verbal_scale"]
 
@@ -321,7 +321,7 @@ def _warnings(
 
 def _calibration_warnings(model: str, calibration: Calibration, score: float, band: str) -> list[str]:
     out = []
-    if model not in SHIPPED_CALIBRATIONS:
+    if not has_shipped_calibration(model):
         out.append(
             f"uncalibrated model: the shipped calibrations were fitted for {', '.join(SHIPPED_CALIBRATIONS)}, not {model!r};"
             " the LR is not calibrated"
@@ -375,12 +375,15 @@ class CalibrationScores:
 @functools.cache
 def calibration_scores(band: str = "wideband", model: str = DEFAULT_MODEL) -> CalibrationScores:
     """The shipped summary of one model's and channel band's calibration trials (``calibration_scores.npz`` in the
-    package; a model without its own shows the default model's)."""
+    package; a band-routed ``WIDE+NARROW`` shows the band's model's, a model without its own GE2E's)."""
+    if "+" in model:
+        wide, _, narrow = model.partition("+")
+        model = narrow if band == "narrowband" else wide
     try:
         raw = resources.files("voxwatch").joinpath("calibration_scores.npz").read_bytes()
         with np.load(io.BytesIO(raw), allow_pickle=False) as data:
             if not any(k.startswith(f"{model}__") for k in data.files):
-                model = DEFAULT_MODEL
+                model = "ge2e"
             prefix = f"{model}__{band}_"
             arrays = {k.removeprefix(prefix): data[k] for k in data.files if k.startswith(prefix)}
         as64 = {

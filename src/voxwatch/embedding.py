@@ -1,5 +1,6 @@
 """Speaker embedding backends behind one narrow interface: ``name``, ``sample_rate``, ``dimension``,
-``window_s`` and ``embed(batch)`` of raw 16 kHz audio windows. Only :func:`load_backend` turns names into models."""
+``window_s`` and ``embed(batch, band)`` of raw 16 kHz audio windows heard on a channel band. Only :func:`load_backend`
+turns names into models."""
 
 from __future__ import annotations
 
@@ -13,13 +14,16 @@ from .errors import ModelError
 from .features import HOP, log_fbank, mel_spectrogram
 
 TARGET_DBFS = -30.0
-DEFAULT_MODEL = "ge2e"
+DEFAULT_MODEL = "ge2e+voxwatch-enc"  # GE2E on wideband channels, voxwatch-enc on narrowband ones (BandRouted)
 SHIPPED_MODELS = {"voxwatch-enc": "models/voxwatch-enc.onnx"}  # trained by training/ (docs/model-card.md)
 GE2E_FILE = "weights/ge2e.onnx"  # resemblyzer's GE2E (Apache-2.0), see weights/README.md
 
 
 class EmbeddingBackend(Protocol):
-    """Maps a batch of equal-length audio windows (batch, samples) to L2-normalised embeddings (batch, dimension)."""
+    """Maps a batch of equal-length audio windows (batch, samples) to L2-normalised embeddings (batch, dimension).
+
+    ``band`` is the channel band the windows were heard on, "wideband" or "narrowband", or None for a voiceprint,
+    which must match speech heard on any band. Only a :class:`BandRouted` backend uses it."""
 
     name: str
     sample_rate: int
@@ -27,7 +31,7 @@ class EmbeddingBackend(Protocol):
     window_s: float
     min_window_s: float
 
-    def embed(self, batch: np.ndarray) -> np.ndarray: ...
+    def embed(self, batch: np.ndarray, band: str | None = None) -> np.ndarray: ...
 
 
 def _session(model: bytes | str, threads: int):  # type: ignore[no-untyped-def]
@@ -81,7 +85,7 @@ class _OnnxEmbedder:
         probe = self.embed(np.zeros((1, int(window_s * self.sample_rate)), np.float32) + 1e-3)
         self.dimension = int(probe.shape[1])
 
-    def embed(self, batch: np.ndarray) -> np.ndarray:
+    def embed(self, batch: np.ndarray, band: str | None = None) -> np.ndarray:
         if batch.ndim != 2 or batch.shape[1] < self.min_window_s * self.sample_rate:
             raise ValueError(f"embed expects (batch, >= {self.min_window_s * self.sample_rate:.0f}) samples, got {batch.shape}")
         if len(batch) == 0:
@@ -140,6 +144,42 @@ class Ge2eBackend(OnnxBackend):
         super().__init__(packaged(GE2E_FILE), threads)
 
 
+class BandRouted:
+    """One encoder for wideband channels and another for narrowband ones (telephone, radio), in one vector space.
+
+    A window heard on a wideband channel is embedded by ``wide`` into the first ``wide.dimension`` values (the rest
+    zero), one heard on a narrowband channel by ``narrow`` into the rest; a voiceprint (``band`` None) holds both, so it
+    can be scored against speech from either. Each window runs one encoder, so a stream costs what one model costs;
+    a voiceprint costs both. Scores read the part of the band they are made for (:attr:`.Calibration.part`)."""
+
+    def __init__(self, wide: EmbeddingBackend, narrow: EmbeddingBackend):
+        if (wide.sample_rate, wide.window_s) != (narrow.sample_rate, narrow.window_s):
+            raise ModelError(
+                f"{wide.name} and {narrow.name} cannot share windows: {wide.window_s} s and {narrow.window_s} s at"
+                f" {wide.sample_rate} and {narrow.sample_rate} Hz"
+            )
+        self.wide, self.narrow = wide, narrow
+        self.name = f"{wide.name}+{narrow.name}"
+        self.sample_rate = wide.sample_rate
+        self.window_s = wide.window_s
+        self.min_window_s = max(wide.min_window_s, narrow.min_window_s)
+        self.dimension = wide.dimension + narrow.dimension
+
+    def parts(self) -> dict[str, tuple[int, int]]:
+        """Where each band's encoder writes in the vector: band name → (start, stop)."""
+        return {"wideband": (0, self.wide.dimension), "narrowband": (self.wide.dimension, self.dimension)}
+
+    def embed(self, batch: np.ndarray, band: str | None = None) -> np.ndarray:
+        if band not in (None, "wideband", "narrowband"):
+            raise ValueError(f"band must be 'wideband', 'narrowband' or None, not {band!r}")
+        out = np.zeros((len(batch), self.dimension), np.float32)
+        if band != "narrowband":
+            out[:, : self.wide.dimension] = self.wide.embed(batch)
+        if band != "wideband":
+            out[:, self.wide.dimension :] = self.narrow.embed(batch)
+        return _l2(out)
+
+
 def packaged(name: str) -> Path:
     """A model file shipped inside the package."""
     from importlib import resources
@@ -148,8 +188,14 @@ def packaged(name: str) -> Path:
 
 
 def load_backend(spec: str = DEFAULT_MODEL, threads: int = 1) -> EmbeddingBackend:
-    """``voxwatch-enc`` or ``ge2e`` (both shipped in this package), a path to an ``.onnx`` file, or
-    ``hf:OWNER/REPO/FILE.onnx`` (downloaded with huggingface_hub when online)."""
+    """``voxwatch-enc`` or ``ge2e`` (both shipped in this package), a path to an ``.onnx`` file,
+    ``hf:OWNER/REPO/FILE.onnx`` (downloaded with huggingface_hub when online), or ``WIDE+NARROW``, two of these routed
+    by channel band (:class:`BandRouted`; the default is ``ge2e+voxwatch-enc``)."""
+    if "+" in spec and not Path(spec).is_file():
+        wide, _, narrow = spec.partition("+")
+        if "+" in narrow:
+            raise ModelError(f"{spec}: route two models, one per channel band: WIDE+NARROW")
+        return BandRouted(load_backend(wide, threads), load_backend(narrow, threads))
     if spec == "ge2e":
         return Ge2eBackend(threads)
     if spec in SHIPPED_MODELS:
@@ -169,5 +215,6 @@ def load_backend(spec: str = DEFAULT_MODEL, threads: int = 1) -> EmbeddingBacken
     if spec.endswith(".onnx"):
         return OnnxBackend(spec, threads)
     raise ModelError(
-        f"unknown embedding model {spec!r}: use {', '.join([*SHIPPED_MODELS, 'ge2e'])}, a path to an .onnx file, or hf:OWNER/REPO/FILE.onnx"
+        f"unknown embedding model {spec!r}: use {', '.join([DEFAULT_MODEL, *SHIPPED_MODELS, 'ge2e'])}, a path to an .onnx file,"
+        " hf:OWNER/REPO/FILE.onnx, or two of these joined by '+' (wideband+narrowband)"
     )

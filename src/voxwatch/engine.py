@@ -29,7 +29,7 @@ from .parallel import each
 from .pipeline import Event, Spotter, SpotterOptions
 from .quality import Quality, measure
 from .records import AudioChunk, Candidate, Detection, EnrollmentInfo, FileDone, NamedTurn, Segment, Verification
-from .scoring import FIT_ONE, SHIPPED_CALIBRATIONS, Calibration, Watchlist, l2_normalise
+from .scoring import FIT_ONE, Calibration, Watchlist, has_shipped_calibration, l2_normalise
 from .settings import Settings, default_db  # re-exported: Settings lived here
 from .sinks import WatchSummary
 from .snippets import Tap
@@ -43,7 +43,6 @@ from .watch import Sink, Watch
 __all__ = ["Analysis", "Engine", "SearchResult", "Settings", "Sink", "Watch", "WatchSummary", "default_db"]
 
 log = logging.getLogger(__name__)
-_WARNED: set[str] = set()  # models already told that their LLRs are not calibrated
 
 
 @dataclass(frozen=True)
@@ -54,6 +53,7 @@ class Analysis:
     segments: tuple[Segment, ...]
     speech_s: float  # net speech found by the VAD
     quality: Quality
+    voiceprint: bool = False  # its segments were embedded for any channel band, so they make voiceprints
 
     def voice_split(self, min_similarity: float) -> str | None:
         """Where two stretches of at least 2 s of speech sound like different voices (similarity below
@@ -135,7 +135,7 @@ class Engine:
     @property
     def calibrated(self) -> bool:
         """Whether this engine's model has a calibration (a file in the settings, or a shipped one)."""
-        return self.settings.calibration is not None or self.backend.name in SHIPPED_CALIBRATIONS
+        return self.settings.calibration is not None or has_shipped_calibration(self.backend.name)
 
     def calibration(self, required: bool = True) -> Calibration:
         """The calibration of this engine's model: the settings' file, else the one shipped for the model.
@@ -163,14 +163,32 @@ class Engine:
         return self.settings.spotter.threshold(self.calibration(), bandwidth_hz)
 
     def watchlist(self, names: list[str] | None = None) -> Watchlist:
+        """The enrolled voices ``names`` (None: all that have voiceprints of this engine's model, with a warning
+        naming those that have none, enrolled under another model)."""
+        if not names:
+            model = self.backend.name
+            unwatched = {n: m for n, m in self.store.voiceprint_models().items() if model not in m}
+            if unwatched:
+                made = sorted(set().union(*unwatched.values()))
+                log.warning(
+                    "%d enrolled voice(s) have no voiceprint of model %s, only of %s, and are not watched: %s;"
+                    " enroll them again (from the same recordings) or use --model %s",
+                    len(unwatched),
+                    model,
+                    ", ".join(made),
+                    ", ".join(sorted(unwatched)),
+                    made[0],
+                )
         found, matrix = self.store.voiceprint_matrix(self.backend.name, names or None)
         if not found:
             return Watchlist.empty(self.backend.dimension, self.calibration())
         return Watchlist(tuple(found), matrix, self.calibration())
 
-    def spotter(self, watchlist: Watchlist | None = None, options: SpotterOptions | None = None) -> Spotter:
+    def spotter(
+        self, watchlist: Watchlist | None = None, options: SpotterOptions | None = None, voiceprints: bool = False
+    ) -> Spotter:
         wl = watchlist if watchlist is not None else Watchlist.empty(self.backend.dimension, self.calibration(required=False))
-        return Spotter(self.backend, self.vad, wl, options or self.settings.spotter)
+        return Spotter(self.backend, self.vad, wl, options or self.settings.spotter, voiceprints)
 
     def analyse(self, audio: AudioInput, *, rate_hz: int | None = None) -> Analysis:
         """Reduce a recording (up to 4 h; a file, or an array of samples at ``rate_hz``) to segments and quality
@@ -185,16 +203,20 @@ class Engine:
         :class:`AudioError` when it holds no speech."""
         return self.analyse(audio, rate_hz=rate_hz).embedding()
 
-    def analyse_samples(self, samples: np.ndarray, name: str) -> Analysis:
-        """Reduce 16 kHz mono audio to speaker-homogeneous segments and quality figures."""
-        spotter = self.spotter()
+    def analyse_samples(self, samples: np.ndarray, name: str, voiceprint: bool = False) -> Analysis:
+        """Reduce 16 kHz mono audio to speaker-homogeneous segments and quality figures; with ``voiceprint``, segments
+        embedded to make a voiceprint, which must match the voice heard on any channel band."""
+        spotter = self.spotter(voiceprints=voiceprint)
+        quality = measure(samples)
+        spotter.known_band(name, quality.bandwidth_hz)
         events: list[Event] = []
         step = RATE_HZ
         for start in range(0, len(samples), step):
             events += spotter.process([AudioChunk(name, start / RATE_HZ, samples[start : start + step])])
         speech_s = spotter.streams[name].speech_total_s if name in spotter.streams else 0.0
         events += spotter.finish(name)
-        return Analysis(name, tuple(e for e in events if isinstance(e, Segment)), round(speech_s, 2), measure(samples))
+        segments = tuple(e for e in events if isinstance(e, Segment))
+        return Analysis(name, segments, round(speech_s, 2), quality, voiceprint)
 
     # -- voices ---------------------------------------------------------------------------------------------------
 
@@ -226,14 +248,14 @@ class Engine:
             except AudioError as exc:
                 raise AudioError(str(exc).replace(str(path), label)) from exc
             digest = sha256_file(path)
-            owner = self.store.enrolled_as(digest)
-            if owner is not None:
+            owner, has_model = self.store.enrolled_as(digest, self.backend.name)
+            if owner is not None and (owner != name or has_model):
                 raise EnrollmentError(f"{label}: this recording is already enrolled for {owner!r}")
             try:
                 samples = load_audio(path)
             except AudioError as exc:
                 raise AudioError(str(exc).replace(str(path), label)) from exc
-            analysis = self.analyse_samples(samples, label)
+            analysis = self.analyse_samples(samples, label, voiceprint=True)
             self._check_enrollment(analysis)
             consistency = float(
                 np.average([s.consistency for s in analysis.segments], weights=[s.speech_s for s in analysis.segments])
@@ -262,11 +284,15 @@ class Engine:
         return [info for info, _ in items]
 
     def condition_embeddings(self, samples: np.ndarray, analysis: Analysis, seed: int = 0) -> dict[str, np.ndarray]:
-        """One embedding of the recording per enrollment condition (the clean one from ``analysis``)."""
+        """One voiceprint embedding of the recording per enrollment condition (the clean one from ``analysis`` when it
+        was made for voiceprints)."""
         rng = np.random.default_rng(seed)
         prints = {}
         for condition in self.settings.enroll_conditions:
-            heard = analysis if condition == "clean" else self.analyse_samples(simulate(samples, condition, rng), analysis.file)
+            if condition == "clean":
+                heard = analysis if analysis.voiceprint else self.analyse_samples(samples, analysis.file, voiceprint=True)
+            else:
+                heard = self.analyse_samples(simulate(samples, condition, rng), analysis.file, voiceprint=True)
             if heard.segments:
                 prints[condition] = heard.embedding()
         return prints
@@ -402,16 +428,26 @@ class Engine:
             recordings, errors = self.index(paths, progress)
         else:
             ids, centroids, owners = self.store.index_summaries(self.backend.name, self.backend.dimension)
-            bands = [calibration] + ([calibration.narrowband] if calibration.narrowband else [])
-            floor = min(band.lowest_score(threshold(band) - self.settings.search_prefilter_llr) for band in bands)
-            hopeful = np.unique(owners[(watchlist.scores(centroids) >= floor).any(axis=1)]) if len(owners) else owners
+            hopeful_rows = np.zeros(len(owners), bool)
+            for band in ("wideband", "narrowband"):  # a summary may come from either band's channel (and encoder)
+                scored = calibration.band(band)
+                floor = scored.lowest_score(threshold(scored) - self.settings.search_prefilter_llr)
+                hopeful_rows |= (watchlist.scores(centroids, band) >= floor).any(axis=1)
+            hopeful = np.unique(owners[hopeful_rows])
             recordings, errors = self.store.recordings_by_id([int(ids[k]) for k in hopeful]), []
         found: list[Detection] = []
         for rec in recordings:
             if not len(rec.spans):
                 continue
-            scores, llrs = watchlist.llrs(rec.vectors.astype(np.float32), rec.spans[:, 2], rec.bandwidth_hz)
-            needed = threshold(calibration.for_band(rec.bandwidth_hz))
+            vectors = rec.vectors.astype(np.float32)
+            narrow = calibration.narrow(vectors, rec.bandwidth_hz)  # a band-routed model's segments: by their encoder
+            scores, llrs = np.zeros((len(vectors), len(watchlist.names))), np.zeros((len(vectors), len(watchlist.names)))
+            needed = np.zeros(len(vectors))
+            for rows, band in ((narrow, "narrowband"), (~narrow, "wideband")):
+                scored = calibration.band(band)
+                scores[rows] = watchlist.scores(vectors[rows], band)
+                llrs[rows] = scored.llr(scores[rows], rec.spans[rows, 2][:, None])
+                needed[rows] = threshold(scored)
             for j, name in enumerate(watchlist.names):
                 hits = np.flatnonzero(llrs[:, j] >= needed)
                 found += merge_detections(

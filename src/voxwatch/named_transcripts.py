@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .audio import RATE_HZ
+from .quality import band_edge_hz
 from .records import AudioChunk, NamedTurn, Segment, TimedText
 from .scoring import l2_normalise
 
@@ -47,6 +48,7 @@ def named_turns(
     ``progress`` hears which fraction of the recording has been read."""
     watchlist = engine.watchlist()
     spotter = engine.spotter()
+    spotter.known_band(name, band_edge_hz(samples))  # a whole recording: its band is measured on all of it
     unknown = UnknownVoices(engine.settings.min_same_speaker)
     transcriber = engine.transcriber
 

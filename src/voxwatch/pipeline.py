@@ -20,11 +20,11 @@ from datetime import UTC, datetime
 import numpy as np
 
 from .audio import RATE_HZ
-from .embedding import EmbeddingBackend
+from .embedding import BandRouted, EmbeddingBackend
 from .errors import UsageError
 from .quality import band_edge_hz
 from .records import Alert, AudioChunk, Detection, Evidence, Quiet, Segment
-from .scoring import Calibration, Watchlist, l2_normalise
+from .scoring import Calibration, Watchlist, band_name, l2_normalise
 from .vad import FRAME, VadState, VoiceActivity
 
 DEFAULT_FALSE_ALARMS_PER_HOUR = 0.1  # per enrolled voice, per hour of other people's speech
@@ -103,6 +103,7 @@ class StreamState:
     last_heard: dict[str, float] = field(default_factory=dict)  # speaker → stream time last detected
     speech_total_s: float = 0.0
     band_edges: deque[float] = field(default_factory=lambda: deque(maxlen=BAND_WINDOWS))
+    known_band_hz: float = 0.0  # the channel band measured beforehand on the whole recording (0: from the windows)
 
     def stream_time(self, offset: int) -> float:
         """Stream time (s) of the sample at speech offset ``offset`` of the current turn."""
@@ -146,8 +147,15 @@ class Spotter:
     """
 
     def __init__(
-        self, backend: EmbeddingBackend, vad: VoiceActivity, watchlist: Watchlist, options: SpotterOptions | None = None
+        self,
+        backend: EmbeddingBackend,
+        vad: VoiceActivity,
+        watchlist: Watchlist,
+        options: SpotterOptions | None = None,
+        voiceprints: bool = False,
     ):
+        """With ``voiceprints``, every window is embedded for any channel band (``backend.embed(batch, None)``): the
+        segments then make voiceprints (enrollment), not evidence heard on one band."""
         if watchlist.matrix.shape[1] != backend.dimension:
             raise UsageError(
                 f"watchlist has {watchlist.matrix.shape[1]}-d voiceprints, model {backend.name} makes {backend.dimension}-d"
@@ -156,6 +164,8 @@ class Spotter:
         self.vad = vad
         self.watchlist = watchlist
         self.options = options or SpotterOptions()
+        self.voiceprints = voiceprints
+        self._routed = isinstance(backend, BandRouted) and not voiceprints  # a window's band picks its encoder
         self.streams: dict[str, StreamState] = {}
         self._only: dict[str, set[str]] = {}
         self._window = int(backend.window_s * RATE_HZ)
@@ -176,6 +186,12 @@ class Spotter:
                 f"watchlist has {watchlist.matrix.shape[1]}-d voiceprints, model {self.backend.name} makes {self.backend.dimension}-d"
             )
         self.watchlist = watchlist
+
+    def known_band(self, name: str, bandwidth_hz: float) -> None:
+        """Stream ``name`` is a whole recording whose channel band was measured beforehand (pauses included, which
+        tells a channel's band better than its speech alone): its windows are heard on that band."""
+        state = self.streams.get(name) or self.streams.setdefault(name, StreamState(name))
+        state.known_band_hz = bandwidth_hz
 
     def restrict(self, name: str, speakers: set[str] | None) -> None:
         """Only alert on ``speakers`` in stream ``name`` (None: every watched voice)."""
@@ -260,10 +276,13 @@ class Spotter:
         state.last_window_end = end
         samples = np.concatenate(state.buffer)[-length:]
         after_pause, state.paused = state.paused, False
-        edge = band_edge_hz(samples)
-        if edge > 0:
-            state.band_edges.append(edge)
-        band = float(np.median(state.band_edges)) if state.band_edges else 0.0
+        if state.known_band_hz:
+            band = state.known_band_hz
+        else:
+            edge = band_edge_hz(samples)
+            if edge > 0:
+                state.band_edges.append(edge)
+            band = float(np.median(state.band_edges)) if state.band_edges else 0.0
         return Window(
             state,
             samples,
@@ -294,14 +313,14 @@ class Spotter:
 
     def decide(self, windows: list[Window]) -> list[Event]:
         """Second half of :meth:`process`: embed the windows (batched across streams), score, alert."""
-        by_length: dict[int, list[Window]] = defaultdict(list)
+        groups: dict[tuple[int, str | None], list[Window]] = defaultdict(list)
         for w in windows:
             if len(w.samples):
-                by_length[len(w.samples)].append(w)
-        for group in by_length.values():
+                groups[(len(w.samples), None if self.voiceprints else band_name(w.bandwidth_hz))].append(w)
+        for (_, band), group in groups.items():
             for start in range(0, len(group), MAX_BATCH):  # bounded batches keep memory flat when streams fall behind
                 part = group[start : start + MAX_BATCH]
-                for w, e in zip(part, self.backend.embed(np.stack([w.samples for w in part]))):
+                for w, e in zip(part, self.backend.embed(np.stack([w.samples for w in part]), band)):
                     w.embedding = e
         events: list[Event] = []
         for w in windows:
@@ -319,7 +338,12 @@ class Spotter:
         events: list[Event] = []
         turn = state.turn
         enough = 1 if w.after_pause else 2  # a pause is a likely change point: check from the first window on
-        if turn is not None and len(turn.windows) >= enough and float(e @ turn.mean()) < self.options.change_threshold:
+        if turn is not None and (
+            self._routed
+            and band_name(w.bandwidth_hz) != band_name(turn.bandwidth_hz)  # another encoder: another turn
+            or len(turn.windows) >= enough
+            and float(e @ turn.mean()) < self.options.change_threshold
+        ):
             events += self._end_turn(state)
             turn = None
         if turn is None:

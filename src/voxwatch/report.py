@@ -199,6 +199,28 @@ def _quality_rows(comparison: Comparison, limits: Limits) -> str:
     return "\n".join(rows)
 
 
+def _encoder(model: str, band: str) -> tuple[str, str]:
+    """The encoder that embedded a recording heard on ``band`` under ``model``, named for the method section, and
+    what limits it."""
+    if "+" in model:
+        wide, _, narrow = model.partition("+")
+        name, why = _encoder(narrow if band == "narrowband" else wide, band)
+        return f"{name}, the encoder {model} uses for {band} recordings", why
+    if model == "ge2e":
+        return "the GE2E speaker encoder", (
+            "GE2E (the encoder shipped with Resemblyzer: a 3-layer LSTM, 256-dimensional embeddings) is a small, older"
+            " speaker encoder trained mostly on English read and interview speech; current systems discriminate markedly"
+            " better, and on narrowband channels it is weak."
+        )
+    if model == "voxwatch-enc":
+        return "voxwatch-enc, voxwatch's own speaker encoder", (
+            "voxwatch-enc is GE2E's network fine-tuned on 48 minutes of speech of 137 speakers to hear voices through"
+            " radio, telephone and codec channels (see its model card); its scores are normalised against a cohort of"
+            " its training speakers. Current systems trained on thousands of speakers discriminate markedly better."
+        )
+    return f"the speaker encoder {model}", f"{model} is a speaker encoder plugged in by the user, not validated by voxwatch."
+
+
 def _page(
     comparison: Comparison,
     command: str,
@@ -212,6 +234,7 @@ def _page(
 
     c = comparison
     limits = Limits()
+    encoder, limitation = _encoder(c.model, band_name(c.questioned.bandwidth_hz))
     now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     files = "\n".join(
         f'<tr><td>{_e(role)}</td><td>{_e(r.file)}</td><td class="hash">{_e(r.sha256)}</td><td class="num">{r.duration_s:.1f} s</td>'
@@ -316,7 +339,7 @@ of net speech against voiceprints of other recordings of the same or of other sp
 
 <h2>7. Method</h2>
 <p>Each recording is decoded to 16 kHz mono; a voice activity detector (Silero VAD) keeps the speech, which is cut into
-speaker-homogeneous turns and embedded with the GE2E speaker encoder (1.6 s windows). The questioned recording is represented
+speaker-homogeneous turns and embedded with {_e(encoder)} (1.6 s windows). The questioned recording is represented
 by the speech-weighted mean of its turn embeddings. The reference voiceprint is made as voxwatch enrollment makes it: from the
 reference recordings as they are, as heard through simulated radio and telephone channels and with a simulated raised vocal
 effort, one print per condition, each the speech-weighted mean over the reference recordings. The score is the cosine with the
@@ -325,8 +348,7 @@ logistic regression on the trials of section 6) turns score and net speech into 
 
 <h2>8. Limitations</h2>
 <ul>
-<li><b>The model.</b> GE2E (the encoder shipped with Resemblyzer: a 3-layer LSTM, 256-dimensional embeddings) is a small,
-older speaker encoder trained mostly on English read and interview speech; current systems discriminate markedly better. It has not been validated for the language, speaking style, emotional state or vocal effort of
+<li><b>The model.</b> {_e(limitation)} It has not been validated for the language, speaking style, emotional state or vocal effort of
 this case unless the calibration trials cover them.</li>
 <li><b>The calibration data.</b> Public speech: LibriSpeech read English (train-clean-100), Arabic speech commands and English
 speech commands, scored as turns of at most {_e(f"{max(scores.target_speech_s.max(), scores.nontarget_speech_s.max()):.1f}")} s of net

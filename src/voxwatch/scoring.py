@@ -41,6 +41,13 @@ def _shipped_cohort(name: str) -> np.ndarray:
 
 
 SHIPPED_CALIBRATIONS = tuple(_shipped())  # the models the package has a calibration for
+
+
+def has_shipped_calibration(model: str) -> bool:
+    """Whether the package calibrates ``model``: one of :data:`SHIPPED_CALIBRATIONS`, or two of them routed by band."""
+    return all(part in SHIPPED_CALIBRATIONS for part in model.split("+")) and model.count("+") <= 1
+
+
 FIT_ONE = "fit one on your own trials with 'voxwatch calibrate TRIALS --out FILE', then pass --calibration FILE"
 
 
@@ -98,7 +105,9 @@ class Calibration:
     (telephone, radio), where the same cosine is weaker evidence; :meth:`for_band` picks the one that applies.
 
     The score is the cosine itself, or with ``cohort`` its AS-norm (:class:`Cohort`): a calibration maps the scores it
-    was fitted on, so the cohort belongs to it."""
+    was fitted on, so the cohort belongs to it (a narrowband calibration without one of its own uses its parent's).
+    ``part`` is the (start, stop) of the embedding its scores read: a :class:`.BandRouted` model's encoder for the band
+    (None: all of it)."""
 
     a: float
     b: float
@@ -109,10 +118,26 @@ class Calibration:
     narrowband: Calibration | None = None
     model: str | None = None  # the embedding model whose scores it maps (None: a file written before this was kept)
     cohort: Cohort | None = field(default=None, compare=False, repr=False)
+    part: tuple[int, int] | None = None
 
     def for_band(self, bandwidth_hz: float) -> Calibration:
         """The calibration for audio whose channel band ends at ``bandwidth_hz`` (0: unknown, taken as wideband)."""
-        return self.narrowband if self.narrowband is not None and band_name(bandwidth_hz) == "narrowband" else self
+        return self.band(band_name(bandwidth_hz))
+
+    def band(self, name: str) -> Calibration:
+        """The calibration for the channel band ``name``, "wideband" or "narrowband"."""
+        narrow = self.narrowband
+        if narrow is None or name != "narrowband":
+            return self
+        return narrow if narrow.cohort is not None or self.cohort is None else dataclasses.replace(narrow, cohort=self.cohort)
+
+    def narrow(self, embeddings: np.ndarray, bandwidth_hz: float) -> np.ndarray:
+        """Which embeddings (n, d) are scored as narrowband: for a band-routed model, those its narrowband encoder
+        made (only that part of the vector is filled); otherwise all of them or none, as ``bandwidth_hz`` says."""
+        wide, narrow = self.part, self.band("narrowband").part
+        if wide is None or narrow is None:
+            return np.full(len(embeddings), band_name(bandwidth_hz) == "narrowband")
+        return ~np.any(embeddings[:, wide[0] : wide[1]], axis=1) & np.any(embeddings[:, narrow[0] : narrow[1]], axis=1)
 
     def llr(self, score: np.ndarray | float, speech_s: np.ndarray | float) -> np.ndarray:
         log_s = np.log(np.maximum(np.asarray(speech_s, np.float64), MIN_SPEECH_S))
@@ -143,13 +168,15 @@ class Calibration:
             out["model"] = self.model
         if self.cohort is not None:
             out["cohort"] = {"name": self.cohort.name, "top": self.cohort.top}
+        if self.part is not None:
+            out["part"] = list(self.part)
         return out
 
     @classmethod
     def from_json(cls, data: dict) -> Calibration:  # type: ignore[type-arg]
         table = data.get("false_alarms", {})
-        narrow = cls.from_json(data["narrowband"]) if "narrowband" in data else None
         cohort = Cohort.shipped(str(data["cohort"]["name"]), int(data["cohort"]["top"])) if "cohort" in data else None
+        narrow = cls.from_json(data["narrowband"]) if "narrowband" in data else None
         return cls(
             float(data["a"]),
             float(data["b"]),
@@ -160,6 +187,7 @@ class Calibration:
             narrow,
             str(data["model"]) if "model" in data else None,
             cohort,
+            (int(data["part"][0]), int(data["part"][1])) if "part" in data else None,
         )
 
     @classmethod
@@ -191,20 +219,32 @@ class Calibration:
 
     @classmethod
     def default(cls, model: str = DEFAULT_MODEL) -> Calibration:
-        """The calibration shipped with the package for ``model`` (fitted on public speech, numbers only)."""
-        if model not in _shipped():
+        """The calibration shipped with the package for ``model`` (fitted on public speech, numbers only); for a
+        band-routed ``WIDE+NARROW``, WIDE's wideband calibration and NARROW's narrowband one, each on its part."""
+        if not has_shipped_calibration(model):
             known = ", ".join(SHIPPED_CALIBRATIONS)
-            raise ModelError(f"no shipped calibration for model {model!r} (there is one for {known}); {FIT_ONE}")
+            raise ModelError(
+                f"no shipped calibration for model {model!r} (there is one for {known} and pairs of them); {FIT_ONE}"
+            )
+        if "+" in model:
+            wide, _, narrow = model.partition("+")
+            split, stop = _shipped()[wide]["dimension"], _shipped()[wide]["dimension"] + _shipped()[narrow]["dimension"]
+            narrowband = cls.default(narrow).band("narrowband")
+            return dataclasses.replace(
+                cls.default(wide),
+                narrowband=dataclasses.replace(narrowband, narrowband=None, model=None, part=(split, stop)),
+                model=model,
+                part=(0, split),
+            )
         return dataclasses.replace(cls.from_json(_shipped()[model]), model=model)
 
     @classmethod
     def borrowed(cls, model: str) -> Calibration:
         """For scores that decide nothing, or are held to an LLR threshold given outright: ``model``'s own shipped
-        calibration, else the default model's, on plain cosine scores (its LLRs then are not calibrated for ``model``,
-        and its cohort is of another model's voices)."""
-        if model in _shipped():
+        calibration, else GE2E's, on plain cosine scores (its LLRs then are not calibrated for ``model``)."""
+        if has_shipped_calibration(model):
             return cls.default(model)
-        return dataclasses.replace(cls.default(DEFAULT_MODEL), cohort=None)
+        return cls.default("ge2e")
 
     @classmethod
     def load(cls, path: str | Path) -> Calibration:
@@ -239,7 +279,7 @@ class Watchlist:
     calibration: Calibration
     names: tuple[str, ...] = field(init=False)
     _starts: np.ndarray = field(init=False, repr=False)
-    _print_stats: tuple[np.ndarray, np.ndarray] | None = field(init=False, repr=False)
+    _bands: dict[str, _BandPrints] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.matrix.ndim != 2 or len(self.labels) != len(self.matrix):
@@ -252,27 +292,23 @@ class Watchlist:
             raise UsageError("a voice's voiceprints must be adjacent rows of the watchlist")
         object.__setattr__(self, "names", names)
         object.__setattr__(self, "_starts", np.array(starts, np.intp))
-        cohort = self.calibration.cohort
-        if cohort is not None and cohort.vectors.shape[1] != self.matrix.shape[1]:
-            raise UsageError(
-                f"the calibration's cohort {cohort.name!r} has {cohort.vectors.shape[1]}-d voices, the watchlist"
-                f" {self.matrix.shape[1]}-d voiceprints: the calibration is another model's"
-            )
-        object.__setattr__(self, "_print_stats", None if cohort is None else cohort.stats(self.matrix))
+        bands = {band: _BandPrints.of(self.matrix, self.calibration.band(band)) for band in ("wideband", "narrowband")}
+        object.__setattr__(self, "_bands", bands)
 
     @classmethod
     def empty(cls, dimension: int, calibration: Calibration) -> Watchlist:
         return cls((), np.zeros((0, dimension), np.float32), calibration)
 
-    def scores(self, embeddings: np.ndarray) -> np.ndarray:
-        """Score of each embedding (n, d) with each voice's best voiceprint: (n, len(names))."""
-        unit = l2_normalise(embeddings)
-        rows = unit @ self.matrix.T
+    def scores(self, embeddings: np.ndarray, band: str = "wideband") -> np.ndarray:
+        """Score of each embedding (n, d), heard on a ``band`` channel ("wideband" or "narrowband"), with each voice's
+        best voiceprint: (n, len(names))."""
+        prints = self._bands[band]
+        unit = prints.read(embeddings)
+        rows = unit @ prints.matrix.T
         if not len(self.names):
             return rows
-        cohort = self.calibration.cohort
-        if cohort is not None and self._print_stats is not None:
-            rows = cohort.normalise(rows, cohort.stats(unit), self._print_stats)
+        if prints.cohort is not None and prints.stats is not None:
+            rows = prints.cohort.normalise(rows, prints.cohort.stats(unit), prints.stats)
         return np.maximum.reduceat(rows, self._starts, axis=1)
 
     def llrs(
@@ -280,8 +316,42 @@ class Watchlist:
     ) -> tuple[np.ndarray, np.ndarray]:
         """Scores and calibrated LLRs of embeddings (n, d) with ``speech_s`` behind each, heard on a channel whose band
         ends at ``bandwidth_hz`` (0: unknown)."""
-        scores = self.scores(embeddings)
+        scores = self.scores(embeddings, band_name(bandwidth_hz))
         return scores, self.calibration.for_band(bandwidth_hz).llr(scores, np.asarray(speech_s, np.float64).reshape(-1, 1))
+
+
+@dataclass(frozen=True)
+class _BandPrints:
+    """A watchlist as one band's calibration scores it: the part of each voiceprint it reads (unit rows), its cohort
+    and the voiceprints' cohort statistics."""
+
+    part: tuple[int, int] | None
+    matrix: np.ndarray
+    cohort: Cohort | None
+    stats: tuple[np.ndarray, np.ndarray] | None
+
+    @classmethod
+    def of(cls, matrix: np.ndarray, calibration: Calibration) -> _BandPrints:
+        part, cohort = calibration.part, calibration.cohort
+        if part is not None and not 0 <= part[0] < part[1] <= matrix.shape[1]:
+            raise UsageError(
+                f"the calibration reads values {part[0]} to {part[1]} of each voiceprint, the watchlist has"
+                f" {matrix.shape[1]}-d voiceprints: the calibration is another model's"
+            )
+        prints = cls(part, matrix, cohort, None)
+        prints = dataclasses.replace(prints, matrix=prints.read(matrix))
+        if cohort is None:
+            return prints
+        if cohort.vectors.shape[1] != prints.matrix.shape[1]:
+            raise UsageError(
+                f"the calibration's cohort {cohort.name!r} has {cohort.vectors.shape[1]}-d voices, the watchlist"
+                f" {prints.matrix.shape[1]}-d voiceprints: the calibration is another model's"
+            )
+        return dataclasses.replace(prints, stats=cohort.stats(prints.matrix))
+
+    def read(self, embeddings: np.ndarray) -> np.ndarray:
+        """The part of each embedding (n, d) this band scores, unit-norm (zero where that part is empty)."""
+        return l2_normalise(embeddings if self.part is None else embeddings[:, self.part[0] : self.part[1]])
 
 
 def voice_summaries(vectors: np.ndarray, weights: np.ndarray, similar: float = 0.8, most: int = 32) -> np.ndarray:

@@ -64,7 +64,7 @@ class ToneBackend:
         self.min_window_s = min_window_s
         self.calls = 0  # embed() calls, for tests of batching
 
-    def embed(self, batch: np.ndarray) -> np.ndarray:
+    def embed(self, batch: np.ndarray, band: str | None = None) -> np.ndarray:
         batch = np.asarray(batch, np.float32)
         if batch.ndim != 2 or batch.shape[1] < self.min_window_s * self.sample_rate:
             raise ValueError(f"embed expects (batch, >= {self.min_window_s * self.sample_rate:.0f}) samples, got {batch.shape}")

@@ -13,14 +13,13 @@ from typing import NamedTuple
 import numpy as np
 
 from .audio import RATE_HZ, load_audio
-from .embedding import DEFAULT_MODEL
 from .engine import Analysis, Engine
 from .errors import AudioError, UsageError, VoxwatchError
 from .metrics import Metrics, evaluate
 from .parallel import each
 from .plots import plot_det
 from .records import AudioChunk, Evidence, FileDone
-from .scoring import Watchlist, l2_normalise
+from .scoring import Watchlist, band_name, l2_normalise
 
 log = logging.getLogger(__name__)
 
@@ -74,16 +73,17 @@ def read_trials(path: str | Path, root: str | Path | None = None) -> list[Trial]
 
 def score_trials(
     engine: Engine, trials: list[Trial], progress: Callable[[FileDone], None] | None = None
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Score every trial the way the product does (the enrollment side as a multi-condition voiceprint, each file
-    analysed once): scores, seconds of test speech, and target truth. ``progress`` hears of each file analysed."""
+    analysed once): scores, seconds of test speech, target truth, and the test's channel band (upper edge, Hz).
+    ``progress`` hears of each file analysed."""
     calibration = engine.calibration(required=False)
     enrolls, tests = sorted({t.enroll for t in trials}), sorted({t.test for t in trials})
 
     def analyse(job: tuple[str, str]) -> tuple[Analysis, Watchlist | None]:
         side, path = job
         samples = load_audio(path)
-        analysis = engine.analyse_samples(samples, path)
+        analysis = engine.analyse_samples(samples, path, voiceprint=side == "enroll")
         if side == "test":
             return analysis, None
         rows = engine.condition_embeddings(samples, analysis)
@@ -101,12 +101,14 @@ def score_trials(
             prints[path] = voice
         if progress:
             progress(FileDone(path, len(prints) + len(heard), len(jobs), analysis.quality.duration_s))
-    scores, speech, labels = [], [], []
+    scores, speech, labels, bands = [], [], [], []
     for label, enroll, test, _, _ in trials:
-        scores.append(float(prints[enroll].scores(heard[test].embedding()[None])[0, 0]))
+        band = heard[test].quality.bandwidth_hz
+        scores.append(float(prints[enroll].scores(heard[test].embedding()[None], band_name(band))[0, 0]))
         speech.append(heard[test].speech_s)
         labels.append(label)
-    return np.array(scores), np.array(speech), np.array(labels, bool)
+        bands.append(band)
+    return np.array(scores), np.array(speech), np.array(labels, bool), np.array(bands)
 
 
 def write_scores(path: str | Path, trials: list[Trial], scores: np.ndarray, llrs: np.ndarray) -> None:
@@ -133,13 +135,15 @@ def run_trials(
     """EER, minDCF and Cllr of a trial list (recordings found under ``root``, else beside the list), its DET plot,
     and its score file."""
     trials = read_trials(trials_path, root)
-    scores, speech, target = score_trials(engine, trials, progress)
-    llr = engine.calibration(required=False).llr(scores, speech)
+    scores, speech, target, bands = score_trials(engine, trials, progress)
+    calibration = engine.calibration(required=False)
+    narrow = np.array([band_name(b) == "narrowband" for b in bands], bool)
+    llr = np.where(narrow, calibration.band("narrowband").llr(scores, speech), calibration.llr(scores, speech))
     if not engine.calibrated:
         log.warning(
             "model %r has no calibration: Cllr is measured with %r's (EER and minDCF need none)",
             engine.backend.name,
-            DEFAULT_MODEL,
+            "ge2e",
         )
     metrics = evaluate(llr[target], llr[~target], p_target=p_target, llr=True)
     if scores_path is not None:
@@ -175,7 +179,7 @@ def enrollment_watchlist(engine: Engine, enrollment: dict[str, list[np.ndarray]]
     for name, recordings in sorted(enrollment.items()):
         sums: dict[str, np.ndarray] = {}
         for i, samples in enumerate(recordings):
-            analysis = engine.analyse_samples(samples, f"{name}/{i}")
+            analysis = engine.analyse_samples(samples, f"{name}/{i}", voiceprint=True)
             if analysis.segments:
                 for condition, vector in engine.condition_embeddings(samples, analysis, seed=i).items():
                     sums[condition] = sums.get(condition, 0) + analysis.speech_s * vector
@@ -188,14 +192,23 @@ def enrollment_watchlist(engine: Engine, enrollment: dict[str, list[np.ndarray]]
 
 
 def spotting_evidence(
-    engine: Engine, watchlist: Watchlist, tests: list[tuple[str | None, np.ndarray]], parallel: int = 32
+    engine: Engine,
+    watchlist: Watchlist,
+    tests: list[tuple[str | None, np.ndarray]],
+    parallel: int = 32,
+    bandwidth_hz: float | None = None,
 ) -> EvidenceSet:
-    """Stream each test utterance (speaker, audio) through the live spotter and keep every running turn score."""
+    """Stream each test utterance (speaker, audio) through the live spotter and keep every running turn score; with
+    ``bandwidth_hz``, the utterances were cut from a stream heard on that channel band (else each is measured as it
+    goes, as a live stream is)."""
     spotter_options = dataclasses.replace(engine.settings.spotter, trace=True, threshold_llr=np.inf)
     scores, speech, target, pairs = [], [], [], []
     for start in range(0, len(tests), parallel):
         group = tests[start : start + parallel]
         spotter = engine.spotter(watchlist, spotter_options)
+        if bandwidth_hz is not None:
+            for i in range(len(group)):
+                spotter.known_band(str(start + i), bandwidth_hz)
         longest = max(len(a) for _, a in group)
         events = []
         step = RATE_HZ // 2

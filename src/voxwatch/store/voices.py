@@ -23,6 +23,16 @@ class Voices(StoreCore):
                 else db.execute("INSERT INTO speakers (name, created_at) VALUES (?, ?) RETURNING id", (name, now())).fetchone()[0]
             )
             for info, vectors in items:
+                again = db.execute(
+                    "SELECT id FROM enrollments WHERE speaker_id = ? AND sha256 = ?", (speaker_id, info.sha256)
+                ).fetchone()
+                if again:  # a recording enrolled under another model: its voiceprints of this model join it
+                    db.executemany(
+                        "INSERT INTO embeddings (enrollment_id, model, condition, vector) VALUES (?, ?, ?, ?)",
+                        [(again[0], info.model, c, np.asarray(v, np.float32).tobytes()) for c, v in vectors.items()],
+                    )
+                    self._audit(db, actor, "enroll", name, f"{info.file} sha256={info.sha256} voiceprints of {info.model}")
+                    continue
                 (enrollment_id,) = db.execute(
                     "INSERT INTO enrollments (speaker_id, file, sha256, speech_s, snr_db, consistency, note, created_at, model)"
                     " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
@@ -49,9 +59,14 @@ class Voices(StoreCore):
                     db, actor, "enroll", name, f"{info.file} sha256={info.sha256} speech_s={info.speech_s} note={info.note!r}"
                 )
 
-    def enrolled_as(self, sha256: str) -> str | None:
-        row = self._query("SELECT s.name FROM enrollments e JOIN speakers s ON s.id = e.speaker_id WHERE e.sha256 = ?", (sha256,))
-        return row[0][0] if row else None
+    def enrolled_as(self, sha256: str, model: str) -> tuple[str | None, bool]:
+        """The voice a recording is enrolled for (None: not enrolled), and whether it has voiceprints of ``model``."""
+        rows = self._query(
+            "SELECT s.name, m.model FROM enrollments e JOIN speakers s ON s.id = e.speaker_id"
+            " LEFT JOIN embeddings m ON m.enrollment_id = e.id WHERE e.sha256 = ?",
+            (sha256,),
+        )
+        return (rows[0][0], any(m == model for _, m in rows)) if rows else (None, False)
 
     def speakers(self) -> list[SpeakerInfo]:
         rows = self._query(
@@ -61,6 +76,17 @@ class Voices(StoreCore):
         return [
             SpeakerInfo(n, c, round(s, 2), t, tuple(x for x in (notes or "").split("\x1f") if x)) for n, c, s, t, notes in rows
         ]
+
+    def voiceprint_models(self) -> dict[str, set[str]]:
+        """Each enrolled voice and the embedding models it has voiceprints of."""
+        rows = self._query(
+            "SELECT DISTINCT s.name, m.model FROM speakers s JOIN enrollments e ON e.speaker_id = s.id"
+            " JOIN embeddings m ON m.enrollment_id = e.id"
+        )
+        models: dict[str, set[str]] = {}
+        for name, model in rows:
+            models.setdefault(name, set()).add(model)
+        return models
 
     def enrollments(self, name: str) -> list[EnrollmentInfo]:
         self._require(name)
