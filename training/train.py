@@ -130,6 +130,12 @@ def _widen_head(saved: dict[str, Any], centres: torch.Tensor) -> None:
         moments[key] = torch.cat([moments[key], torch.zeros(len(centres) - len(known), known.shape[1])])
 
 
+def toward(trained: dict[str, torch.Tensor], teacher: dict[str, torch.Tensor], share: float) -> dict[str, torch.Tensor]:
+    """The trained weights moved ``share`` of the way back to the teacher's (WiSE-FT: student and teacher share one
+    architecture and one starting point, so their weighted average is itself an encoder)."""
+    return {k: (1 - share) * v.float() + share * teacher[k].float() for k, v in trained.items()}
+
+
 def export(model: Student, path: Path) -> None:
     """Write the student as ONNX, through the same graph builder and sidecar as GE2E, named after the file."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -159,6 +165,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--save-every", type=int, default=100)
     parser.add_argument("--export", type=Path, help="write the run's latest checkpoint as ONNX here and stop")
+    parser.add_argument(
+        "--toward-teacher",
+        type=float,
+        default=0.0,
+        help="with --export: move the weights this share of the way back to GE2E's (WiSE-FT weight averaging)",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -166,8 +178,10 @@ def main() -> None:
     checkpoint = args.run / "checkpoint.pt"
     model = Student.from_ge2e()
     if args.export:
+        if not 0 <= args.toward_teacher <= 1:
+            sys.exit(f"--toward-teacher {args.toward_teacher}: a share from 0 to 1")
         if checkpoint.is_file():
-            model.load_state_dict(torch.load(checkpoint)["model"])
+            model.load_state_dict(toward(torch.load(checkpoint)["model"], model.state_dict(), args.toward_teacher))
         export(model, args.export)
         print(f"wrote {args.export} (step {torch.load(checkpoint)['step'] if checkpoint.is_file() else 0})")
         return
