@@ -79,3 +79,14 @@ def test_exported_student_with_ge2e_weights_is_ge2e(data: Path, tmp_path: Path) 
     audio = load_audio(data / SPEECH)
     windows = np.stack([audio[s : s + 25600] for s in (0, RATE_HZ, 2 * RATE_HZ)])
     np.testing.assert_allclose(load_backend(str(path)).embed(windows), load_backend("ge2e").embed(windows), atol=1e-5)
+
+
+def test_moving_trained_weights_toward_the_teacher_blends_them() -> None:
+    torch = pytest.importorskip("torch", reason="training needs the [train] extra (torch)")
+    from training.train import Student, toward
+
+    teacher = Student.from_ge2e().state_dict()
+    trained = {k: v + 1.0 for k, v in teacher.items()}
+    for share, offset in ((0.0, 1.0), (0.15, 0.85), (1.0, 0.0)):
+        moved = toward(trained, teacher, share)
+        assert all(torch.allclose(moved[k], teacher[k] + offset, atol=1e-6) for k in teacher)
