@@ -185,11 +185,12 @@ def make_sources(
 
 
 class Collector:
-    """A sink that notes when each alert and each transcript reached it."""
+    """A sink that notes when each alert and each transcript reached it, and each stream's status when it ended."""
 
     def __init__(self) -> None:
         self.alerts: list[tuple[Alert, float]] = []
         self.transcripts: list[tuple[AlertTranscript, float]] = []
+        self.ended: list[StreamStatus] = []
 
     def alert(self, alert: Alert) -> None:
         self.alerts.append((alert, time.monotonic()))
@@ -201,7 +202,7 @@ class Collector:
         pass
 
     def stream_end(self, status: StreamStatus) -> None:
-        pass
+        self.ended.append(status)
 
 
 def machine_busy_s() -> float:
@@ -352,7 +353,7 @@ def run_step(
     step.watch_cpu_s = thread_cpu.get("watch", 0.0) + thread_cpu.get("decide", 0.0)
     step.reader_cpu_s = sum(s.cpu_s for s in sources)
     step.rss_mb = peak_rss
-    for s in watch.summary.streams:
+    for s in sink.ended:
         done[s.source] = s.audio_s
     step.audio_s = sum(done.values())
     score(step, sink.alerts, sources, truth, done, set(engine.watchlist().names))

@@ -175,8 +175,8 @@ class Calibration:
     @classmethod
     def from_json(cls, data: dict) -> Calibration:  # type: ignore[type-arg]
         table = data.get("false_alarms", {})
-        cohort = Cohort.shipped(str(data["cohort"]["name"]), int(data["cohort"]["top"])) if "cohort" in data else None
         narrow = cls.from_json(data["narrowband"]) if "narrowband" in data else None
+        cohort = Cohort.shipped(str(data["cohort"]["name"]), int(data["cohort"]["top"])) if "cohort" in data else None
         return cls(
             float(data["a"]),
             float(data["b"]),
