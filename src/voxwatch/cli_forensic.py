@@ -80,22 +80,26 @@ def evaluate_cmd(
 @guard
 def calibrate(obj: Context, trials: str, root: str | None, out: Path, workers: int | None) -> None:
     """Re-fit the score-to-LLR calibration of the model in use on your own trial list (as for 'voxwatch eval'), then
-    use it with --calibration FILE (or $VOXWATCH_CALIBRATION). A calibration belongs to its model.
+    use it with --calibration FILE (or $VOXWATCH_CALIBRATION). A calibration belongs to its model, and fits one
+    encoder: the default, which hears each channel band with its own, is calibrated through one of its two models.
 
     \b
     Example:
-      voxwatch calibrate our-trials.txt --out ours.json && voxwatch --calibration ours.json watch line1.wav
+      voxwatch --model voxwatch-enc calibrate our-trials.txt --out ours.json
+      voxwatch --model voxwatch-enc --calibration ours.json watch line1.wav
     """
     import numpy as np
 
+    from .embedding import routed_models
     from .metrics import evaluate
     from .scoring import Calibration
     from .trials import read_trials, score_trials
 
     engine = obj.engine(workers=workers)
     in_use = engine.calibration(required=False)  # the scores are normalised against its cohort, if it has one
-    if in_use.part is not None:
-        wide, _, narrow = engine.backend.name.partition("+")
+    routed = routed_models(engine.backend.name)
+    if routed is not None:
+        wide, narrow = routed
         raise UsageError(
             f"{engine.backend.name} scores each channel band with its own encoder, so one calibration cannot map its"
             f" scores: calibrate one of its models (--model {wide} for wideband, --model {narrow} for narrowband"

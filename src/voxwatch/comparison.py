@@ -24,7 +24,7 @@ import numpy as np
 
 from .audio import AudioInput, Clip, read_input
 from .blas import blas_limited
-from .embedding import DEFAULT_MODEL
+from .embedding import DEFAULT_MODEL, routed_models
 from .engine import Analysis, Engine
 from .errors import AudioError, ModelError, UsageError
 from .records import _JsonRecord
@@ -376,9 +376,9 @@ class CalibrationScores:
 def calibration_scores(band: str = "wideband", model: str = DEFAULT_MODEL) -> CalibrationScores:
     """The shipped summary of one model's and channel band's calibration trials (``calibration_scores.npz`` in the
     package; a band-routed ``WIDE+NARROW`` shows the band's model's, a model without its own GE2E's)."""
-    if "+" in model:
-        wide, _, narrow = model.partition("+")
-        model = narrow if band == "narrowband" else wide
+    routed = routed_models(model)
+    if routed is not None:
+        model = routed[1] if band == "narrowband" else routed[0]
     try:
         raw = resources.files("voxwatch").joinpath("calibration_scores.npz").read_bytes()
         with np.load(io.BytesIO(raw), allow_pickle=False) as data:

@@ -180,6 +180,14 @@ class BandRouted:
         return _l2(out)
 
 
+def routed_models(name: str) -> tuple[str, str] | None:
+    """The wideband and the narrowband model of a band-routed model's name (``WIDE+NARROW``); None for one model."""
+    if "+" not in name:
+        return None
+    wide, _, narrow = name.partition("+")
+    return wide, narrow
+
+
 def packaged(name: str) -> Path:
     """A model file shipped inside the package."""
     from importlib import resources
@@ -191,11 +199,11 @@ def load_backend(spec: str = DEFAULT_MODEL, threads: int = 1) -> EmbeddingBacken
     """``voxwatch-enc`` or ``ge2e`` (both shipped in this package), a path to an ``.onnx`` file,
     ``hf:OWNER/REPO/FILE.onnx`` (downloaded with huggingface_hub when online), or ``WIDE+NARROW``, two of these routed
     by channel band (:class:`BandRouted`; the default is ``ge2e+voxwatch-enc``)."""
-    if "+" in spec and not Path(spec).is_file():
-        wide, _, narrow = spec.partition("+")
-        if "+" in narrow:
+    routed = routed_models(spec)
+    if routed is not None and not Path(spec).is_file():
+        if "+" in routed[1]:
             raise ModelError(f"{spec}: route two models, one per channel band: WIDE+NARROW")
-        return BandRouted(load_backend(wide, threads), load_backend(narrow, threads))
+        return BandRouted(load_backend(routed[0], threads), load_backend(routed[1], threads))
     if spec == "ge2e":
         return Ge2eBackend(threads)
     if spec in SHIPPED_MODELS:

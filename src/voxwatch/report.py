@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from .comparison import DIFFERENT, SAME, CalibrationScores, Comparison, Limits, calibration_scores
-from .embedding import DEFAULT_MODEL
+from .embedding import DEFAULT_MODEL, routed_models
 from .errors import UsageError
 from .metrics import Metrics, evaluate
 from .plots import det_figure, new_figure, tippett_figure
@@ -202,9 +202,9 @@ def _quality_rows(comparison: Comparison, limits: Limits) -> str:
 def _encoder(model: str, band: str) -> tuple[str, str]:
     """The encoder that embedded a recording heard on ``band`` under ``model``, named for the method section, and
     what limits it."""
-    if "+" in model:
-        wide, _, narrow = model.partition("+")
-        name, why = _encoder(narrow if band == "narrowband" else wide, band)
+    routed = routed_models(model)
+    if routed is not None:
+        name, why = _encoder(routed[1] if band == "narrowband" else routed[0], band)
         return f"{name}, the encoder {model} uses for {band} recordings", why
     if model == "ge2e":
         return "the GE2E speaker encoder", (

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .calibration_fit import fit_logistic
-from .embedding import DEFAULT_MODEL
+from .embedding import DEFAULT_MODEL, routed_models
 from .errors import ModelError, UsageError
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ SHIPPED_CALIBRATIONS = tuple(_shipped())  # the models the package has a calibra
 
 def has_shipped_calibration(model: str) -> bool:
     """Whether the package calibrates ``model``: one of :data:`SHIPPED_CALIBRATIONS`, or two of them routed by band."""
-    return all(part in SHIPPED_CALIBRATIONS for part in model.split("+")) and model.count("+") <= 1
+    return all(part in SHIPPED_CALIBRATIONS for part in routed_models(model) or (model,))
 
 
 FIT_ONE = "fit one on your own trials with 'voxwatch calibrate TRIALS --out FILE', then pass --calibration FILE"
@@ -226,8 +226,9 @@ class Calibration:
             raise ModelError(
                 f"no shipped calibration for model {model!r} (there is one for {known} and pairs of them); {FIT_ONE}"
             )
-        if "+" in model:
-            wide, _, narrow = model.partition("+")
+        routed = routed_models(model)
+        if routed is not None:
+            wide, narrow = routed
             split, stop = _shipped()[wide]["dimension"], _shipped()[wide]["dimension"] + _shipped()[narrow]["dimension"]
             narrowband = cls.default(narrow).band("narrowband")
             return dataclasses.replace(
