@@ -154,6 +154,7 @@ RUN_ORDER = [  # the others, in an order a user would take
     "voxwatch eval trials.txt --p-target 0.01 --det det.png",
     "voxwatch eval voxceleb1-o.txt --root wav/ --scores scores.txt",
     "voxwatch --model voxwatch-enc calibrate our-trials.txt --out ours.json",
+    'voxwatch --model voxwatch-enc enroll "Jane Doe" jane1.wav',  # a voiceprint of that model, from the same recording
     "voxwatch --model voxwatch-enc --calibration ours.json watch line1.wav",
     "voxwatch compare intercept.wav --reference suspect-interview1.wav --reference suspect-interview2.flac --report case-17.html",
     'voxwatch search --speaker "Jane Doe" --rttm',

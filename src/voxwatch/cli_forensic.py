@@ -86,6 +86,7 @@ def calibrate(obj: Context, trials: str, root: str | None, out: Path, workers: i
     \b
     Example:
       voxwatch --model voxwatch-enc calibrate our-trials.txt --out ours.json
+      voxwatch --model voxwatch-enc enroll "Jane Doe" jane1.wav
       voxwatch --model voxwatch-enc --calibration ours.json watch line1.wav
     """
     import numpy as np
