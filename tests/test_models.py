@@ -215,10 +215,13 @@ def test_the_default_model_routes_each_channel_band_to_its_encoder(data: Path, g
     """ge2e+voxwatch-enc embeds wideband windows with GE2E, narrowband ones with voxwatch-enc, each in its own part of
     one vector, and a voiceprint's windows with both."""
     from voxwatch.embedding import BandRouted
+    from voxwatch.scoring import Calibration
 
     routed = load_backend(DEFAULT_MODEL)
     assert DEFAULT_MODEL == "ge2e+voxwatch-enc" and isinstance(routed, BandRouted)
-    assert (routed.dimension, routed.window_s, routed.parts()) == (512, 1.6, {"wideband": (0, 256), "narrowband": (256, 512)})
+    calibration = Calibration.default(DEFAULT_MODEL)  # its parts: where each band's encoder writes in the vector
+    assert (routed.dimension, routed.window_s) == (512, 1.6)
+    assert (calibration.part, calibration.band("narrowband").part) == ((0, routed.wide.dimension), (256, routed.dimension))
     audio = load_audio(data / "resemblyzer/audio_data/librispeech_test-other/2033/2033-164914-0000.flac")
     batch = np.stack([audio[s : s + 25600] for s in (0, 16000, 32000)])
     encoder = load_backend("voxwatch-enc")

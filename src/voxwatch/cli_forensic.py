@@ -97,7 +97,6 @@ def calibrate(obj: Context, trials: str, root: str | None, out: Path, workers: i
     from .trials import read_trials, score_trials
 
     engine = obj.engine(workers=workers)
-    in_use = engine.calibration(required=False)  # the scores are normalised against its cohort, if it has one
     routed = routed_models(engine.backend.name)
     if routed is not None:
         wide, narrow = routed
@@ -109,6 +108,7 @@ def calibrate(obj: Context, trials: str, root: str | None, out: Path, workers: i
     with Progress("scoring", obj.as_json) as progress:
         scores, speech, target, _ = score_trials(engine, read_trials(trials, root), progress)
     fitted = Calibration.fit(scores, speech, target, np.arange(len(scores)))  # each trial counts as one turn
+    in_use = engine.calibration(required=False)  # the scores were normalised against its cohort, if it has one
     fitted = dataclasses.replace(fitted, model=engine.backend.name, cohort=in_use.cohort)
     old, new = in_use.llr(scores, speech), fitted.llr(scores, speech)
     before, after = evaluate(old[target], old[~target]), evaluate(new[target], new[~target])

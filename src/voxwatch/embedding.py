@@ -165,10 +165,6 @@ class BandRouted:
         self.min_window_s = max(wide.min_window_s, narrow.min_window_s)
         self.dimension = wide.dimension + narrow.dimension
 
-    def parts(self) -> dict[str, tuple[int, int]]:
-        """Where each band's encoder writes in the vector: band name → (start, stop)."""
-        return {"wideband": (0, self.wide.dimension), "narrowband": (self.wide.dimension, self.dimension)}
-
     def embed(self, batch: np.ndarray, band: str | None = None) -> np.ndarray:
         if band not in (None, "wideband", "narrowband"):
             raise ValueError(f"band must be 'wideband', 'narrowband' or None, not {band!r}")

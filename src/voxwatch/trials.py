@@ -143,7 +143,7 @@ def run_trials(
         log.warning(
             "model %r has no calibration: Cllr is measured with %r's (EER and minDCF need none)",
             engine.backend.name,
-            "ge2e",
+            calibration.model,
         )
     metrics = evaluate(llr[target], llr[~target], p_target=p_target, llr=True)
     if scores_path is not None:
