@@ -110,10 +110,16 @@ def test_two_thread_watch_decides_like_the_spotter_alone(watched, engine: Engine
 
 
 def test_each_stream_is_scored_for_its_measured_channel_band(engine: Engine, readers: dict[str, list[Path]]) -> None:
-    """The same reading as recorded and through a walkie-talkie channel: the spotter measures each stream's band on
-    its own windows, and the calibration for that band scores it."""
-    audio = np.concatenate([load_audio(f) for f in largest(readers["2033"], 2)])
-    heard = {"clean": audio, "radio": channels.radio(audio, np.random.default_rng(2), snr_db=10.0)}
+    """Two readings as recorded and through a walkie-talkie channel, the radio's transmissions apart by squelch (digital
+    silence): the spotter measures each stream's band on its latest audio, and from the first window on the
+    calibration for that band scores it."""
+    readings = [load_audio(f) for f in largest(readers["2033"], 2)]
+    rng, squelched = np.random.default_rng(2), np.zeros(RATE_HZ, np.float32)
+    heard = {
+        "clean": np.concatenate([readings[0], squelched, readings[1]]),
+        "radio": np.concatenate([channels.radio(readings[0], rng), squelched, channels.radio(readings[1], rng)]),
+    }
+    audio = heard["clean"]
     spotter = engine.spotter()
     segments: list[Segment] = []
     step = RATE_HZ // 2

@@ -2,9 +2,9 @@
 
 Per stream: 32 ms frames → VAD with hysteresis → speech-only buffer → windows every ``hop_s`` of speech →
 embeddings (one batched call for all streams) → the current turn's running mean embedding → LLR against the
-watchlist, calibrated for the stream's channel band (measured on its windows) → an alert for the turn's most likely
-voice the moment its LLR passes the threshold (by default the one the calibration gives the set false-alarm rate),
-once per turn and speaker. A turn ends after ``max_pause_s`` of silence, or where a window no longer sounds like the
+watchlist, calibrated for the stream's channel band (measured on its latest audio, pauses included) → an alert for
+the turn's most likely voice the moment its LLR passes the threshold (by default the one the calibration gives the
+set false-alarm rate), once per turn and speaker. A turn ends after ``max_pause_s`` of silence, or where a window no longer sounds like the
 turn so far (speaker change); after a pause of ``turn_gap_s`` the turn goes on only if the next window still sounds
 like it.
 """
@@ -22,14 +22,13 @@ import numpy as np
 from .audio import RATE_HZ
 from .embedding import BandRouted, EmbeddingBackend
 from .errors import UsageError
-from .quality import band_edge_hz
+from .quality import BandMeter, frame_power
 from .records import Alert, AudioChunk, Detection, Evidence, Quiet, Segment
 from .scoring import Calibration, Watchlist, band_name, l2_normalise
 from .vad import FRAME, VadState, VoiceActivity
 
 DEFAULT_FALSE_ALARMS_PER_HOUR = 0.1  # per enrolled voice, per hour of other people's speech
 MAX_BATCH = 64  # windows per embedding call
-BAND_WINDOWS = 9  # a stream's channel band is the median over its latest windows' band edges
 
 
 @dataclass(frozen=True)
@@ -102,8 +101,8 @@ class StreamState:
     paused: bool = False  # a pause separates the speech buffer from the turn's earlier windows
     last_heard: dict[str, float] = field(default_factory=dict)  # speaker → stream time last detected
     speech_total_s: float = 0.0
-    band_edges: deque[float] = field(default_factory=lambda: deque(maxlen=BAND_WINDOWS))
-    known_band_hz: float = 0.0  # the channel band measured beforehand on the whole recording (0: from the windows)
+    band: BandMeter = field(default_factory=BandMeter)  # the channel band of its latest audio, pauses included
+    known_band_hz: float = 0.0  # the channel band measured beforehand on the whole recording (0: measured as it plays)
 
     def stream_time(self, offset: int) -> float:
         """Stream time (s) of the sample at speech offset ``offset`` of the current turn."""
@@ -126,7 +125,7 @@ class Window:
     speech_samples: int
     closes: bool = False  # the turn ends with this window
     after_pause: bool = False  # the first window after a pause: the turn goes on only if it sounds the same
-    bandwidth_hz: float = 0.0  # the stream's channel band (median of its latest windows' band edges; 0: unknown)
+    bandwidth_hz: float = 0.0  # the stream's channel band (of its latest audio, pauses included; 0: unknown)
     embedding: np.ndarray | None = None
 
 
@@ -188,8 +187,8 @@ class Spotter:
         self.watchlist = watchlist
 
     def known_band(self, name: str, bandwidth_hz: float) -> None:
-        """Stream ``name`` is a whole recording whose channel band was measured beforehand (pauses included, which
-        tells a channel's band better than its speech alone): its windows are heard on that band."""
+        """Stream ``name`` is a whole recording whose channel band was measured beforehand on all of it: its windows
+        are heard on that band."""
         state = self.streams.get(name) or self.streams.setdefault(name, StreamState(name))
         state.known_band_hz = bandwidth_hz
 
@@ -226,6 +225,9 @@ class Spotter:
             return []
         stacked = np.concatenate(frames).astype(np.float32, copy=False)
         probs = self.vad.probabilities(stacked, [s.vad for s in owners])
+        metered = [i for i, s in enumerate(owners) if not s.known_band_hz]
+        for i, power in zip(metered, frame_power(stacked[metered])):
+            owners[i].band.add(power)
         windows: list[Window] = []
         for frame, prob, state in zip(stacked, probs, owners):
             windows += self._frame(state, frame, float(prob))
@@ -276,13 +278,7 @@ class Spotter:
         state.last_window_end = end
         samples = np.concatenate(state.buffer)[-length:]
         after_pause, state.paused = state.paused, False
-        if state.known_band_hz:
-            band = state.known_band_hz
-        else:
-            edge = band_edge_hz(samples)
-            if edge > 0:
-                state.band_edges.append(edge)
-            band = float(np.median(state.band_edges)) if state.band_edges else 0.0
+        band = state.known_band_hz or state.band.edge_hz()
         return Window(
             state,
             samples,

@@ -38,26 +38,61 @@ def measure(samples: np.ndarray, rate_hz: int = RATE_HZ) -> Quality:
     return Quality(round(len(x) / rate_hz, 3), round(float(min(snr, 90.0)), 1), round(clipping, 5), band_edge_hz(x, rate_hz))
 
 
-def band_edge_hz(
-    samples: np.ndarray, rate_hz: int = RATE_HZ, frame: int = 512, margin_db: float = 3.0, floor_db: float = 50.0
-) -> float:
-    """The channel's upper band edge: the highest frequency where the long-term spectrum of the loudest frames stands
-    ``margin_db`` above that of the quietest frames (a band-limited channel's noise is all that is left above its
-    edge) and within ``floor_db`` of the spectrum's peak (a filter's stop band). Unlike an energy share, this does not
-    mistake a dark voice for a narrow channel, nor broadband noise for a wide one. 0 when it cannot be measured."""
-    x = np.asarray(samples, np.float64)
-    n = len(x) // frame
-    if n < 8:
-        return 0.0
-    frames = x[: n * frame].reshape(n, frame)
-    power = np.abs(np.fft.rfft(frames * np.hanning(frame), axis=1)) ** 2 + 1e-20
+BAND_FRAME = 512  # 32 ms: the frames the band is measured on (the VAD's too)
+BAND_HISTORY_S = 8.0  # a live stream's band: the latest 8 s of its audio
+DIGITAL_SILENCE_DBFS = -80.0  # frames below this carry no channel at all (squelch, gaps filled with zeros)
+
+
+def frame_power(frames: np.ndarray) -> np.ndarray:
+    """Power spectra of ``(n, BAND_FRAME)`` frames (Hann window), for :func:`band_edge_of`."""
+    return np.abs(np.fft.rfft(np.asarray(frames, np.float64) * np.hanning(BAND_FRAME), axis=1)) ** 2 + 1e-20
+
+
+def band_edge_of(power: np.ndarray, rate_hz: int = RATE_HZ, margin_db: float = 3.0, floor_db: float = 50.0) -> float:
+    """The channel's upper band edge from the :func:`frame_power` spectra of a stretch of audio: the highest frequency
+    where the long-term spectrum of the loudest frames stands ``margin_db`` above that of the quietest frames (a
+    band-limited channel's noise is all that is left above its edge) and within ``floor_db`` of the spectrum's peak
+    (a filter's stop band). Frames of digital silence are left out: a channel's noise, not the absence of any
+    signal, tells where its band ends. Unlike an energy share, this does not mistake a dark voice for a narrow
+    channel, nor broadband noise for a wide one. 0 when it cannot be measured."""
     energy = power.sum(axis=1)
+    level_dbfs = 10 * np.log10(2 * energy / (BAND_FRAME**2 * 0.375))  # Parseval, over the Hann window's mean square
+    power, energy = power[level_dbfs > DIGITAL_SILENCE_DBFS], energy[level_dbfs > DIGITAL_SILENCE_DBFS]
+    if len(power) < 8:
+        return 0.0
     low, high = np.percentile(energy, [20, 70])
     kernel = np.ones(9) / 9  # ~280 Hz smoothing
     loud = np.convolve(10 * np.log10(power[energy >= high].mean(axis=0)), kernel, mode="same")
     quiet = np.convolve(10 * np.log10(power[energy <= low].mean(axis=0)), kernel, mode="same")
     carried = np.flatnonzero((loud > quiet + margin_db) & (loud > loud.max() - floor_db))
-    return float(round(carried[-1] * rate_hz / frame)) if len(carried) else 0.0
+    return float(round(carried[-1] * rate_hz / BAND_FRAME)) if len(carried) else 0.0
+
+
+def band_edge_hz(samples: np.ndarray, rate_hz: int = RATE_HZ) -> float:
+    """The upper band edge of the channel a recording was heard on, measured on all of it (see :func:`band_edge_of`)."""
+    x = np.asarray(samples, np.float64)
+    n = len(x) // BAND_FRAME
+    return band_edge_of(frame_power(x[: n * BAND_FRAME].reshape(n, BAND_FRAME)), rate_hz)
+
+
+class BandMeter:
+    """A live stream's channel band: :func:`band_edge_of` over its latest :data:`BAND_HISTORY_S` of audio, pauses
+    included (a channel's noise between words tells its band better than the speech alone)."""
+
+    def __init__(self) -> None:
+        self._power = np.zeros((0, BAND_FRAME // 2 + 1), np.float32)  # a ring of the latest frames' spectra
+        self._frames = 0
+
+    def add(self, power: np.ndarray) -> None:
+        """One frame's :func:`frame_power` spectrum."""
+        if not len(self._power):
+            self._power = np.zeros((round(BAND_HISTORY_S * RATE_HZ / BAND_FRAME), BAND_FRAME // 2 + 1), np.float32)
+        self._power[self._frames % len(self._power)] = power
+        self._frames += 1
+
+    def edge_hz(self) -> float:
+        """The band edge now (0 when it cannot be measured yet)."""
+        return band_edge_of(self._power[: self._frames].astype(np.float64))
 
 
 def enrollment_quality(enrollments: list[EnrollmentInfo]) -> dict[str, Any]:
