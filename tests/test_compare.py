@@ -20,6 +20,7 @@ from voxwatch.comparison import Comparison, calibration_scores, compare, format_
 from voxwatch.errors import AudioError, UsageError
 from voxwatch.quality import band_edge_hz
 from voxwatch.report import write_report
+from voxwatch.scoring import band_name
 
 READER, OTHER = "2609", "3331"
 
@@ -95,7 +96,7 @@ def test_report_is_self_contained_and_complete(same: Comparison, tmp_path: Path)
     for section in ("Warnings", "Recording quality", "Tippett", "DET", "Limitations", "C<sub>llr</sub>"):
         assert section in page
     assert "<script" not in page and "http://" not in page and "https://" not in page
-    band = "narrowband" if 0 < same.questioned.bandwidth_hz < 4500 else "wideband"
+    band = band_name(same.questioned.bandwidth_hz)
     encoder = "voxwatch-enc, voxwatch&#x27;s own speaker encoder" if band == "narrowband" else "the GE2E speaker encoder"
     assert f"embedded with {encoder}, the encoder ge2e+voxwatch-enc uses for {band} recordings" in page
 

@@ -11,7 +11,7 @@ import pytest
 
 from voxwatch import UsageError, channels, load_audio, load_backend
 from voxwatch.metrics import eer
-from voxwatch.scoring import Calibration, Cohort, Watchlist, l2_normalise, pair_maxima
+from voxwatch.scoring import NARROWBAND_HZ, Calibration, Cohort, Watchlist, l2_normalise, pair_maxima
 
 ENCODER = "voxwatch-enc"
 
@@ -111,7 +111,7 @@ def test_a_band_routed_calibration_scores_each_band_as_its_own_model_does(rng: n
         (8000.0, np.hstack([wide_tests, zeros]), Watchlist(labels, wide_prints, ge2e), ge2e),
     ):
         scores, llrs = Watchlist(labels, prints, routed).llrs(tests, 3.0, band)
-        expected, expected_llrs = single.llrs(tests[:, 256:] if band < 4500 else tests[:, :256], 3.0, band)
+        expected, expected_llrs = single.llrs(tests[:, 256:] if band < NARROWBAND_HZ else tests[:, :256], 3.0, band)
         np.testing.assert_allclose(scores, expected, rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(llrs, expected_llrs, rtol=1e-5, atol=1e-5)
         assert routed.for_band(band).threshold_for(0.1) == calibration.threshold_for(0.1)

@@ -28,7 +28,15 @@ from .embedding import DEFAULT_MODEL, routed_models
 from .engine import Analysis, Engine
 from .errors import AudioError, ModelError, UsageError
 from .records import _JsonRecord
-from .scoring import SHIPPED_CALIBRATIONS, Calibration, Watchlist, band_name, has_shipped_calibration, l2_normalise
+from .scoring import (
+    NARROWBAND_HZ,
+    SHIPPED_CALIBRATIONS,
+    Calibration,
+    Watchlist,
+    band_name,
+    has_shipped_calibration,
+    l2_normalise,
+)
 
 __all__ = ["CalibrationScores", "Comparison", "Limits", "Recording", "calibration_scores", "compare", "format_lr", "verbal_scale"]
 
@@ -61,7 +69,7 @@ class Limits:
     max_speech_s: float = 120.0
     max_questioned_speech_s: float | None = None
     min_snr_db: float = 10.0
-    narrowband_hz: float = 4500.0  # channel band edge below this: telephone, radio or an 8 kHz recording
+    narrowband_hz: float = NARROWBAND_HZ  # channel band edge below this: telephone, radio or an 8 kHz recording
     max_clipping: float = 0.01
     band_ratio: float = 0.67  # narrower / wider channel band below this: a channel mismatch
     min_same_voice: float = 0.65  # segments of one recording less alike than this: maybe several voices

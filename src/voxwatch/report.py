@@ -343,7 +343,7 @@ speaker-homogeneous turns and embedded with {_e(encoder)} (1.6 s windows). The q
 by the speech-weighted mean of its turn embeddings. The reference voiceprint is made as voxwatch enrollment makes it: from the
 reference recordings as they are, as heard through simulated radio and telephone channels and with a simulated raised vocal
 effort, one print per condition, each the speech-weighted mean over the reference recordings. The score is the cosine with the
-best-matching print; the calibration for the questioned recording's channel band (wideband, or narrowband below 4.5 kHz;
+best-matching print; the calibration for the questioned recording's channel band (wideband, or narrowband below {limits.narrowband_hz:,.0f} Hz;
 logistic regression on the trials of section 6) turns score and net speech into the LLR.</p>
 
 <h2>8. Limitations</h2>
