@@ -4,9 +4,9 @@ Per stream: 32 ms frames → VAD with hysteresis → speech-only buffer → wind
 embeddings (one batched call for all streams) → the current turn's running mean embedding → LLR against the
 watchlist, calibrated for the stream's channel band (measured on its latest audio, pauses included) → an alert for
 the turn's most likely voice the moment its LLR passes the threshold (by default the one the calibration gives the
-set false-alarm rate), once per turn and speaker. A turn ends after ``max_pause_s`` of silence, or where a window no longer sounds like the
-turn so far (speaker change); after a pause of ``turn_gap_s`` the turn goes on only if the next window still sounds
-like it.
+set false-alarm rate), once per turn and speaker. A turn ends after ``max_pause_s`` of silence, or where a window no
+longer sounds like the turn so far (speaker change); after a pause of ``turn_gap_s`` the turn goes on only if the
+next window still sounds like it.
 """
 
 from __future__ import annotations

@@ -43,9 +43,13 @@ BAND_HISTORY_S = 8.0  # a live stream's band: the latest 8 s of its audio
 DIGITAL_SILENCE_DBFS = -80.0  # frames below this carry no channel at all (squelch, gaps filled with zeros)
 
 
+_HANN = np.hanning(BAND_FRAME).astype(np.float32)
+
+
 def frame_power(frames: np.ndarray) -> np.ndarray:
-    """Power spectra of ``(n, BAND_FRAME)`` frames (Hann window), for :func:`band_edge_of`."""
-    return np.abs(np.fft.rfft(np.asarray(frames, np.float64) * np.hanning(BAND_FRAME), axis=1)) ** 2 + 1e-20
+    """Power spectra of ``(n, BAND_FRAME)`` frames (Hann window, float32), for :func:`band_edge_of`."""
+    spectra = np.fft.rfft(np.asarray(frames, np.float32) * _HANN, axis=1)
+    return spectra.real**2 + spectra.imag**2 + np.float32(1e-20)
 
 
 def band_edge_of(power: np.ndarray, rate_hz: int = RATE_HZ, margin_db: float = 3.0, floor_db: float = 50.0) -> float:
@@ -70,7 +74,7 @@ def band_edge_of(power: np.ndarray, rate_hz: int = RATE_HZ, margin_db: float = 3
 
 def band_edge_hz(samples: np.ndarray, rate_hz: int = RATE_HZ) -> float:
     """The upper band edge of the channel a recording was heard on, measured on all of it (see :func:`band_edge_of`)."""
-    x = np.asarray(samples, np.float64)
+    x = np.asarray(samples, np.float32)
     n = len(x) // BAND_FRAME
     return band_edge_of(frame_power(x[: n * BAND_FRAME].reshape(n, BAND_FRAME)), rate_hz)
 
@@ -92,7 +96,7 @@ class BandMeter:
 
     def edge_hz(self) -> float:
         """The band edge now (0 when it cannot be measured yet)."""
-        return band_edge_of(self._power[: self._frames].astype(np.float64))
+        return band_edge_of(self._power[: self._frames])
 
 
 def enrollment_quality(enrollments: list[EnrollmentInfo]) -> dict[str, Any]:
