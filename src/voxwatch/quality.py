@@ -41,6 +41,7 @@ def measure(samples: np.ndarray, rate_hz: int = RATE_HZ) -> Quality:
 BAND_FRAME = 512  # 32 ms: the frames the band is measured on (the VAD's too)
 BAND_HISTORY_S = 8.0  # a live stream's band: the latest 8 s of its audio
 DIGITAL_SILENCE_DBFS = -80.0  # frames below this carry no channel at all (squelch, gaps filled with zeros)
+SQUELCH_FRAMES = 8  # a gap of more digitally silent frames than this (0.26 s) parts a recording's band measure
 
 
 _HANN = np.hanning(BAND_FRAME).astype(np.float32)
@@ -52,6 +53,11 @@ def frame_power(frames: np.ndarray) -> np.ndarray:
     return spectra.real**2 + spectra.imag**2 + np.float32(1e-20)
 
 
+def _audible(power: np.ndarray) -> np.ndarray:
+    """Which :func:`frame_power` frames are above digital silence (Parseval, over the Hann window's mean square)."""
+    return 10 * np.log10(2 * power.sum(axis=1) / (BAND_FRAME**2 * 0.375)) > DIGITAL_SILENCE_DBFS
+
+
 def band_edge_of(power: np.ndarray, rate_hz: int = RATE_HZ, margin_db: float = 3.0, floor_db: float = 50.0) -> float:
     """The channel's upper band edge from the :func:`frame_power` spectra of a stretch of audio: the highest frequency
     where the long-term spectrum of the loudest frames stands ``margin_db`` above that of the quietest frames (a
@@ -59,11 +65,10 @@ def band_edge_of(power: np.ndarray, rate_hz: int = RATE_HZ, margin_db: float = 3
     (a filter's stop band). Frames of digital silence are left out: a channel's noise, not the absence of any
     signal, tells where its band ends. Unlike an energy share, this does not mistake a dark voice for a narrow
     channel, nor broadband noise for a wide one. 0 when it cannot be measured."""
-    energy = power.sum(axis=1)
-    level_dbfs = 10 * np.log10(2 * energy / (BAND_FRAME**2 * 0.375))  # Parseval, over the Hann window's mean square
-    power, energy = power[level_dbfs > DIGITAL_SILENCE_DBFS], energy[level_dbfs > DIGITAL_SILENCE_DBFS]
+    power = power[_audible(power)]
     if len(power) < 8:
         return 0.0
+    energy = power.sum(axis=1)
     low, high = np.percentile(energy, [20, 70])
     kernel = np.ones(9) / 9  # ~280 Hz smoothing
     loud = np.convolve(10 * np.log10(power[energy >= high].mean(axis=0)), kernel, mode="same")
@@ -73,10 +78,20 @@ def band_edge_of(power: np.ndarray, rate_hz: int = RATE_HZ, margin_db: float = 3
 
 
 def band_edge_hz(samples: np.ndarray, rate_hz: int = RATE_HZ) -> float:
-    """The upper band edge of the channel a recording was heard on, measured on all of it (see :func:`band_edge_of`)."""
+    """The upper band edge of the channel a recording was heard on (see :func:`band_edge_of`), measured on all of it.
+    Where gaps of digital silence part it (squelch between radio transmissions, each with its own level of hiss),
+    each part is measured on its own and the recording's band is their median, weighted by their length."""
     x = np.asarray(samples, np.float32)
     n = len(x) // BAND_FRAME
-    return band_edge_of(frame_power(x[: n * BAND_FRAME].reshape(n, BAND_FRAME)), rate_hz)
+    power = frame_power(x[: n * BAND_FRAME].reshape(n, BAND_FRAME))
+    audible = np.flatnonzero(_audible(power))
+    parts = np.split(audible, np.flatnonzero(np.diff(audible) > SQUELCH_FRAMES) + 1) if len(audible) else []
+    measured = [(band_edge_of(power[part], rate_hz), len(part)) for part in parts if len(part) >= 8]
+    measured = sorted((edge, frames) for edge, frames in measured if edge > 0)
+    if not measured:
+        return 0.0
+    weight = np.cumsum([frames for _, frames in measured])
+    return measured[int(np.searchsorted(weight, weight[-1] / 2))][0]
 
 
 class BandMeter:
