@@ -137,6 +137,38 @@ def test_each_stream_is_scored_for_its_measured_channel_band(engine: Engine, rea
     assert calibration.for_band(clean[-1].bandwidth_hz) is calibration
 
 
+def test_the_band_follows_a_caller_within_seconds(engine: Engine, readers: dict[str, list[Path]]) -> None:
+    """A call-in show: the studio, a caller on a telephone line, the studio again, with no squelch between. The
+    stream's band turns narrow within about 3 s of the caller's first words and wide again as soon after the studio
+    returns, so the caller is heard by the narrowband encoder and calibration for nearly all of the call. The audio
+    comes seconds at a time, as a recording read faster than real time does: a window's band is measured on the audio
+    up to its end, so the call's last window is not measured on the studio's first words."""
+    studio = [load_audio(f) for f in largest(readers["2033"], 3)]
+    caller = channels.telephone(studio[1], np.random.default_rng(4))
+    audio = np.concatenate([studio[0], caller, studio[2]])
+    change = np.cumsum([0, len(studio[0]), len(caller), len(studio[2])]) / RATE_HZ
+    spotter = engine.spotter()
+    segments: list[Segment] = []
+    step = 4 * RATE_HZ
+    for start in range(0, len(audio), step):
+        events = spotter.process([AudioChunk("show", start / RATE_HZ, audio[start : start + step])])
+        segments += [e for e in events if isinstance(e, Segment)]
+    segments += [e for e in spotter.finish("show") if isinstance(e, Segment)]
+
+    def heard(start_s: float, end_s: float, narrow: bool) -> float:
+        """Seconds of ``start_s``..``end_s`` in segments measured narrowband (or wideband)."""
+        return sum(
+            max(0.0, min(end_s, s.end_s) - max(start_s, s.start_s))
+            for s in segments
+            if (0 < s.bandwidth_hz < NARROWBAND_HZ) == narrow
+        )
+
+    assert heard(change[1], change[2], narrow=True) >= change[2] - change[1] - 3.5
+    assert heard(change[2], change[3], narrow=False) >= change[3] - change[2] - 3.5
+    assert heard(0.0, change[1], narrow=True) == 0.0
+    assert all(0 < s.bandwidth_hz < NARROWBAND_HZ for s in segments if change[1] + 3.0 <= s.start_s < change[2])
+
+
 def test_a_turn_alerts_only_its_most_likely_voice(tmp_path: Path, engine: Engine, readers: dict[str, list[Path]]) -> None:
     """One reader enrolled twice under two names (from different readings): each turn of theirs passes both voices'
     thresholds, but a turn is one voice, so only the more likely name alerts on it."""

@@ -18,6 +18,7 @@ from .engine import Engine
 from .metrics import Metrics, evaluate
 from .quality import band_edge_hz
 from .records import Alert, Detection
+from .scoring import band_name
 from .sources import FileSource
 from .spotting_metrics import SpottingResult, score_alerts
 from .trials import spotting_evidence
@@ -44,7 +45,7 @@ class SystemResult:
     unscored_turns: int = 0
     held_back: int = 0  # missed target turns that began within the 10 s cooldown after the same voice was last found
     false_alarm_notes: str = ""
-    threshold_llr: float | None = None  # the operating point on this condition's channel band
+    threshold_llr: float | None = None  # the operating point on the channel band of most of the condition's turns
     metrics: Metrics = field(init=False)
 
     def __post_init__(self) -> None:
@@ -67,10 +68,15 @@ def run_voxwatch(engine: Engine, condition: Condition, folder: Path) -> SystemRe
     summary = engine.watch([FileSource(str(stream))])
     spotting = score_alerts(summary.alerts, condition.turns, condition.enrolled, condition.duration_s)
     watchlist = engine.watchlist()
-    band = band_edge_hz(condition.audio)  # the stream's channel band picks the calibration, as the watch does per stream
-    evidence = spotting_evidence(engine, watchlist, [(t.speaker, condition.cut(t)) for t in condition.turns], bandwidth_hz=band)
+    cuts = [(t.speaker, condition.cut(t)) for t in condition.turns]
+    bands = np.array([band_edge_hz(audio) for _, audio in cuts])  # each turn's channel: a phone-in's changes with the voice
+    evidence = spotting_evidence(engine, watchlist, cuts, bandwidth_hz=bands.tolist())
     voices = len(watchlist.names)
-    running = engine.calibration().for_band(band).llr(evidence.scores, evidence.speech_s)
+    names = np.array([band_name(b) for b in bands])[evidence.pairs // voices]
+    running = np.empty(len(evidence.scores))
+    for name in set(names):
+        rows = names == name
+        running[rows] = engine.calibration().band(name).llr(evidence.scores[rows], evidence.speech_s[rows])
     last: dict[int, int] = {}
     peak: dict[int, float] = {}
     for row, pair in enumerate(evidence.pairs.tolist()):
@@ -95,7 +101,7 @@ def run_voxwatch(engine: Engine, condition: Condition, folder: Path) -> SystemRe
         unscored,
         held,
         notes,
-        engine.threshold(band),
+        engine.threshold(float(np.median(bands))),
     )
 
 

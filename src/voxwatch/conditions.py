@@ -1,5 +1,6 @@
 """Test conditions for spotting accuracy: clean enrollment audio per voice, and a stream with its truth turns, clean
-or through a channel (radio), perturbed per turn (simulated emotion), or in another language (Arabic isolated words)."""
+or through a channel (radio; telephone for some turns), perturbed per turn (simulated emotion), or in another language
+(Arabic isolated words)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from .audio import RATE_HZ, load_audio
 from .corpus import SpottingTask, Turn, compose
 from .perturb import emote
 
-__all__ = ["Condition", "arabic_condition", "emotional_condition", "from_task", "radio_condition"]
+__all__ = ["Condition", "arabic_condition", "emotional_condition", "from_task", "phone_in_condition", "radio_condition"]
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,18 @@ def from_task(task: SpottingTask, name: str = "clean") -> Condition:
 def radio_condition(clean: Condition, rng: np.random.Generator, snr_db: float = 10.0) -> Condition:
     """The whole stream through a walkie-talkie channel; the turns keep their times, the enrollment stays clean."""
     return Condition("radio", clean.enrollment, channels.radio(clean.audio, rng, snr_db=snr_db), clean.turns)
+
+
+def phone_in_condition(clean: Condition, rng: np.random.Generator, share: float = 0.5) -> Condition:
+    """A call-in show: each turn of the stream heard through a telephone line with probability ``share`` (the callers),
+    the others as recorded in the studio, so the channel changes with the speaker; turn times and the clean enrollment
+    stay."""
+    audio = clean.audio.copy()
+    for turn in clean.turns:
+        if rng.random() < share:
+            start, end = round(turn.start_s * RATE_HZ), round(turn.end_s * RATE_HZ)
+            audio[start:end] = channels.telephone(audio[start:end], rng)
+    return Condition("phone-in", clean.enrollment, audio, clean.turns)
 
 
 def emotional_condition(

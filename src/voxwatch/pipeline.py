@@ -225,11 +225,12 @@ class Spotter:
             return []
         stacked = np.concatenate(frames).astype(np.float32, copy=False)
         probs = self.vad.probabilities(stacked, [s.vad for s in owners])
-        metered = [i for i, s in enumerate(owners) if not s.known_band_hz]
-        for i, power in zip(metered, frame_power(stacked[metered])):
-            owners[i].band.add(power)
-        windows: list[Window] = []
-        for frame, prob, state in zip(stacked, probs, owners):
+        metered = [not s.known_band_hz for s in owners]
+        spectra = iter(frame_power(stacked[metered]))  # one FFT batch; each frame joins its meter in stream order, so
+        windows: list[Window] = []  # a window's band is measured on audio up to its end, not on the next voice's
+        for frame, prob, state, meter in zip(stacked, probs, owners, metered, strict=True):
+            if meter:
+                state.band.add(next(spectra))
             windows += self._frame(state, frame, float(prob))
         return windows
 

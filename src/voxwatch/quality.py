@@ -39,11 +39,15 @@ def measure(samples: np.ndarray, rate_hz: int = RATE_HZ) -> Quality:
 
 
 BAND_FRAME = 512  # 32 ms: the frames the band is measured on (the VAD's too)
-BAND_HISTORY_S = 8.0  # a live stream's band: the latest 8 s of its audio
+BAND_HISTORY_S = 8.0  # a live stream's band: the latest 8 s of its audio...
+BAND_RECENT_S = 2.4  # ...unless its latest 2.4 s are clearly on another channel: a caller after the studio, and back
+CLEARLY_NARROW_HZ = 3700.0  # telephone and radio channels end below this
+CLEARLY_WIDE_HZ = 5000.0  # and no narrowband channel above this
 DIGITAL_SILENCE_DBFS = -80.0  # frames below this carry no channel at all (squelch, gaps filled with zeros)
 SQUELCH_FRAMES = 8  # a gap of more digitally silent frames than this (0.26 s) parts a recording's band measure
 
 
+_RECENT_FRAMES = round(BAND_RECENT_S * RATE_HZ / BAND_FRAME)
 _HANN = np.hanning(BAND_FRAME).astype(np.float32)
 
 
@@ -96,7 +100,9 @@ def band_edge_hz(samples: np.ndarray, rate_hz: int = RATE_HZ) -> float:
 
 class BandMeter:
     """A live stream's channel band: :func:`band_edge_of` over its latest :data:`BAND_HISTORY_S` of audio, pauses
-    included (a channel's noise between words tells its band better than the speech alone)."""
+    included (a channel's noise between words tells its band better than the speech alone). Where the channel
+    changes with the speaker (a phone-in), the latest :data:`BAND_RECENT_S` alone decide once they are clearly on
+    the other side of the narrowband boundary: the longer history would hold the old channel for seconds."""
 
     def __init__(self) -> None:
         self._power = np.zeros((0, BAND_FRAME // 2 + 1), np.float32)  # a ring of the latest frames' spectra
@@ -111,6 +117,12 @@ class BandMeter:
 
     def edge_hz(self) -> float:
         """The band edge now (0 when it cannot be measured yet)."""
+        if not self._frames:
+            return 0.0
+        latest = (self._frames - 1 - np.arange(min(self._frames, _RECENT_FRAMES))) % len(self._power)
+        recent = band_edge_of(self._power[latest])
+        if 0 < recent < CLEARLY_NARROW_HZ or recent >= CLEARLY_WIDE_HZ:
+            return recent
         return band_edge_of(self._power[: self._frames])
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -196,11 +196,11 @@ def spotting_evidence(
     watchlist: Watchlist,
     tests: list[tuple[str | None, np.ndarray]],
     parallel: int = 32,
-    bandwidth_hz: float | None = None,
+    bandwidth_hz: Sequence[float] | None = None,
 ) -> EvidenceSet:
     """Stream each test utterance (speaker, audio) through the live spotter and keep every running turn score; with
-    ``bandwidth_hz``, the utterances were cut from a stream heard on that channel band (else each is measured as it
-    goes, as a live stream is)."""
+    ``bandwidth_hz``, each utterance's channel band, measured beforehand (else each is measured as it goes, as a live
+    stream is)."""
     spotter_options = dataclasses.replace(engine.settings.spotter, trace=True, threshold_llr=np.inf)
     scores, speech, target, pairs = [], [], [], []
     for start in range(0, len(tests), parallel):
@@ -208,7 +208,7 @@ def spotting_evidence(
         spotter = engine.spotter(watchlist, spotter_options)
         if bandwidth_hz is not None:
             for i in range(len(group)):
-                spotter.known_band(str(start + i), bandwidth_hz)
+                spotter.known_band(str(start + i), bandwidth_hz[start + i])
         longest = max(len(a) for _, a in group)
         events = []
         step = RATE_HZ // 2
