@@ -72,11 +72,8 @@ def run_voxwatch(engine: Engine, condition: Condition, folder: Path) -> SystemRe
     bands = np.array([band_edge_hz(audio) for _, audio in cuts])  # each turn's channel: a phone-in's changes with the voice
     evidence = spotting_evidence(engine, watchlist, cuts, bandwidth_hz=bands.tolist())
     voices = len(watchlist.names)
-    names = np.array([band_name(b) for b in bands])[evidence.pairs // voices]
-    running = np.empty(len(evidence.scores))
-    for name in set(names):
-        rows = names == name
-        running[rows] = engine.calibration().band(name).llr(evidence.scores[rows], evidence.speech_s[rows])
+    narrow = np.array([band_name(b) == "narrowband" for b in bands])[evidence.pairs // voices]
+    running = engine.calibration().llr_by_band(evidence.scores, evidence.speech_s, narrow)
     last: dict[int, int] = {}
     peak: dict[int, float] = {}
     for row, pair in enumerate(evidence.pairs.tolist()):

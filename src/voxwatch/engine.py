@@ -441,13 +441,11 @@ class Engine:
                 continue
             vectors = rec.vectors.astype(np.float32)
             narrow = calibration.narrow(vectors, rec.bandwidth_hz)  # a band-routed model's segments: by their encoder
-            scores, llrs = np.zeros((len(vectors), len(watchlist.names))), np.zeros((len(vectors), len(watchlist.names)))
-            needed = np.zeros(len(vectors))
+            scores, needed = np.zeros((len(vectors), len(watchlist.names))), np.zeros(len(vectors))
             for rows, band in ((narrow, "narrowband"), (~narrow, "wideband")):
-                scored = calibration.band(band)
                 scores[rows] = watchlist.scores(vectors[rows], band)
-                llrs[rows] = scored.llr(scores[rows], rec.spans[rows, 2][:, None])
-                needed[rows] = threshold(scored)
+                needed[rows] = threshold(calibration.band(band))
+            llrs = calibration.llr_by_band(scores, rec.spans[:, 2][:, None], narrow)
             for j, name in enumerate(watchlist.names):
                 hits = np.flatnonzero(llrs[:, j] >= needed)
                 found += merge_detections(

@@ -144,6 +144,14 @@ class Calibration:
         s = np.asarray(score, np.float64)
         return self.a + self.b * s + (self.c + self.d * s) * log_s
 
+    def llr_by_band(self, scores: np.ndarray, speech_s: np.ndarray, narrow: np.ndarray) -> np.ndarray:
+        """LLRs of rows of ``scores`` heard on either band: the rows where ``narrow`` is true by the narrowband
+        calibration, the others by the wideband one (``speech_s`` row by row, as :meth:`llr` takes it)."""
+        llrs = np.empty(np.shape(scores))
+        for rows, band in ((narrow, "narrowband"), (~narrow, "wideband")):
+            llrs[rows] = self.band(band).llr(scores[rows], speech_s[rows])
+        return llrs
+
     def threshold_for(self, false_alarms_per_hour: float) -> float:
         """The lowest LLR threshold expected to raise at most this many false alarms per hour of non-target speech
         per enrolled voice."""

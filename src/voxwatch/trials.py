@@ -138,7 +138,7 @@ def run_trials(
     scores, speech, target, bands = score_trials(engine, trials, progress)
     calibration = engine.calibration(required=False)
     narrow = np.array([band_name(b) == "narrowband" for b in bands], bool)
-    llr = np.where(narrow, calibration.band("narrowband").llr(scores, speech), calibration.llr(scores, speech))
+    llr = calibration.llr_by_band(scores, speech, narrow)
     if not engine.calibrated:
         log.warning(
             "model %r has no calibration: Cllr is measured with %r's (EER and minDCF need none)",
