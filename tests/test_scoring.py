@@ -58,6 +58,18 @@ def test_the_false_alarm_table_counts_each_non_target_turn_once_at_its_worst() -
         assert rate == sum(w >= threshold for w in worst)  # false alarms per hour: turns whose worst reaches it
 
 
+def test_rows_heard_on_either_band_are_mapped_by_their_bands_calibration() -> None:
+    """Search hits, trial lists and the accuracy benchmark's turns mix both bands: each row's LLR is its band's."""
+    calibration = Calibration.default(ENCODER)
+    assert calibration.narrowband is not None
+    scores, speech = np.array([[2.0, 4.0], [2.0, 4.0], [6.0, -1.0]]), np.array([[3.0], [3.0], [12.0]])
+    narrow = np.array([True, False, True])
+    llrs = calibration.llr_by_band(scores, speech, narrow)
+    assert np.array_equal(llrs[narrow], calibration.narrowband.llr(scores[narrow], speech[narrow]))
+    assert np.array_equal(llrs[1], calibration.llr(scores[1], speech[1]))
+    assert llrs[0, 1] != llrs[1, 1]  # the same score is other evidence on a narrowband channel
+
+
 @pytest.mark.parametrize("model", [ENCODER, "ge2e"])
 def test_lowest_score_is_the_lowest_that_reaches_the_threshold(model: str) -> None:
     for calibration in (Calibration.default(model), Calibration.default(model).narrowband):
