@@ -101,8 +101,9 @@ def band_edge_hz(samples: np.ndarray, rate_hz: int = RATE_HZ) -> float:
 class BandMeter:
     """A live stream's channel band: :func:`band_edge_of` over its latest :data:`BAND_HISTORY_S` of audio, pauses
     included (a channel's noise between words tells its band better than the speech alone). Where the channel
-    changes with the speaker (a phone-in), the latest :data:`BAND_RECENT_S` alone decide once they are clearly on
-    the other side of the narrowband boundary: the longer history would hold the old channel for seconds."""
+    changes with the speaker (a phone-in), the latest :data:`BAND_RECENT_S` alone decide once they are clearly on one
+    side of the narrowband boundary (below :data:`CLEARLY_NARROW_HZ`, or from :data:`CLEARLY_WIDE_HZ`): the longer
+    history would hold the old channel for seconds."""
 
     def __init__(self) -> None:
         self._power = np.zeros((0, BAND_FRAME // 2 + 1), np.float32)  # a ring of the latest frames' spectra
