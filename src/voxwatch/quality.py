@@ -90,7 +90,7 @@ def band_edge_hz(samples: np.ndarray, rate_hz: int = RATE_HZ) -> float:
     power = frame_power(x[: n * BAND_FRAME].reshape(n, BAND_FRAME))
     audible = np.flatnonzero(_audible(power))
     parts = np.split(audible, np.flatnonzero(np.diff(audible) > SQUELCH_FRAMES) + 1) if len(audible) else []
-    measured = [(band_edge_of(power[part], rate_hz), len(part)) for part in parts if len(part) >= 8]
+    measured = [(band_edge_of(power[part], rate_hz), len(part)) for part in parts]  # 0: too short to measure
     measured = sorted((edge, frames) for edge, frames in measured if edge > 0)
     if not measured:
         return 0.0
