@@ -50,6 +50,15 @@ def test_every_degradation_keeps_length_and_range(data: Path) -> None:
         assert not np.allclose(y, x), kind
 
 
+def test_a_radio_chain_degrades_audio_shorter_than_its_agc(data: Path) -> None:
+    # a 1 s turn: the AGC's smoothing (up to 1.5 s) must not outgrow the audio
+    x = load_audio(data / SPEECH)[:RATE_HZ]
+    degrade = Degrader([], [])
+    for seed in range(30):
+        y = degrade.radio(x, np.random.default_rng(seed))
+        assert y.shape == x.shape and np.all(np.isfinite(y)), seed
+
+
 def test_a_crop_played_at_another_speed_stays_inside_its_utterance(data: Path) -> None:
     speech = load_audio(data / SPEECH)
     utterances = [speech[: 3 * RATE_HZ], speech[3 * RATE_HZ : 3 * RATE_HZ + 27200]]  # the second 1.7 s: one window and a bit

@@ -123,8 +123,9 @@ class Degrader:
 
 
 def _agc(x: np.ndarray, time_s: float) -> np.ndarray:
-    """Automatic gain control: divide by a smoothed envelope (time constant ``time_s``), never more than +20 dB."""
-    width = max(1, int(time_s * RATE_HZ))
+    """Automatic gain control: divide by a smoothed envelope (time constant ``time_s``, at most the audio's length),
+    never more than +20 dB."""
+    width = max(1, min(int(time_s * RATE_HZ), len(x)))
     power = np.convolve(x.astype(np.float64) ** 2, np.ones(width) / width, mode="same")
     gain = 1.0 / np.sqrt(np.maximum(power, np.max(power) * 1e-2))
     y = x * gain
