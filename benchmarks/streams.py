@@ -139,7 +139,7 @@ def _clip(path: Path, audio: np.ndarray, turns: list[Turn], index: int, duration
     candidates = [t.end_s + 0.2 for t in turns[first:] if t.end_s + 0.2 <= total_s]
     end_s = min(candidates, key=lambda e: abs(e - start_s - duration_s))
     kept = tuple(
-        Turn(t.speaker, round(t.start_s - start_s, 3), round(t.end_s - start_s, 3))
+        Turn(t.speaker, round(t.start_s - start_s, 3), round(t.end_s - start_s, 3), round(t.onset_s - start_s, 3))
         for t in turns
         if start_s <= t.start_s and t.end_s <= end_s
     )

@@ -13,7 +13,7 @@ from voxwatch import Engine, FileSource, WatchSummary, channels
 from voxwatch.audio import RATE_HZ, load_audio, write_wav
 from voxwatch.corpus import spotting_task
 from voxwatch.records import Alert, AudioChunk, Evidence, Segment
-from voxwatch.scoring import NARROWBAND_HZ
+from voxwatch.scoring import NARROWBAND_HZ, band_name
 from voxwatch.spotting_metrics import score_alerts
 from voxwatch.streams import Multiplexer, StreamStatus
 from voxwatch.watch import Watch
@@ -46,6 +46,16 @@ def test_enrolled_readers_are_spotted_with_few_false_alarms(watched) -> None:  #
     assert result.detection_rate >= 0.85, result.to_json()
     assert result.false_alarms <= 1, result.to_json()
     assert result.tta_percentile(50) <= 3.0, result.to_json()
+
+
+def test_a_turn_is_timed_from_its_first_word(watched) -> None:  # type: ignore[no-untyped-def]
+    """Readings open with silence: a turn's time-to-alert runs from where its voice begins, which is also where the
+    spotter's VAD hears the turn start."""
+    summary, _, task, _ = watched
+    assert all(t.start_s <= t.onset_s < t.end_s for t in task.turns)
+    assert np.median([t.onset_s - t.start_s for t in task.turns]) > 0.2, "LibriSpeech readings open with silence"
+    heard = [min(abs(a.segment_start_s - t.onset_s) for t in task.turns) for a in summary.alerts]
+    assert np.median(heard) < 0.1, heard
 
 
 def test_alerts_fire_while_the_voice_is_still_speaking(watched, engine: Engine) -> None:  # type: ignore[no-untyped-def]
@@ -170,6 +180,46 @@ def test_the_band_follows_a_caller_within_seconds(engine: Engine, readers: dict[
     assert heard(change[2], change[3], narrow=False) >= change[3] - change[2] - 3.5
     assert heard(0.0, change[1], narrow=True) == 0.0
     assert all(0 < s.bandwidth_hz < NARROWBAND_HZ for s in segments if change[1] + 3.0 <= s.start_s < change[2])
+
+
+def test_a_turn_is_scored_after_its_first_second_then_every_0_3_s_up_to_a_full_window(
+    engine: Engine, readers: dict[str, list[Path]]
+) -> None:
+    """Evidence arrives early: a turn's first window ends after 1.0 s of its speech, the next two 0.3 s apart, then
+    one every hop (0.8 s) of speech."""
+    files = largest(readers["2033"], 3)
+    engine.enroll("reader", [str(f) for f in files[1:]])
+    spotter = engine.spotter(engine.watchlist(), dataclasses.replace(engine.settings.spotter, trace=True))
+    reading, step = load_audio(files[0]), RATE_HZ // 2
+    events = []
+    for offset in range(0, len(reading), step):
+        events += spotter.process([AudioChunk("s", offset / RATE_HZ, reading[offset : offset + step])])
+    evidence = [e for e in events if isinstance(e, Evidence)]
+    first_turn = [round(e.speech_s, 1) for e in evidence if e.turn_start_s == evidence[0].turn_start_s]
+    assert first_turn[:4] == [1.0, 1.3, 1.6, 2.4], first_turn
+
+
+def test_an_early_window_is_scored_with_the_turn_but_not_kept_in_it(engine: Engine, readers: dict[str, list[Path]]) -> None:
+    """The window at 1.3 s of a turn's speech gives an earlier decision; the full window at 1.6 s holds its speech, so
+    from then on the turn's running score is that of the windows at 1.0 and 1.6 s, as if no early window had been."""
+    files = largest(readers["2033"], 3)
+    engine.enroll("reader", [str(f) for f in files[1:]])
+    watchlist = engine.watchlist()
+    spotter = engine.spotter(watchlist, dataclasses.replace(engine.settings.spotter, trace=True))
+    reading, step = load_audio(files[0]), RATE_HZ // 2
+    windows, events = [], []
+    for offset in range(0, len(reading), step):
+        cut = spotter.windows([AudioChunk("s", offset / RATE_HZ, reading[offset : offset + step])])
+        windows += [w for w in cut if len(w.samples)]
+        events += spotter.decide(cut)
+    evidence = [e for e in events if isinstance(e, Evidence)]
+    band = band_name(windows[2].bandwidth_hz)
+    embedded = np.concatenate([engine.backend.embed(w.samples[None], band) for w in windows[:3]])
+    assert [len(w.samples) / RATE_HZ for w in windows[:3]] == pytest.approx([1.024, 1.344, 1.6], abs=0.001)
+    assert np.allclose(evidence[1].scores, watchlist.scores(embedded[:2].sum(axis=0, keepdims=True), band)[0], atol=1e-4)
+    kept = watchlist.scores(embedded[[0, 2]].sum(axis=0, keepdims=True), band)[0]
+    assert np.allclose(evidence[2].scores, kept, atol=1e-4), (evidence[2].scores, kept)
+    assert not np.allclose(evidence[2].scores, watchlist.scores(embedded.sum(axis=0, keepdims=True), band)[0], atol=1e-3)
 
 
 def test_a_turn_alerts_only_its_most_likely_voice(tmp_path: Path, engine: Engine, readers: dict[str, list[Path]]) -> None:

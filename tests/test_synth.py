@@ -83,7 +83,7 @@ def test_conversation_is_reproducible() -> None:
 
 
 def test_turn_json_round_trip() -> None:
-    turn = synth.Turn("Alice", 1.5, 4.25)
+    turn = synth.Turn("Alice", 1.5, 4.25, 1.62)
     assert synth.Turn.from_json(turn.to_json()) == turn
 
 

@@ -17,11 +17,32 @@ from .records import _JsonRecord
 
 @dataclass(frozen=True)
 class Turn(_JsonRecord):
-    """Ground truth: ``speaker`` talks from ``start_s`` to ``end_s`` of a composed stream."""
+    """Ground truth: ``speaker``'s recording plays from ``start_s`` to ``end_s`` of a composed stream, and its first
+    word begins at ``onset_s`` (a recording may open with silence: LibriSpeech's with about half a second)."""
 
     speaker: str
     start_s: float
     end_s: float
+    onset_s: float
+
+
+ONSET_FRAME_S = 0.02
+ONSET_BELOW_PEAK_DB = 25.0  # a frame this close to a recording's loudest is speech...
+ONSET_ABOVE_FLOOR_DB = 10.0  # ...if it also stands this far above the recording's quietest tenth (its noise)
+
+
+def speech_onset_s(audio: np.ndarray) -> float:
+    """Where the first word of a recording of one voice begins (s): its first 20 ms frame within 25 dB of the
+    loudest and 10 dB above the noise floor (the quietest tenth of its frames); 0 for a recording shorter than a
+    frame."""
+    step = round(ONSET_FRAME_S * RATE_HZ)
+    n = len(audio) // step
+    if not n:
+        return 0.0
+    level = 10 * np.log10(np.mean(np.square(audio[: n * step].reshape(n, step), dtype=np.float64), axis=1) + 1e-12)
+    floor = np.percentile(level, 10)
+    threshold = max(level.max() - ONSET_BELOW_PEAK_DB, floor + ONSET_ABOVE_FLOOR_DB)
+    return float(np.argmax(level >= min(threshold, level.max())) * ONSET_FRAME_S)  # all noise: its loudest frame
 
 
 def speaker_folders(root: str | Path) -> dict[str, list[Path]]:
@@ -60,7 +81,15 @@ def compose(
         gap = np.zeros(int(rng.uniform(*gap_s) * RATE_HZ), np.float32)
         pieces += [gap, audio.astype(np.float32)]
         position += len(gap)
-        turns.append(Turn(speaker or "?", round(position / RATE_HZ, 3), round((position + len(audio)) / RATE_HZ, 3)))
+        start_s = position / RATE_HZ
+        turns.append(
+            Turn(
+                speaker or "?",
+                round(start_s, 3),
+                round(start_s + len(audio) / RATE_HZ, 3),
+                round(start_s + speech_onset_s(audio), 3),
+            )
+        )
         position += len(audio)
     tail = np.zeros(int(gap_s[1] * RATE_HZ), np.float32)
     return np.concatenate(pieces + [tail]), turns

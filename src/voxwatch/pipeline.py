@@ -1,6 +1,7 @@
 """The streaming spotter: chunks of many streams in, alerts, detections and speaker-homogeneous segments out.
 
-Per stream: 32 ms frames → VAD with hysteresis → speech-only buffer → windows every ``hop_s`` of speech →
+Per stream: 32 ms frames → VAD with hysteresis → speech-only buffer → windows of a turn's speech (the first after
+``first_window_s``, then every ``early_hop_s`` up to a full window, then every ``hop_s``) →
 embeddings (one batched call for all streams) → the current turn's running mean embedding → LLR against the
 watchlist, calibrated for the stream's channel band (measured on its latest audio, pauses included) → an alert for
 the turn's most likely voice the moment its LLR passes the threshold (by default the one the calibration gives the
@@ -37,6 +38,7 @@ class SpotterOptions:
 
     hop_s: float = 0.8
     first_window_s: float = 1.0
+    early_hop_s: float = 0.3  # windows between the first and the first full one (1.0, 1.3, 1.6 s of a turn's speech)
     vad_onset: float = 0.5
     vad_offset: float = 0.35
     hangover_s: float = 0.2
@@ -49,8 +51,9 @@ class SpotterOptions:
     trace: bool = False  # also emit an Evidence event per window (evaluation, calibration)
 
     def __post_init__(self) -> None:
-        if not 0.1 <= self.hop_s <= 5:
-            raise UsageError(f"hop_s={self.hop_s} is out of range (0.1 to 5 s)")
+        for name in ("hop_s", "early_hop_s"):
+            if not 0.1 <= getattr(self, name) <= 5:
+                raise UsageError(f"{name}={getattr(self, name)} is out of range (0.1 to 5 s)")
         if not 0 < self.vad_offset <= self.vad_onset < 1:
             raise UsageError(f"need 0 < vad_offset ({self.vad_offset}) <= vad_onset ({self.vad_onset}) < 1")
         if not self.hangover_s <= self.turn_gap_s <= self.max_pause_s:
@@ -126,6 +129,7 @@ class Window:
     closes: bool = False  # the turn ends with this window
     after_pause: bool = False  # the first window after a pause: the turn goes on only if it sounds the same
     bandwidth_hz: float = 0.0  # the stream's channel band (of its latest audio, pauses included; 0: unknown)
+    early: bool = False  # between the first window and the first full one: scored with the turn, not kept in it
     embedding: np.ndarray | None = None
 
 
@@ -169,6 +173,7 @@ class Spotter:
         self._only: dict[str, set[str]] = {}
         self._window = int(backend.window_s * RATE_HZ)
         self._hop = int(self.options.hop_s * RATE_HZ)
+        self._early_hop = int(self.options.early_hop_s * RATE_HZ)
         self._first = min(self._window, int(max(self.options.first_window_s, backend.min_window_s) * RATE_HZ))
         self._hangover = int(self.options.hangover_s * RATE_HZ)
         self._gap = int(self.options.turn_gap_s * RATE_HZ)
@@ -269,7 +274,13 @@ class Spotter:
             state.next_window = self._first
         if state.speech >= state.next_window:
             window = self._cut(state, min(self._window, state.speech))
-            state.next_window = max(self._window, state.speech) + self._hop if state.speech >= self._window else self._window
+            window.early = state.next_window != self._first and state.speech < self._window
+            early_hop = self._early_hop if self.watchlist.names else self._window  # only an early decision needs them
+            state.next_window = (
+                max(self._window, state.speech) + self._hop
+                if state.speech >= self._window
+                else min(self._window, state.speech + early_hop)
+            )
             return [window]
         return []
 
@@ -338,21 +349,26 @@ class Spotter:
         if turn is not None and (
             self._routed
             and band_name(w.bandwidth_hz) != band_name(turn.bandwidth_hz)  # another encoder: another turn
-            or len(turn.windows) >= enough
+            or not w.early
+            and len(turn.windows) >= enough
             and float(e @ turn.mean()) < self.options.change_threshold
         ):
             events += self._end_turn(state)
             turn = None
         if turn is None:
             turn = state.turn = _Turn(w.start_s, w.end_s, np.zeros_like(e))
-        turn.total = turn.total + e
-        turn.windows.append(e)
         turn.speech_samples += w.speech_samples
         turn.end_s = w.end_s
         turn.bandwidth_hz = w.bandwidth_hz
+        if w.early and turn.windows:  # the full window that follows holds its speech: the turn keeps that one
+            mean = l2_normalise(turn.total + e)
+        else:
+            turn.total = turn.total + e
+            turn.windows.append(e)
+            mean = turn.mean()
         if not self.watchlist.names:
             return events
-        scores, llrs = self.watchlist.llrs(turn.mean()[None], turn.speech_samples / RATE_HZ, turn.bandwidth_hz)
+        scores, llrs = self.watchlist.llrs(mean[None], turn.speech_samples / RATE_HZ, turn.bandwidth_hz)
         threshold = self.options.threshold(self.watchlist.calibration, turn.bandwidth_hz)
         if self.options.trace:
             events.append(

@@ -49,10 +49,12 @@ class SpottingResult:
 def score_alerts(
     alerts: list[Any], turns: list[Any], enrolled: set[str], stream_s: float, tolerance_s: float = 1.0
 ) -> SpottingResult:
-    """Match alerts (``speaker``, ``stream_time_s``) to turns (``speaker``, ``start_s``, ``end_s``) of one stream.
+    """Match alerts (``speaker``, ``stream_time_s``) to turns (``speaker``, ``start_s``, ``end_s``, ``onset_s``) of
+    one stream.
 
     An alert is correct when its voice is speaking at ``stream_time_s`` (within ``tolerance_s`` after the turn's end,
-    the time evidence takes to arrive); each target turn counts once, by its earliest correct alert."""
+    the time evidence takes to arrive); each target turn counts once, by its earliest correct alert, and its
+    time-to-alert runs from the turn's first word (``onset_s``)."""
     first: dict[int, float] = {}
     false_alarms = 0
     for alert in alerts:
@@ -64,7 +66,7 @@ def score_alerts(
         if not hits:
             false_alarms += 1
         for i in hits:
-            first[i] = min(first.get(i, math.inf), alert.stream_time_s - turns[i].start_s)
+            first[i] = min(first.get(i, math.inf), alert.stream_time_s - turns[i].onset_s)
     targets = [i for i, t in enumerate(turns) if t.speaker in enrolled]
     times = tuple(round(first[i], 3) for i in targets if i in first)
     return SpottingResult(len(targets), len(times), false_alarms, stream_s, times)

@@ -16,7 +16,7 @@ import numpy as np
 
 from . import channels
 from .audio import RATE_HZ, load_audio
-from .corpus import Turn
+from .corpus import Turn, speech_onset_s
 from .errors import AudioError, ModelError
 
 _SILENCE_LEVEL = 1e-3  # |sample| below this at the edges of espeak output is trimmed
@@ -180,7 +180,7 @@ def conversation(
         chosen = rng.choice(len(STREAM_SENTENCES), size=int(rng.integers(1, 5)), replace=False)
         speech = np.concatenate([part for i in chosen for part in (pause, speak(voices[speaker], STREAM_SENTENCES[i]))][1:])
         end = min(position + len(speech), total)
-        turns.append(Turn(voices[speaker].name, position / RATE_HZ, end / RATE_HZ))
+        turns.append(Turn(voices[speaker].name, position / RATE_HZ, end / RATE_HZ, position / RATE_HZ + speech_onset_s(speech)))
         pieces.append(speech)
         position += len(speech)
         previous = speaker
