@@ -1,13 +1,13 @@
 """The streaming spotter: chunks of many streams in, alerts, detections and speaker-homogeneous segments out.
 
 Per stream: 32 ms frames → VAD with hysteresis → speech-only buffer → windows of a turn's speech (the first after
-``first_window_s``, then every ``early_hop_s`` up to a full window, then every ``hop_s``) →
-embeddings (one batched call for all streams) → the current turn's running mean embedding → LLR against the
-watchlist, calibrated for the stream's channel band (measured on its latest audio, pauses included) → an alert for
-the turn's most likely voice the moment its LLR passes the threshold (by default the one the calibration gives the
-set false-alarm rate), once per turn and speaker. A turn ends after ``max_pause_s`` of silence, or where a window no
-longer sounds like the turn so far (speaker change); after a pause of ``turn_gap_s`` the turn goes on only if the
-next window still sounds like it.
+``first_window_s``, then every ``early_hop_s`` up to a full window, then every ``hop_s``) → embeddings (one batched
+call for all streams) → the current turn's running mean embedding (an early window is scored with it, not kept in it)
+→ LLR against the watchlist, calibrated for the stream's channel band (measured on its latest audio, pauses included)
+→ an alert for the turn's most likely voice the moment its LLR passes the threshold (by default the one the
+calibration gives the set false-alarm rate), once per turn and speaker. A turn ends after ``max_pause_s`` of silence,
+or where a window no longer sounds like the turn so far (speaker change); after a pause of ``turn_gap_s`` the turn
+goes on only if the next window still sounds like it.
 """
 
 from __future__ import annotations
