@@ -25,7 +25,7 @@ channel band, so with a band-routed model (the default) it embeds every window w
 threshold is chosen ONCE, on the clean condition (the lowest giving <= 2 false alarms per stream-hour), and kept.
 
 Per condition and system: detection rate over target turns, false alarms per stream-hour (all enrolled voices
-together), time-to-alert median/p95 (stream time from turn onset), and turn-level EER, minDCF (P_target 0.01) and
+together), time-to-alert median/p95 (stream time from the turn's first word), and turn-level EER, minDCF (P_target 0.01) and
 Cllr over every (truth turn x enrolled voice) trial: voxwatch's final running turn score as an LLR, the naive
 spotter's best window cosine in the turn (no Cllr: it has no calibration). Then the score distributions behind them.
 With several seeds (each draws other enrolled voices, impostors and turns), each seed's table comes first, then the
@@ -223,7 +223,7 @@ def report(results: dict[str, dict[str, SystemResult]], naive_threshold: float |
     print()
     print(table(results))
     print(
-        "  (n) = false alarms; TTA = stream time from turn onset to the alert; EER/minDCF/Cllr over (truth turn x enrolled voice)"
+        "  (n) = false alarms; TTA = stream time from the turn's first word to the alert; EER/minDCF/Cllr over (truth turn x enrolled voice)"
     )
     print(
         "  held = target turns without an alert of their own that began within 10 s of the same voice being found"

@@ -10,7 +10,7 @@ Per step it prints:
             and samples; ``wall lag`` is the same against the wall clock (elapsed since the stream began minus the
             audio processed), which keeps growing when the multiplexer's backpressure slows the readers down
   held      wall lag p95 < 2 s and not growing (last third vs first third of the step < +1 s)
-  TTA       time-to-alert over target turns: ``stream`` counts from turn onset to the alert's stream time
+  TTA       time-to-alert over target turns: ``stream`` counts from the turn's first word to the alert's stream time
             (what ``spotting_metrics.score_alerts`` reports), ``wall`` adds the processing delay, i.e. from the moment the
             turn's first audio arrived to the moment a sink received the alert
   delay     median processing delay of alerts (wall receipt minus the arrival of the audio it was decided on)
