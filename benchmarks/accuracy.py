@@ -25,13 +25,13 @@ channel band, so with a band-routed model (the default) it embeds every window w
 threshold is chosen ONCE, on the clean condition (the lowest giving <= 2 false alarms per stream-hour), and kept.
 
 Per condition and system: detection rate over target turns, false alarms per stream-hour (all enrolled voices
-together), time-to-alert median/p95 (stream time from the turn's first word), and turn-level EER, minDCF (P_target 0.01) and
-Cllr over every (truth turn x enrolled voice) trial: voxwatch's final running turn score as an LLR, the naive
-spotter's best window cosine in the turn (no Cllr: it has no calibration). Then the score distributions behind them.
-With several seeds (each draws other enrolled voices, impostors and turns), each seed's table comes first, then the
-same table over all their turns and trials pooled. Last, voxwatch's false alarms per enrolled voice per hour of stream,
-the unit of the promise, over every seed: one seed has 10 voices (7 on Arabic) for about 20 minutes, too few to
-measure a rate promised at 1 per voice-hour.
+together), time-to-alert median/p95 (stream time from the turn's first word), and turn-level EER, minDCF (P_target
+0.01) and Cllr over every (truth turn x enrolled voice) trial: voxwatch's final running turn score as an LLR, the
+naive spotter's best window cosine in the turn (no Cllr: it has no calibration). Then the score distributions behind
+them. With several seeds (each draws other enrolled voices, impostors and turns), each seed's table comes first, then
+the same table over all their turns and trials pooled. Last, voxwatch's false alarms per enrolled voice per hour of
+stream, the unit of the promise, over every seed: one seed has 10 voices (7 on Arabic) for about 20 minutes, too few
+to measure a rate promised at 1 per voice-hour.
 
     .venv/bin/python benchmarks/accuracy.py [--seed N [N ...]] [--quick]
 """

@@ -1,7 +1,7 @@
 """Spotting benchmark: enrolled LibriSpeech voices in a long stream among never-enrolled speakers.
 
-Prints detection rate over target turns, false alarms per stream-hour, time-to-alert (median, 95th percentile,
-stream time from the turn's first word) and speed (× real time on one core), at the default operating point (a false-alarm
+Prints detection rate over target turns, false alarms per stream-hour, time-to-alert (median, 95th percentile, stream
+time from the turn's first word) and speed (× real time on one core), at the default operating point (a false-alarm
 rate per enrolled voice) and at a sweep of rates.
 
     .venv/bin/python benchmarks/spotting.py [--seed N]

@@ -12,7 +12,7 @@ import numpy as np
 from .audio import RATE_HZ
 
 _TAPS = 1023  # windowed-sinc length: ~86 Hz transition band and ~74 dB stop band (Blackman) at 16 kHz
-_FRAME_S = 0.02  # frame length for measuring the active part of a signal
+ENERGY_FRAME_S = 0.02  # the frames of frame_energies (the active part of a signal, a recording's first word)
 _ACTIVE_DB = 30.0  # frames within this many dB of the 95th-percentile frame energy count as active
 _NARROW_RATE_HZ = 8000
 _NARROW_CUTOFF_HZ = 3800.0  # anti-alias corner for the 8 kHz leg, below its 4 kHz Nyquist
@@ -119,13 +119,20 @@ def add_noise(x: np.ndarray, snr_db: float, rng: np.random.Generator, noise: np.
     return _finish(x + added)
 
 
+def frame_energies(x: np.ndarray, rate_hz: int = RATE_HZ) -> np.ndarray:
+    """Mean power of each 20 ms frame of ``x`` (one frame if ``x`` is shorter; none if it is empty)."""
+    x = _signal(x)
+    frame = min(len(x), max(1, round(ENERGY_FRAME_S * rate_hz)))
+    if not frame:
+        return np.zeros(0)
+    return np.mean(x[: len(x) // frame * frame].reshape(-1, frame) ** 2, axis=1)
+
+
 def active_power(x: np.ndarray, rate_hz: int = RATE_HZ) -> float:
     """Mean power of the active frames of ``x`` (20 ms frames within 30 dB of the 95th-percentile frame energy)."""
-    x = _signal(x)
-    frame = min(len(x), max(1, round(_FRAME_S * rate_hz)))
-    if not frame:
+    energy = frame_energies(x, rate_hz)
+    if not len(energy):
         return 0.0
-    energy = np.mean(x[: len(x) // frame * frame].reshape(-1, frame) ** 2, axis=1)
     reference = np.percentile(energy, 95)
     if reference == 0:
         energy = energy[energy > 0]

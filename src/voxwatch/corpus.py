@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from .audio import AUDIO_SUFFIXES, RATE_HZ
+from .channels import ENERGY_FRAME_S, frame_energies
 from .errors import UsageError
 from .records import _JsonRecord
 
@@ -26,7 +27,6 @@ class Turn(_JsonRecord):
     onset_s: float
 
 
-ONSET_FRAME_S = 0.02
 ONSET_BELOW_PEAK_DB = 25.0  # a frame this close to a recording's loudest is speech...
 ONSET_ABOVE_FLOOR_DB = 10.0  # ...if it also stands this far above the recording's quietest tenth (its noise)
 
@@ -35,14 +35,13 @@ def speech_onset_s(audio: np.ndarray) -> float:
     """Where the first word of a recording of one voice begins (s): its first 20 ms frame within 25 dB of the
     loudest and 10 dB above the noise floor (the quietest tenth of its frames); 0 for a recording shorter than a
     frame."""
-    step = round(ONSET_FRAME_S * RATE_HZ)
-    n = len(audio) // step
-    if not n:
+    energy = frame_energies(audio)
+    if not len(energy):
         return 0.0
-    level = 10 * np.log10(np.mean(np.square(audio[: n * step].reshape(n, step), dtype=np.float64), axis=1) + 1e-12)
+    level = 10 * np.log10(energy + 1e-12)
     floor = np.percentile(level, 10)
     threshold = max(level.max() - ONSET_BELOW_PEAK_DB, floor + ONSET_ABOVE_FLOOR_DB)
-    return float(np.argmax(level >= min(threshold, level.max())) * ONSET_FRAME_S)  # all noise: its loudest frame
+    return float(np.argmax(level >= min(threshold, level.max())) * ENERGY_FRAME_S)  # all noise: its loudest frame
 
 
 def speaker_folders(root: str | Path) -> dict[str, list[Path]]:
